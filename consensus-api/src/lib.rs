@@ -55,9 +55,7 @@ pub use replicated::{Applied, ReadConsistency, ReplicatedLog, StateMachine};
 pub use sessions::{SessionCommand, SessionError, Sessions};
 pub use store::LogStore;
 pub use transport::{Transport, TransportEvent};
-pub use types::{
-    Entry, LogIndex, NodeId, Payload, PeerProgress, Role, Snapshot, Status, Ticket,
-};
+pub use types::{Entry, LogIndex, NodeId, Payload, PeerProgress, Role, Snapshot, Status, Ticket};
 
 /// Re-exported so that implementors use the same `Bytes` type.
 pub use bytes::Bytes;

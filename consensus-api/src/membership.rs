@@ -222,9 +222,15 @@ mod tests {
         let m = Membership::new([1, 2, 3, 4, 5]);
         assert!(m.is_quorum_set(&[1, 2, 3].into()));
         assert!(!m.is_quorum_set(&[1, 2].into()));
-        assert!(!m.is_quorum_set(&[4, 5, 6, 7].into()), "non-members never count");
+        assert!(
+            !m.is_quorum_set(&[4, 5, 6, 7].into()),
+            "non-members never count"
+        );
         let four = Membership::new([1, 2, 3, 4]);
-        assert!(!four.is_quorum_set(&[1, 2].into()), "2 of 4 is not a majority");
+        assert!(
+            !four.is_quorum_set(&[1, 2].into()),
+            "2 of 4 is not a majority"
+        );
         assert!(four.is_quorum_set(&[1, 2, 3].into()));
     }
 
@@ -233,8 +239,14 @@ mod tests {
         let old = Membership::new([1, 2, 3]);
         let joint = old.joint_to(&Membership::new([3, 4, 5]));
         assert!(joint.is_joint());
-        assert!(!joint.is_quorum_set(&[1, 2, 4].into()), "old majority, new minority");
-        assert!(!joint.is_quorum_set(&[3, 4, 5].into()), "new majority, old minority");
+        assert!(
+            !joint.is_quorum_set(&[1, 2, 4].into()),
+            "old majority, new minority"
+        );
+        assert!(
+            !joint.is_quorum_set(&[3, 4, 5].into()),
+            "new majority, old minority"
+        );
         assert!(joint.is_quorum_set(&[2, 3, 4].into()));
         assert_eq!(joint.all_voters(), [1, 2, 3, 4, 5].into());
         assert_eq!(joint.leave_joint(), Membership::new([3, 4, 5]));
@@ -252,13 +264,22 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert_eq!(Membership::new([]).validate(), Err(MembershipError::NoVoters));
-        assert_eq!(Membership::new([0, 1]).validate(), Err(MembershipError::ZeroNodeId));
+        assert_eq!(
+            Membership::new([]).validate(),
+            Err(MembershipError::NoVoters)
+        );
+        assert_eq!(
+            Membership::new([0, 1]).validate(),
+            Err(MembershipError::ZeroNodeId)
+        );
         assert_eq!(
             Membership::with_learners([1, 2], [2]).validate(),
             Err(MembershipError::VoterAndLearner(2))
         );
         assert_eq!(Membership::with_learners([1, 2, 3], [4]).validate(), Ok(()));
-        assert_eq!(format!("{}", Membership::with_learners([1, 2], [4])), "(1 2) learners=(4)");
+        assert_eq!(
+            format!("{}", Membership::with_learners([1, 2], [4])),
+            "(1 2) learners=(4)"
+        );
     }
 }

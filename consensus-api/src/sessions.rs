@@ -176,7 +176,11 @@ impl<S: StateMachine> Sessions<S> {
         }
     }
 
-    fn apply_session(&mut self, index: LogIndex, command: SessionCommand) -> Result<Bytes, SessionError> {
+    fn apply_session(
+        &mut self,
+        index: LogIndex,
+        command: SessionCommand,
+    ) -> Result<Bytes, SessionError> {
         if let Some(record) = self.clients.get(&command.client) {
             if command.sequence == record.sequence {
                 return Ok(record.response.clone());
@@ -298,11 +302,21 @@ mod tests {
     fn a_retry_is_applied_once_and_gets_the_first_response() {
         let mut sm = Sessions::new(Counter::default(), 16);
         assert_eq!(total(sm.apply(1, &cmd(7, 1, 5))), 5);
-        assert_eq!(total(sm.apply(2, &cmd(7, 1, 5))), 5, "duplicate returns cached response");
+        assert_eq!(
+            total(sm.apply(2, &cmd(7, 1, 5))),
+            5,
+            "duplicate returns cached response"
+        );
         assert_eq!(sm.inner().0, 5, "duplicate not applied");
         assert_eq!(total(sm.apply(3, &cmd(7, 2, 1))), 6);
         let stale = Sessions::<Counter>::decode_response(&sm.apply(4, &cmd(7, 1, 5)));
-        assert_eq!(stale, Err(SessionError::Stale { sequence: 1, last: 2 }));
+        assert_eq!(
+            stale,
+            Err(SessionError::Stale {
+                sequence: 1,
+                last: 2
+            })
+        );
         assert_eq!(sm.inner().0, 6);
     }
 
@@ -310,7 +324,11 @@ mod tests {
     fn plain_commands_and_malformed_envelopes() {
         let mut sm = Sessions::new(Counter::default(), 16);
         assert_eq!(total(sm.apply(1, &SessionCommand::plain(&[3]))), 3);
-        assert_eq!(total(sm.apply(2, &SessionCommand::plain(&[3]))), 6, "plain is not deduplicated");
+        assert_eq!(
+            total(sm.apply(2, &SessionCommand::plain(&[3]))),
+            6,
+            "plain is not deduplicated"
+        );
         let bad = Sessions::<Counter>::decode_response(&sm.apply(3, &Bytes::from_static(&[9, 9])));
         assert_eq!(bad, Err(SessionError::Malformed));
         assert_eq!(sm.inner().0, 6);
@@ -336,7 +354,11 @@ mod tests {
         let snap = sm.snapshot();
         let mut other = Sessions::new(Counter::default(), 16);
         other.restore(1, &snap).unwrap();
-        assert_eq!(total(other.apply(2, &cmd(7, 1, 5))), 5, "restored table deduplicates");
+        assert_eq!(
+            total(other.apply(2, &cmd(7, 1, 5))),
+            5,
+            "restored table deduplicates"
+        );
         assert_eq!(other.inner().0, 5);
         assert!(other.restore(1, &Bytes::from_static(b"garbage")).is_err());
     }

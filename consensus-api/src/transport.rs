@@ -36,7 +36,9 @@ pub trait Transport<M: Send + 'static>: Send + Sync {
     fn send(&self, to: NodeId, message: M) -> Result<(), TransportError>;
 
     /// The next event; `None` once the transport is shut down. There is one
-    /// consumer (the node's driver).
+    /// consumer (the node's driver). Must be cancel-safe: dropping the future
+    /// before it completes loses no event (the driver polls it in `select!`
+    /// and with `now_or_never` to drain what is already waiting).
     async fn recv(&self) -> Option<TransportEvent<M>>;
 
     /// Closes every connection (flushing what was already queued, within a
