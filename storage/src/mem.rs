@@ -7,7 +7,9 @@
 //! as a real disk may), and [`LogStore::load`] returns only durable state,
 //! exactly like the disk store after a power loss.
 
-use consensus_api::{Bytes, Entry, InitialState, LogIndex, LogStore, Snapshot, StorageError, WriteBatch};
+use consensus_api::{
+    Bytes, Entry, InitialState, LogIndex, LogStore, Snapshot, StorageError, WriteBatch,
+};
 
 use crate::state::LogState;
 
@@ -244,7 +246,10 @@ mod tests {
         assert_eq!(state.snapshot, Some(snapshot));
         assert_eq!(state.entries, vec![entry(2, 2)]);
         let covered = [entry(1, 3)];
-        assert!(matches!(store.write(&append(&covered)), Err(StorageError::InvalidWrite(_))));
+        assert!(matches!(
+            store.write(&append(&covered)),
+            Err(StorageError::InvalidWrite(_))
+        ));
     }
 
     #[test]
@@ -256,8 +261,14 @@ mod tests {
         assert!(matches!(store.sync(), Err(StorageError::Io { .. })));
         assert!(matches!(store.sync(), Err(StorageError::Failed(_))));
         store.crash();
-        assert!(store.load().unwrap().entries.is_empty(), "nothing was synced");
+        assert!(
+            store.load().unwrap().entries.is_empty(),
+            "nothing was synced"
+        );
         store.inject(MemFault::DiskFull);
-        assert!(matches!(store.write(&append(&a)), Err(StorageError::DiskFull { .. })));
+        assert!(matches!(
+            store.write(&append(&a)),
+            Err(StorageError::DiskFull { .. })
+        ));
     }
 }

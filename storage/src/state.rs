@@ -35,9 +35,9 @@ impl LogState {
     /// Checks a batch without changing anything, so that an invalid batch is
     /// refused before any of it is written.
     pub fn validate(&self, batch: &WriteBatch<'_>) -> Result<(), StorageError> {
-        let floor = batch
-            .snapshot
-            .map_or(self.snapshot_index(), |s| s.index.max(self.snapshot_index()));
+        let floor = batch.snapshot.map_or(self.snapshot_index(), |s| {
+            s.index.max(self.snapshot_index())
+        });
         let mut previous = 0;
         for entry in batch.append {
             if entry.index == 0 {
