@@ -1,1 +1,0 @@
-//! Linearizability checking of client histories (being written).
