@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::failure::SimFailure;
-use crate::kv::{encode_read, KvCommand, KvResponse, KvStore};
+use crate::kv::{describe_payload, encode_read, KvCommand, KvResponse, KvStore};
 use crate::network::{Links, NetworkConfig};
 use crate::ops::{KvOutcome, OpError, PendingKv};
 
@@ -1088,8 +1088,10 @@ impl<C: Core> Cluster<C> {
         match self.log.get(&entry.index) {
             Some((payload, first)) if *payload != entry.payload => {
                 let message = format!(
-                    "node {id} applied {} at index {} but node {first} applied {:?} there",
-                    entry.payload, entry.index, payload
+                    "node {id} applied [{}] at index {} but node {first} applied [{}] there",
+                    describe_payload(&entry.payload),
+                    entry.index,
+                    describe_payload(payload)
                 );
                 self.violation("agreement", message);
                 return false;

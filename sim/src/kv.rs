@@ -181,6 +181,34 @@ impl KvResponse {
     }
 }
 
+/// Describes a log payload for failure messages: a session-wrapped key-value
+/// command prints as `write k1=17 (client 0x.., seq 3)`, anything else with
+/// the payload's own `Display`.
+pub fn describe_payload(payload: &consensus_api::Payload) -> String {
+    let consensus_api::Payload::Command(bytes) = payload else {
+        return payload.to_string();
+    };
+    let (header, body) = match bytes.first() {
+        Some(1) if bytes.len() >= 17 => {
+            let client = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
+            let sequence = u64::from_le_bytes(bytes[9..17].try_into().expect("8 bytes"));
+            (
+                format!(" (client {client:#x}, seq {sequence})"),
+                &bytes[17..],
+            )
+        }
+        Some(0) => (" (no session)".to_owned(), &bytes[1..]),
+        _ => return payload.to_string(),
+    };
+    match KvCommand::decode(body) {
+        Some(KvCommand::Write { key, value }) => format!("write {key}={value}{header}"),
+        Some(KvCommand::Cas { key, expected, new }) => {
+            format!("cas {key} {expected}->{new}{header}")
+        }
+        None => payload.to_string(),
+    }
+}
+
 /// The register store (the inner state machine, without sessions).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvStore {

@@ -13,6 +13,7 @@ mod nemesis;
 mod network;
 mod ops;
 mod run;
+pub mod testing;
 mod workload;
 
 pub use cluster::{Cluster, ClusterStats, Completion, InFlight, Stepped, DEFAULT_TICK_NS, SESSION_CAPACITY};

@@ -247,8 +247,8 @@ pub fn run_with<C: Core>(
         return Err(fail(&cluster, "acknowledged-writes", message));
     }
     if config.check_linearizability {
-        if let Err(message) = crate::checks::check_linearizable(&events) {
-            return Err(fail(&cluster, "linearizability", message));
+        if let Err((check, message)) = crate::checks::check_linearizable(&events) {
+            return Err(fail(&cluster, check, message));
         }
     }
     Ok(SimReport {

@@ -1,0 +1,23 @@
+//! Cores for testing the simulator and the testkit themselves. **Not
+//! protocols to use**: they exist so the harness can be shown to find bugs
+//! (the unsafe cores) and to pass correct code (the reference core).
+//!
+//! * [`UnsafeLowestIdCore`]: "the lowest reachable node id is leader and
+//!   commits alone" — the misconception the seed article warns about. Under
+//!   a partition both sides commit different entries at the same index; the
+//!   simulator must report it.
+//! * [`StaleReadRaft`]: a correct Raft log whose read barrier answers at once
+//!   from the leader's commit index without confirming leadership. Every
+//!   applied entry agrees; only the linearizability check can catch the stale
+//!   reads of a deposed leader.
+//! * [`TinyRaft`]: a small, correct Raft (fixed membership, no pre-vote) with
+//!   elections, log repair, the current-term commit rule, snapshots sent to
+//!   lagging followers and read barriers through the log. The reference the
+//!   harness is tested against (no false alarms) and the core the shared
+//!   golden scripts are verified with.
+
+mod tiny_raft;
+mod unsafe_lowest_id;
+
+pub use tiny_raft::{RaftMessage, StaleReadRaft, TinyRaft, TinyRaftCore};
+pub use unsafe_lowest_id::{UnsafeLowestIdCore, UnsafeMessage};
