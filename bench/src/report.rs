@@ -1,0 +1,438 @@
+//! The side-by-side table (text) and the self-contained `report.html` with
+//! SVG charts drawn by `plotters`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::results::{Comparison, ProtocolResults};
+
+const WIDTH: u32 = 760;
+const HEIGHT: u32 = 420;
+
+/// The comparison as a plain-text table (what `compare` prints).
+pub fn text_table(comparison: &Comparison) -> String {
+    let mut out = String::new();
+    let run = &comparison.run;
+    let floor = &comparison.floor;
+    let _ = writeln!(out, "machine: {}", run.machine);
+    let _ = writeln!(
+        out,
+        "run: {} nodes, {} storage{}, started {}, took {:.0} s",
+        run.nodes,
+        run.storage,
+        if run.quick { ", --quick" } else { "" },
+        run.started,
+        run.duration_secs
+    );
+    let _ = writeln!(out, "settings: {}", run.settings);
+    let _ = writeln!(
+        out,
+        "floor: QUIC RTT p50 {:.3} ms (p99 {:.3}), fdatasync p50 {:.3} ms (p99 {:.3})",
+        floor.quic_rtt.p50_us / 1000.0,
+        floor.quic_rtt.p99_us / 1000.0,
+        floor.fdatasync.p50_us / 1000.0,
+        floor.fdatasync.p99_us / 1000.0
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<11} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "protocol", "clients", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    );
+    for protocol in &comparison.protocols {
+        for point in &protocol.load {
+            let _ = writeln!(
+                out,
+                "{:<11} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+                protocol.protocol,
+                point.clients,
+                point.ops_per_sec,
+                point.latency.p50_us / 1000.0,
+                point.latency.p99_us / 1000.0,
+                point.latency.p999_us / 1000.0,
+                point.errors
+            );
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<11} {:>8} {:>9} {:>8} {:>8} {:>8}   {}",
+        "protocol", "stops", "min ms", "med ms", "p99 ms", "max ms", "commit p50 / (RTT + fsync)"
+    );
+    for protocol in &comparison.protocols {
+        let failover = &protocol.failover;
+        let _ = writeln!(
+            out,
+            "{:<11} {:>8} {:>9.1} {:>8.1} {:>8.1} {:>8.1}   {:.2}x",
+            protocol.protocol,
+            failover.samples_ms.len(),
+            failover.min_ms,
+            failover.median_ms,
+            failover.p99_ms,
+            failover.max_ms,
+            protocol.commit_to_floor_ratio
+        );
+    }
+    out
+}
+
+fn color(index: usize) -> RGBColor {
+    const COLORS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    COLORS[index % COLORS.len()]
+}
+
+fn chart_error<E: std::fmt::Debug>(error: E) -> String {
+    format!("drawing a chart failed: {error:?}")
+}
+
+/// Throughput (ops/s) against client count, one line per protocol.
+pub fn throughput_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let max_clients = protocols
+            .iter()
+            .flat_map(|p| p.load.iter().map(|l| l.clients as u32))
+            .max()
+            .unwrap_or(1)
+            .max(2);
+        let max_ops = protocols
+            .iter()
+            .flat_map(|p| p.load.iter().map(|l| l.ops_per_sec))
+            .fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Throughput vs closed-loop clients", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((1u32..max_clients + 1).log_scale(), 0f64..max_ops * 1.1)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("clients")
+            .y_desc("committed ops/s")
+            .draw()
+            .map_err(chart_error)?;
+        for (index, protocol) in protocols.iter().enumerate() {
+            let color = color(index);
+            let points: Vec<(u32, f64)> = protocol
+                .load
+                .iter()
+                .map(|l| (l.clients as u32, l.ops_per_sec))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(chart_error)?
+                .label(protocol.protocol.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 4, color.filled())),
+                )
+                .map_err(chart_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// Latency percentiles (log scale) at the given client count, one line per protocol.
+pub fn latency_chart(protocols: &[ProtocolResults], clients: usize) -> Result<String, String> {
+    const LABELS: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let series: Vec<(String, Vec<f64>)> = protocols
+            .iter()
+            .filter_map(|p| {
+                let point = p.load.iter().find(|l| l.clients == clients)?;
+                let l = &point.latency;
+                Some((
+                    p.protocol.clone(),
+                    vec![l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us]
+                        .into_iter()
+                        .map(|us| (us / 1000.0).max(0.001))
+                        .collect(),
+                ))
+            })
+            .collect();
+        let max_ms = series
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Command latency at {clients} client(s)"),
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..4.5f64, (0.01f64..max_ms * 2.0).log_scale())
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 0.01 && (0.0..5.0).contains(&i) {
+                    LABELS[i as usize].to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("percentile")
+            .y_desc("latency (ms, log)")
+            .draw()
+            .map_err(chart_error)?;
+        for (index, (name, values)) in series.iter().enumerate() {
+            let color = color(index);
+            let points: Vec<(f64, f64)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, *v))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(chart_error)?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 4, color.filled())),
+                )
+                .map_err(chart_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+/// Every failover sample as a point per protocol, with the median marked.
+pub fn failover_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let names: Vec<String> = protocols.iter().map(|p| p.protocol.clone()).collect();
+        let max_ms = protocols
+            .iter()
+            .flat_map(|p| p.failover.samples_ms.iter().copied())
+            .fold(100.0, f64::max);
+        let count = protocols.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Failover: leader stop to next commit", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..count - 0.5, 0f64..max_ms * 1.1)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(protocols.len().max(1))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
+                    names[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("ms")
+            .draw()
+            .map_err(chart_error)?;
+        for (index, protocol) in protocols.iter().enumerate() {
+            let color = color(index);
+            let samples = &protocol.failover.samples_ms;
+            let spread = 0.25;
+            let points = samples.iter().enumerate().map(|(i, ms)| {
+                let offset = if samples.len() > 1 {
+                    -spread + 2.0 * spread * i as f64 / (samples.len() - 1) as f64
+                } else {
+                    0.0
+                };
+                Circle::new((index as f64 + offset, *ms), 3, color.filled())
+            });
+            chart.draw_series(points).map_err(chart_error)?;
+            let median = protocol.failover.median_ms;
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(index as f64 - 0.35, median), (index as f64 + 0.35, median)],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(chart_error)?;
+        }
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The self-contained HTML report.
+pub fn html_report(comparison: &Comparison) -> Result<String, String> {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>consensus-toolkit: protocol comparison</title>\
+         <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}}\
+         pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}figure{{margin:1.5em 0}}</style></head><body>\
+         <h1>Paxos, Multi-Paxos, Raft and ZAB, side by side</h1>\
+         <p>Every protocol ran through the same runtime, QUIC transport, storage and workload in this one run, \
+         so the differences are the protocols' own.</p><pre>{}</pre>",
+        escape(&text_table(comparison))
+    );
+    let _ = write!(
+        html,
+        "<figure>{}</figure>",
+        throughput_chart(&comparison.protocols)?
+    );
+    let mut client_counts: Vec<usize> = comparison
+        .protocols
+        .iter()
+        .flat_map(|p| p.load.iter().map(|l| l.clients))
+        .collect();
+    client_counts.sort_unstable();
+    client_counts.dedup();
+    for clients in client_counts {
+        if clients == 1 || clients == 64 {
+            let _ = write!(
+                html,
+                "<figure>{}</figure>",
+                latency_chart(&comparison.protocols, clients)?
+            );
+        }
+    }
+    let _ = write!(
+        html,
+        "<figure>{}</figure>",
+        failover_chart(&comparison.protocols)?
+    );
+    html.push_str("</body></html>\n");
+    Ok(html)
+}
+
+/// Writes `results.json` and `report.html` into `dir`.
+pub fn write_report(comparison: &Comparison, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let json = serde_json::to_string_pretty(comparison).map_err(|e| e.to_string())?;
+    let json_path = dir.join("results.json");
+    std::fs::write(&json_path, json)
+        .map_err(|e| format!("writing {}: {e}", json_path.display()))?;
+    let html_path = dir.join("report.html");
+    std::fs::write(&html_path, html_report(comparison)?)
+        .map_err(|e| format!("writing {}: {e}", html_path.display()))?;
+    for (name, svg) in [
+        ("throughput.svg", throughput_chart(&comparison.protocols)?),
+        ("failover.svg", failover_chart(&comparison.protocols)?),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, svg).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Failover, LoadPoint, Percentiles, RunInfo};
+
+    fn protocol(name: &str, scale: f64) -> ProtocolResults {
+        ProtocolResults {
+            protocol: name.into(),
+            load: [1usize, 16, 64, 256]
+                .iter()
+                .map(|&clients| LoadPoint {
+                    clients,
+                    ops_per_sec: scale * clients as f64,
+                    latency: Percentiles {
+                        count: 100,
+                        p50_us: 500.0,
+                        p90_us: 800.0,
+                        p99_us: 1500.0,
+                        p999_us: 3000.0,
+                        max_us: 4000.0,
+                    },
+                    errors: 0,
+                })
+                .collect(),
+            failover: Failover::of(vec![180.0, 210.0, 250.0]),
+            commit_to_floor_ratio: 1.3,
+        }
+    }
+
+    #[test]
+    fn report_contains_every_protocol_and_chart() {
+        let comparison = Comparison {
+            run: RunInfo {
+                machine: "test".into(),
+                nodes: 3,
+                storage: "memory".into(),
+                ..RunInfo::default()
+            },
+            floor: Default::default(),
+            protocols: vec![protocol("raft", 1000.0), protocol("zab", 900.0)],
+        };
+        let html = html_report(&comparison).unwrap();
+        assert_eq!(
+            html.matches("<svg").count(),
+            4,
+            "throughput, 2 latency, failover"
+        );
+        for name in ["raft", "zab"] {
+            assert!(html.contains(name));
+        }
+        let table = text_table(&comparison);
+        assert!(table.contains("256"), "{table}");
+        let dir = tempfile::tempdir().unwrap();
+        write_report(&comparison, dir.path()).unwrap();
+        let json = std::fs::read_to_string(dir.path().join("results.json")).unwrap();
+        let back: Comparison = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, comparison);
+    }
+
+    #[test]
+    fn failover_summary() {
+        let f = Failover::of(vec![300.0, 100.0, 200.0]);
+        assert_eq!((f.min_ms, f.median_ms, f.max_ms), (100.0, 200.0, 300.0));
+        assert_eq!(Failover::of(vec![]).median_ms, 0.0);
+    }
+}
