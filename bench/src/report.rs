@@ -59,8 +59,8 @@ pub fn text_table(comparison: &Comparison) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<11} {:>8} {:>9} {:>8} {:>8} {:>8}   {}",
-        "protocol", "stops", "min ms", "med ms", "p99 ms", "max ms", "commit p50 / (RTT + fsync)"
+        "{:<11} {:>8} {:>9} {:>8} {:>8} {:>8}   commit p50 / (RTT + fsync)",
+        "protocol", "stops", "min ms", "med ms", "p99 ms", "max ms"
     );
     for protocol in &comparison.protocols {
         let failover = &protocol.failover;
