@@ -1,0 +1,187 @@
+//! The durable store: a segmented write-ahead log (WAL) with CRC32C records,
+//! group commit, atomic snapshot files and a metadata checkpoint.
+//!
+//! # Directory layout
+//!
+//! ```text
+//! <dir>/
+//!   LOCK                          flock'ed while a DiskStore has the directory open
+//!   IDENTITY                      format version, node id, cluster id (written once)
+//!   META                          hard-state checkpoint, first live segment,
+//!                                 index the last compaction relied on
+//!   00000000000000000007.wal      WAL segments, by sequence number, contiguous
+//!   00000000000000000008.wal      (the highest one is the active segment)
+//!   snap-00000000000000004096.snap  the snapshot (by index; briefly two)
+//!   *.tmp                         files being written; deleted on open
+//! ```
+//!
+//! `IDENTITY`, `META` and snapshot files are only ever written as a temp
+//! file, fsynced, renamed into place, and the directory fsynced: after a
+//! crash each holds its old or its new content, never a mix. They carry a
+//! magic, a length and a CRC32C; a bad one is [`StorageError::Corrupt`]
+//! (they cannot be torn, so damage is bit rot). A directory without
+//! `IDENTITY` that holds other files, or whose identity names another
+//! format version, node or cluster, is [`StorageError::Mismatch`].
+//!
+//! # Segments and records
+//!
+//! A segment starts with a 32-byte header (magic, format version, sequence
+//! number, CRC32C). Records follow back to back:
+//!
+//! ```text
+//! length u32 | length check u32 | crc32c(length ++ body) u32 | body
+//! ```
+//!
+//! The length check (`crc32c(length) ^ salt`) makes a damaged length field
+//! detectable on its own, so a corrupted length is never trusted, and the
+//! scan described below can test every byte offset cheaply. The body starts
+//! with a type byte: `Entries`, `Truncate`, `HardState`, `SnapshotMarker`
+//! or `SyncMark` (layouts in `record.rs`, hand-rolled little-endian).
+//!
+//! [`LogStore::write`](consensus_api::LogStore::write) encodes a whole
+//! [`WriteBatch`](consensus_api::WriteBatch) (snapshot marker, truncation,
+//! entries, hard state: the order of [`LogState::apply`](crate::LogState::apply))
+//! into one buffer and appends it with one `write` system call.
+//! [`LogStore::sync`](consensus_api::LogStore::sync) issues one `fdatasync`
+//! for everything written since the previous sync: group commit.
+//!
+//! When the active segment has reached
+//! [`DiskOptions::segment_bytes_max`], the next batch first **rotates**: the
+//! active segment is fdatasync'ed (so a sealed segment is always complete),
+//! the next one is created with its header fsynced and the directory
+//! fsynced.
+//!
+//! # Hard state: WAL record plus checkpoint (as etcd's WAL does)
+//!
+//! A hard state (term and vote, a Paxos promise) may change on every
+//! message, so it is a WAL record: it rides in the same write and the same
+//! `fdatasync` as the entries of its batch, at no extra cost. Its durable
+//! value is the last `HardState` record in the live segments. Compaction
+//! deletes whole segments, which could delete the only record of the
+//! current hard state, so **before** deleting any segment the store
+//! rewrites `META` (temp + fsync + rename + directory fsync) with the latest
+//! hard state, which is synced at that point. Recovery takes the last
+//! `HardState` record of the live segments, or `META`'s when there is none.
+//! Any record still in a live segment is at least as new as the checkpoint,
+//! so the rule always yields the newest synced hard state. etcd's WAL does
+//! the same: each new WAL file starts with the current `HardState`, and its
+//! snapshot records carry the hard state at the time.
+//!
+//! # Snapshots and compaction
+//!
+//! A snapshot (from [`LogStore::save_snapshot`](consensus_api::LogStore::save_snapshot)
+//! or in `WriteBatch::snapshot`, from a leader) is installed in these
+//! steps, each a possible crash point ([`CrashPoint`] under the
+//! `failpoints` feature):
+//!
+//! 1. everything written before is fdatasync'ed (a snapshot never
+//!    overtakes earlier writes);
+//! 2. `snap-<index>.snap.tmp` is written and fsynced;
+//! 3. it is renamed to `snap-<index>.snap`; 4. the directory is fsynced;
+//! 5. compaction: `META` is rewritten (hard state checkpoint, new first
+//!    segment, `compacted_through` = the snapshot index);
+//! 6. the sealed segments whose entries are all <= the snapshot index are
+//!    deleted, oldest first, and the directory fsynced;
+//! 7. the previous snapshot file is deleted, the directory fsynced;
+//! 8. a `SnapshotMarker` record is appended to the WAL with the rest of the
+//!    batch.
+//!
+//! Recovery uses the snapshot file with the highest index (a complete,
+//! renamed file: temp files are never considered), deletes older snapshot
+//! files and segments below `META`'s first segment (finishing an
+//! interrupted compaction), and requires the snapshot to cover
+//! `compacted_through` and every `SnapshotMarker` in the log. So a crash
+//! between any two steps leaves the old snapshot with its full log (before
+//! step 3 is durable) or the new snapshot with the log above it (after).
+//! The newest snapshot failing its checksum is `Corrupt`: falling back to
+//! an older one could silently lose the entries between the two.
+//!
+//! Replay applies the snapshot first and then the records. That equals
+//! applying it where its marker sits: a snapshot only drops entries <= its
+//! index, records after a snapshot never store such entries (the batch
+//! validation refuses them), and truncations act the same on the entries
+//! above it. A segment can be deleted once every entry it (and every older
+//! segment) holds is <= the snapshot index: replaying the remaining
+//! segments from an empty log then gives the same entries above the
+//! snapshot.
+//!
+//! # Recovery: torn tail or corruption
+//!
+//! Records of one segment are read in order. The first record that fails
+//! (header shorter than 12 bytes, length check failed, body past the end of
+//! the file, checksum mismatch) is a **bad record** at offset `O`:
+//!
+//! * In a sealed (not the last) segment it is always corruption: sealed
+//!   segments were fdatasync'ed whole before the next one was created.
+//! * In the last segment, every byte offset after `O` is tested for a valid
+//!   record (length check and checksum), and:
+//!   1. **no valid record follows**: a torn tail (a crash mid-write cut
+//!      the file, left zero-filled or preallocated space, or garbage after
+//!      the last good record). The file is truncated to `O` and fsynced;
+//!      recovery returns every record before `O`.
+//!   2. a valid record follows, and some later `SyncMark` record says the
+//!      segment had been synced past `O`: **corruption** of synced data.
+//!   3. a valid record follows, no sync mark proves `O` synced, and between
+//!      `O` and the next valid record lies a whole 512-byte-aligned sector
+//!      of zeros: a torn tail — after a power loss the page cache can
+//!      write back later pages of an unsynced write but not earlier ones,
+//!      leaving a never-written hole. Truncated at `O` as in 1.
+//!   4. otherwise: **corruption** (bit rot before valid data).
+//!
+//! Corruption is [`StorageError::Corrupt`] with the segment path and `O`;
+//! it is never skipped. A record whose checksum is valid but whose body
+//! does not decode is corruption wherever it is.
+//!
+//! A `SyncMark { synced_offset }` is written as the first record of a batch
+//! when a sync happened since the previous mark: it states that the first
+//! `synced_offset` bytes of its segment were durable before it was written.
+//! So damage to any batch followed by a later batch is reported, even when
+//! it looks like a hole. What the rule cannot tell apart (documented
+//! limits, in the safe direction where possible):
+//!
+//! * a flipped bit in the **last** record, or in the last batch when no
+//!   later batch exists, looks exactly like a torn write: it is cut (the
+//!   contract allows losing an unsynced tail; if it had been synced, no
+//!   format without a second fsync could know);
+//! * damage plus a zero-filled sector inside the last synced batch, with no
+//!   later batch, is treated as torn;
+//! * a payload that itself contains the bytes of a valid framed record can
+//!   make a torn tail look like corruption (the node then refuses to start
+//!   rather than lose data).
+//!
+//! Before returning, recovery fdatasyncs the last segment, because records
+//! that were written but unsynced before a process crash are now returned
+//! and must not be lost by a later power failure.
+//!
+//! # Errors
+//!
+//! `ENOSPC` (and `EDQUOT`) is [`StorageError::DiskFull`], other system
+//! errors [`StorageError::Io`]. After any failed write, fsync or snapshot
+//! step the store answers [`StorageError::Failed`] to every call: a failed
+//! `fsync` is never retried (the kernel may have dropped the dirty pages).
+//! Reopening recovers exactly what was synced (plus whole records written
+//! after it). No disk content makes the store panic.
+//!
+//! [`StorageError::Corrupt`]: consensus_api::StorageError::Corrupt
+//! [`StorageError::Mismatch`]: consensus_api::StorageError::Mismatch
+//! [`StorageError::DiskFull`]: consensus_api::StorageError::DiskFull
+//! [`StorageError::Io`]: consensus_api::StorageError::Io
+//! [`StorageError::Failed`]: consensus_api::StorageError::Failed
+
+mod codec;
+mod failpoint;
+mod frame;
+mod fsio;
+mod identity;
+mod meta;
+mod options;
+mod record;
+mod recovery;
+mod scan;
+mod segment;
+mod snapshot_file;
+mod store;
+
+pub use failpoint::CrashPoint;
+pub use options::DiskOptions;
+pub use store::DiskStore;

@@ -1,0 +1,310 @@
+//! Opening a data directory: finish or undo interrupted steps, pick the
+//! newest snapshot, replay the live segments into a [`LogState`].
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use consensus_api::{LogIndex, Snapshot, StorageError};
+
+use crate::state::LogState;
+
+use super::failpoint::Faults;
+use super::fsio::{io_error, read_file, remove_file, sync_dir, LOCK_FILE, TEMP_SUFFIX};
+use super::identity::IDENTITY_FILE;
+use super::meta::{Meta, META_FILE};
+use super::record::Record;
+use super::scan::{scan_segment, Tail};
+use super::segment::{encode_header, parse_segment_name, segment_name};
+use super::snapshot_file::SnapshotFile;
+
+/// What a data directory holds, by kind.
+#[derive(Debug, Default)]
+pub(crate) struct DirListing {
+    pub(crate) identity: bool,
+    pub(crate) meta: bool,
+    pub(crate) temps: Vec<PathBuf>,
+    pub(crate) segments: BTreeMap<u64, PathBuf>,
+    pub(crate) snapshots: BTreeMap<LogIndex, PathBuf>,
+    pub(crate) others: Vec<PathBuf>,
+}
+
+impl DirListing {
+    /// Lists `dir`.
+    pub(crate) fn read(dir: &Path) -> Result<DirListing, StorageError> {
+        let mut listing = DirListing::default();
+        let entries = fs::read_dir(dir).map_err(|e| io_error("listing", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("listing", dir, e))?;
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                listing.others.push(path);
+                continue;
+            };
+            if name == IDENTITY_FILE {
+                listing.identity = true;
+            } else if name == META_FILE {
+                listing.meta = true;
+            } else if name == LOCK_FILE {
+            } else if name.ends_with(TEMP_SUFFIX) {
+                listing.temps.push(path);
+            } else if let Some(seq) = parse_segment_name(&name) {
+                listing.segments.insert(seq, path);
+            } else if let Some(index) = SnapshotFile::parse_name(&name) {
+                listing.snapshots.insert(index, path);
+            } else {
+                listing.others.push(path);
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Whether the directory holds nothing of a store (a lock file and temp
+    /// files aside).
+    pub(crate) fn is_blank(&self) -> bool {
+        !self.identity
+            && !self.meta
+            && self.segments.is_empty()
+            && self.snapshots.is_empty()
+            && self.others.is_empty()
+    }
+}
+
+/// One live segment as recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentInfo {
+    /// Sequence number.
+    pub(crate) seq: u64,
+    /// Valid length (after any torn tail was cut).
+    pub(crate) len: u64,
+    /// Highest entry index written in it.
+    pub(crate) max_index: LogIndex,
+}
+
+/// The result of recovery.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    /// The durable content.
+    pub(crate) state: LogState,
+    /// Live segments, oldest first (never empty after a repairing recovery).
+    pub(crate) segments: Vec<SegmentInfo>,
+}
+
+/// Whether recovery may change the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Opening: cut torn tails, delete leftovers, fsync what is returned.
+    Repair,
+    /// Re-reading a directory this process is writing: change nothing.
+    ReadOnly,
+}
+
+fn corrupt(path: PathBuf, reason: String) -> StorageError {
+    StorageError::Corrupt {
+        segment: path,
+        offset: 0,
+        reason,
+    }
+}
+
+/// Recovers the store in `dir` (whose identity was already checked).
+pub(crate) fn recover(
+    dir: &Path,
+    mode: Mode,
+    faults: &mut Faults,
+) -> Result<Recovered, StorageError> {
+    let repair = mode == Mode::Repair;
+    let mut listing = DirListing::read(dir)?;
+    let mut dir_changed = false;
+    if repair {
+        for temp in &listing.temps {
+            remove_file(temp)?;
+            dir_changed = true;
+        }
+    }
+    for other in &listing.others {
+        tracing::warn!(path = %other.display(), "unknown file in the data directory; left alone");
+    }
+    let meta = if listing.meta {
+        Meta::read(dir)?
+    } else if listing.segments.is_empty() && listing.snapshots.is_empty() && repair {
+        // Creation was interrupted after the identity file was written.
+        let meta = Meta::initial();
+        meta.write(dir, faults)?;
+        meta
+    } else {
+        return Err(corrupt(dir.join(META_FILE), "metadata file missing".into()));
+    };
+
+    let snapshot = load_newest_snapshot(&listing)?;
+    let snapshot_index = snapshot.as_ref().map_or(0, |s| s.index);
+    if snapshot_index < meta.compacted_through {
+        return Err(corrupt(
+            dir.join(SnapshotFile::name(meta.compacted_through)),
+            format!(
+                "the log was compacted through index {} but the newest snapshot covers only {snapshot_index}",
+                meta.compacted_through
+            ),
+        ));
+    }
+
+    // Segments older than META's first live segment are leftovers of an
+    // interrupted compaction: finish it.
+    let leftovers: Vec<u64> = listing
+        .segments
+        .range(..meta.first_segment)
+        .map(|(seq, _)| *seq)
+        .collect();
+    for seq in leftovers {
+        if let Some(path) = listing.segments.remove(&seq) {
+            if repair {
+                remove_file(&path)?;
+                dir_changed = true;
+            }
+        }
+    }
+    check_contiguous(dir, &meta, &listing)?;
+    if listing.segments.is_empty() {
+        if meta != Meta::initial() || snapshot.is_some() || !repair {
+            return Err(corrupt(
+                dir.join(segment_name(meta.first_segment)),
+                "no log segment found".into(),
+            ));
+        }
+        // Interrupted creation: the first segment never became durable.
+        super::segment::Segment::create(dir, meta.first_segment, faults)?;
+        listing.segments.insert(
+            meta.first_segment,
+            dir.join(segment_name(meta.first_segment)),
+        );
+    }
+
+    let mut state = LogState::default();
+    if let Some(snapshot) = &snapshot {
+        // Applying the snapshot first is equivalent to applying it where
+        // its marker sits: it only drops entries <= its index, and later
+        // records never store such entries (the `disk` module docs).
+        state.apply_snapshot(snapshot);
+    }
+    let mut hard_state = meta.hard_state.clone();
+    let mut marker_max: Option<(LogIndex, PathBuf)> = None;
+    let mut segments = Vec::new();
+    let last_seq = listing.segments.keys().next_back().copied().unwrap_or(0);
+    for (&seq, path) in &listing.segments {
+        let is_last = seq == last_seq;
+        let data = read_file(path)?;
+        let scan = scan_segment(path, seq, &data, is_last)?;
+        let mut max_index = 0;
+        for (_, record) in &scan.records {
+            match record {
+                Record::Entries(entries) => {
+                    max_index = max_index.max(entries.last().map_or(0, |e| e.index));
+                    state.apply_entries(entries);
+                }
+                Record::Truncate { from } => state.apply_truncate(*from),
+                Record::HardState(bytes) => hard_state = Some(bytes.clone()),
+                Record::SnapshotMarker { index, .. } => {
+                    if marker_max.as_ref().is_none_or(|(max, _)| index > max) {
+                        marker_max = Some((*index, path.clone()));
+                    }
+                }
+                Record::SyncMark { .. } => {}
+            }
+        }
+        let len = match &scan.tail {
+            Tail::Clean => scan.valid_len,
+            Tail::Torn { offset, reason } => {
+                tracing::warn!(segment = %path.display(), offset, reason = %reason, "cutting a torn tail");
+                if repair {
+                    truncate_and_sync(path, *offset, None)?;
+                }
+                *offset
+            }
+            Tail::TornHeader => {
+                tracing::warn!(segment = %path.display(), "rewriting an interrupted segment header");
+                if repair {
+                    truncate_and_sync(path, 0, Some(seq))?;
+                }
+                super::segment::SEGMENT_HEADER_BYTES as u64
+            }
+        };
+        if is_last && repair && scan.tail == Tail::Clean {
+            // The previous process may have died with written but unsynced
+            // records in the page cache; they are returned now, so make
+            // them durable first.
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| io_error("opening", path, e))?;
+            faults
+                .sync_data(&file)
+                .map_err(|e| io_error("syncing", path, e))?;
+        }
+        segments.push(SegmentInfo {
+            seq,
+            len,
+            max_index,
+        });
+    }
+    if let Some((marker, path)) = marker_max {
+        if marker > snapshot_index {
+            return Err(corrupt(
+                path,
+                format!("the log records a snapshot at index {marker} but the newest snapshot file covers {snapshot_index}"),
+            ));
+        }
+    }
+    state.hard_state = hard_state;
+
+    if repair {
+        // Older snapshots are leftovers of an interrupted replacement.
+        for (&index, path) in &listing.snapshots {
+            if index < snapshot_index {
+                remove_file(path)?;
+                dir_changed = true;
+            }
+        }
+        if dir_changed {
+            sync_dir(dir)?;
+        }
+    }
+    Ok(Recovered { state, segments })
+}
+
+fn load_newest_snapshot(listing: &DirListing) -> Result<Option<Snapshot>, StorageError> {
+    match listing.snapshots.iter().next_back() {
+        // Snapshot files are complete before they get their name, so the
+        // newest one is the one to use; a bad one is corruption (the log it
+        // replaced may be gone), never a reason to fall back silently.
+        Some((&index, path)) => SnapshotFile::read(path, index).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn check_contiguous(dir: &Path, meta: &Meta, listing: &DirListing) -> Result<(), StorageError> {
+    for (expected, &seq) in (meta.first_segment..).zip(listing.segments.keys()) {
+        if seq != expected {
+            return Err(corrupt(
+                dir.join(segment_name(expected)),
+                format!("segment {expected} is missing (found {seq} next)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Cuts a file to `len` (rewriting a segment header when `header_seq` is
+/// given) and fsyncs it.
+fn truncate_and_sync(path: &Path, len: u64, header_seq: Option<u64>) -> Result<(), StorageError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error("opening", path, e))?;
+    file.set_len(len)
+        .map_err(|e| io_error("truncating", path, e))?;
+    if let Some(seq) = header_seq {
+        std::io::Write::write_all(&mut file, &encode_header(seq))
+            .map_err(|e| io_error("writing", path, e))?;
+    }
+    file.sync_all().map_err(|e| io_error("syncing", path, e))
+}
