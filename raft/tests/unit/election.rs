@@ -1,0 +1,421 @@
+//! Election rules, one test per rule (in the style of etcd-raft's and
+//! raft-rs's paper tests).
+
+use std::collections::BTreeMap;
+
+use consensus_api::{Core, InitialState, NodeId, Rejected, Role};
+use raft::{HardState, Message, RaftCore, RequestVote, RequestVoteResponse};
+
+use crate::harness::{config, log_with_terms, stored, Network};
+
+fn request_vote(term: u64, last_log_index: u64, last_log_term: u64) -> Message {
+    Message::RequestVote(RequestVote {
+        term,
+        last_log_index,
+        last_log_term,
+        pre_vote: false,
+        transfer: false,
+    })
+}
+
+fn vote_answers(net: &Network, from: NodeId) -> Vec<RequestVoteResponse> {
+    net.queue
+        .iter()
+        .filter(|(f, _, _)| *f == from)
+        .filter_map(|(_, _, m)| match m {
+            Message::RequestVoteResponse(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+// Reference: section 5.2
+// "If a follower receives no communication over a period of time called the
+// election timeout, then it assumes there is no viable leader and begins an
+// election": it increments its term, votes for itself and asks every other
+// voter, with the term and vote durable before the requests leave.
+#[test]
+fn follower_times_out_and_starts_an_election() {
+    let mut net = Network::with_config(3, |c| c.pre_vote = false);
+    let mut ticks = 0;
+    while net.status(1).role == Role::Follower {
+        net.tick(1);
+        ticks += 1;
+        assert!(
+            ticks <= 20,
+            "the election timeout is below election_timeout_ticks_max"
+        );
+    }
+    assert!(
+        ticks >= 10,
+        "the election timeout is at least election_timeout_ticks_min"
+    );
+    let status = net.status(1);
+    assert_eq!(status.role, Role::Candidate);
+    assert_eq!(status.epoch, 1);
+    let ready = net.node(1).readies.last().expect("a ready");
+    let hard_state = HardState::decode(ready.hard_state.as_ref().expect("term and vote persisted"))
+        .expect("decodes");
+    assert_eq!(
+        hard_state,
+        HardState {
+            term: 1,
+            vote: Some(1)
+        }
+    );
+    let mut targets: Vec<NodeId> = ready
+        .messages
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::RequestVote(r) if r.term == 1 && !r.pre_vote))
+        .map(|(to, _)| *to)
+        .collect();
+    targets.sort_unstable();
+    assert_eq!(targets, vec![2, 3], "RequestVote goes to every other voter");
+}
+
+// Reference: section 5.2
+// "Raft uses randomized election timeouts to ensure that split votes are
+// rare": different seeds give different timeouts, all in [min, max).
+#[test]
+fn election_timeouts_are_randomized_within_bounds() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..30 {
+        let mut net = Network::with_config(3, |c| {
+            c.seed = seed * 7919 + c.id;
+            c.pre_vote = false;
+        });
+        let mut ticks = 0;
+        while net.status(1).role == Role::Follower {
+            net.tick(1);
+            ticks += 1;
+        }
+        assert!(
+            (10..=20).contains(&ticks),
+            "timeout {ticks} outside [10, 20)"
+        );
+        seen.insert(ticks);
+    }
+    assert!(seen.len() >= 5, "timeouts are spread out: {seen:?}");
+}
+
+// Reference: section 5.2
+// "A candidate wins an election if it receives votes from a majority of the
+// servers in the full cluster for the same term."
+#[test]
+fn candidate_with_a_majority_becomes_leader() {
+    let mut net = Network::new(5);
+    net.elect(1);
+    assert_eq!(net.status(1).epoch, 1);
+    for id in 2..=5 {
+        let status = net.status(id);
+        assert_eq!(status.role, Role::Follower);
+        assert_eq!(status.leader, Some(1));
+        assert_eq!(status.epoch, 1);
+    }
+}
+
+// Reference: section 5.2
+// A candidate that collects a majority of refusals cannot win and goes back
+// to being a follower (here: every other voter has a more up-to-date log).
+#[test]
+fn candidate_with_a_majority_of_refusals_steps_down() {
+    let states: BTreeMap<NodeId, InitialState> = [
+        (1, stored(1, None, log_with_terms(&[1]))),
+        (2, stored(2, None, log_with_terms(&[1, 2]))),
+        (3, stored(2, None, log_with_terms(&[1, 2]))),
+    ]
+    .into();
+    let mut net = Network::from_states(&[1, 2, 3], states, |c| c.pre_vote = false);
+    net.campaign(1);
+    let status = net.status(1);
+    assert_eq!(status.role, Role::Follower);
+    assert_eq!(status.epoch, 2, "it did campaign in term 2");
+    assert_eq!(status.leader, None);
+}
+
+// Reference: section 5.2
+// "Each server will vote for at most one candidate in a given term, on a
+// first-come-first-served basis."
+#[test]
+fn a_voter_grants_at_most_one_vote_per_term() {
+    let mut net = Network::with_config(3, |c| c.pre_vote = false);
+    net.deliver(1, 3, request_vote(1, 0, 0));
+    net.deliver(2, 3, request_vote(1, 0, 0));
+    net.deliver(1, 3, request_vote(1, 0, 0));
+    let answers = vote_answers(&net, 3);
+    let granted: Vec<bool> = answers.iter().map(|r| r.granted).collect();
+    assert_eq!(
+        granted,
+        vec![true, false, true],
+        "one vote, repeated to the same candidate"
+    );
+}
+
+// Reference: section 5.4.1
+// "If the logs have last entries with different terms, then the log with
+// the later term is more up-to-date. If the logs end with the same term,
+// then whichever log is longer is more up-to-date." A voter refuses a
+// candidate whose log is less up-to-date than its own.
+#[test]
+fn votes_are_refused_to_candidates_with_stale_logs() {
+    let cases: [(u64, u64, bool); 6] = [
+        // (candidate last index, candidate last term, granted)
+        (4, 1, false), // older last term, longer log
+        (2, 2, false), // same last term, shorter log
+        (3, 2, true),  // identical
+        (4, 2, true),  // same term, longer
+        (1, 3, true),  // newer last term, shorter
+        (0, 0, false), // empty log
+    ];
+    for (index, term, granted) in cases {
+        let states = [(1, stored(2, None, log_with_terms(&[1, 1, 2])))].into();
+        let mut net = Network::from_states(&[1, 2, 3], states, |c| c.pre_vote = false);
+        net.deliver(2, 1, request_vote(3, index, term));
+        let answers = vote_answers(&net, 1);
+        assert_eq!(answers.len(), 1);
+        assert_eq!(
+            answers[0].granted, granted,
+            "candidate log ending {index}/{term}"
+        );
+    }
+}
+
+// Reference: section 5.2, Figure 2 ("persistent state ... updated on stable
+// storage before responding to RPCs"): a granted vote is in the hard state
+// of the same Ready as the answer, and survives a restart.
+#[test]
+fn a_vote_is_durable_before_it_is_sent_and_survives_restart() {
+    let mut net = Network::with_config(3, |c| c.pre_vote = false);
+    net.deliver(1, 3, request_vote(1, 0, 0));
+    let ready = net
+        .node(3)
+        .readies
+        .iter()
+        .find(|r| {
+            r.messages
+                .iter()
+                .any(|(_, m)| matches!(m, Message::RequestVoteResponse(v) if v.granted))
+        })
+        .expect("the vote was sent");
+    let hard_state = HardState::decode(
+        ready
+            .hard_state
+            .as_ref()
+            .expect("hard state in the same ready"),
+    )
+    .expect("decodes");
+    assert_eq!(
+        hard_state,
+        HardState {
+            term: 1,
+            vote: Some(1)
+        }
+    );
+    net.queue.clear();
+    net.restart(3);
+    net.deliver(2, 3, request_vote(1, 0, 0));
+    assert_eq!(
+        vote_answers(&net, 3)
+            .iter()
+            .map(|r| r.granted)
+            .collect::<Vec<_>>(),
+        vec![false]
+    );
+}
+
+// Reference: thesis section 9.6 (pre-vote)
+// A partitioned node cannot win, so with pre-vote it never increments its
+// term; when it rejoins, the leader is undisturbed. Without pre-vote the same
+// node inflates its term and deposes the leader on return.
+#[test]
+fn pre_vote_does_not_bump_terms_and_does_not_disrupt() {
+    for pre_vote in [true, false] {
+        let mut net = Network::with_config(3, |c| {
+            c.pre_vote = pre_vote;
+            c.check_quorum = false;
+        });
+        net.elect(1);
+        net.isolate(3);
+        for _ in 0..100 {
+            net.tick(3);
+            net.deliver_all();
+        }
+        let isolated_term = net.status(3).epoch;
+        if pre_vote {
+            assert_eq!(
+                isolated_term, 1,
+                "pre-vote: the isolated node keeps its term"
+            );
+        } else {
+            assert!(
+                isolated_term > 3,
+                "without pre-vote the term grows ({isolated_term})"
+            );
+        }
+        net.heal();
+        net.run(30);
+        if pre_vote {
+            assert_eq!(
+                net.status(1).role,
+                Role::Leader,
+                "the leader was not disturbed"
+            );
+            assert_eq!(net.status(1).epoch, 1);
+            assert_eq!(net.status(3).leader, Some(1));
+        } else {
+            assert!(
+                net.status(1).epoch > 1,
+                "the rejoining node forced a new term"
+            );
+        }
+    }
+}
+
+// Reference: thesis section 9.6
+// A pre-vote is granted only by nodes that have not heard from a leader
+// recently, and nobody changes term or vote because of one.
+#[test]
+fn pre_vote_requests_change_no_term_or_vote() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    let before = (net.status(2).epoch, net.node(2).readies.len());
+    net.deliver(
+        3,
+        2,
+        Message::RequestVote(RequestVote {
+            term: 2,
+            last_log_index: 10,
+            last_log_term: 1,
+            pre_vote: true,
+            transfer: false,
+        }),
+    );
+    let answers = vote_answers(&net, 2);
+    assert_eq!(answers.len(), 1);
+    assert!(
+        !answers[0].granted,
+        "node 2 hears from its leader: no pre-vote"
+    );
+    assert_eq!(net.status(2).epoch, before.0, "term unchanged");
+    assert!(
+        net.node(2).readies[before.1..]
+            .iter()
+            .all(|r| r.hard_state.is_none()),
+        "nothing persisted"
+    );
+}
+
+// Reference: thesis section 6.2 (check-quorum)
+// A leader that cannot reach a quorum refuses writes quickly with
+// `Unavailable` and steps down after an election timeout, so an isolated old
+// leader stops accepting writes; the majority elects a new leader.
+#[test]
+fn check_quorum_isolated_leader_refuses_writes_then_steps_down() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(1);
+    let mut unavailable_at = None;
+    let mut stepped_down_at = None;
+    for tick in 1..=40u64 {
+        net.tick_all(1);
+        net.deliver_all();
+        if unavailable_at.is_none() && net.propose(1, "x") == Err(Rejected::Unavailable) {
+            unavailable_at = Some(tick);
+        }
+        if stepped_down_at.is_none() && net.status(1).role != Role::Leader {
+            stepped_down_at = Some(tick);
+        }
+    }
+    let unavailable_at = unavailable_at.expect("writes are refused");
+    let stepped_down_at = stepped_down_at.expect("the leader stepped down");
+    assert!(
+        unavailable_at <= 6,
+        "Unavailable within two heartbeats, got tick {unavailable_at}"
+    );
+    assert!(
+        stepped_down_at <= 11,
+        "steps down within an election timeout, got tick {stepped_down_at}"
+    );
+    assert!(unavailable_at < stepped_down_at);
+    let new_leader = net.leader().expect("the majority elected a leader");
+    assert_ne!(new_leader, 1);
+    assert_eq!(net.propose(1, "y"), Err(Rejected::NotLeader { hint: None }));
+}
+
+// Reference: thesis section 6 (disruptive servers) with check-quorum
+// A follower that hears from its leader ignores a RequestVote with a higher
+// term: it neither changes term nor answers.
+#[test]
+fn check_quorum_followers_ignore_vote_requests_inside_the_lease() {
+    let mut net = Network::with_config(3, |c| c.pre_vote = false);
+    net.elect(1);
+    net.deliver(3, 2, request_vote(5, 100, 1));
+    assert_eq!(net.status(2).epoch, 1, "no term change inside the lease");
+    assert!(vote_answers(&net, 2).is_empty());
+    // After an election timeout without the leader, the lease is over.
+    net.isolate(1);
+    net.tick_all(10);
+    net.queue.clear();
+    net.deliver(3, 2, request_vote(5, 100, 1));
+    assert_eq!(net.status(2).epoch, 5);
+    assert!(vote_answers(&net, 2)[0].granted);
+}
+
+// Reference: section 8 ("each leader commit a blank no-op entry into the log
+// at the start of its term")
+#[test]
+fn a_new_leader_appends_and_commits_a_noop() {
+    let mut net = Network::new(3);
+    net.elect(2);
+    net.run(3);
+    for id in 1..=3 {
+        let node = net.node(id);
+        assert_eq!(node.applied.len(), 1);
+        assert_eq!(node.applied[0].epoch, 1);
+        assert_eq!(node.applied[0].payload, consensus_api::Payload::Noop);
+    }
+}
+
+// Reference: section 5.2 ("split votes")
+// Two candidates split the votes of a four-node cluster; nobody wins that
+// term, and randomized timeouts resolve it with exactly one leader.
+#[test]
+fn split_votes_resolve() {
+    let mut net = Network::with_config(4, |c| c.pre_vote = false);
+    while net.status(1).role == Role::Follower {
+        net.core_mut(1).tick();
+    }
+    while net.status(2).role == Role::Follower {
+        net.core_mut(2).tick();
+    }
+    net.process_all();
+    // Node 3 hears node 1 first, node 4 hears node 2 first.
+    net.deliver_matching(|from, to, _| (from, to) == (1, 3) || (from, to) == (2, 4));
+    net.deliver_all();
+    assert_eq!(net.leader(), None, "the votes split: nobody won term 1");
+    assert_eq!(net.status(1).epoch, 1);
+    net.run(100);
+    let leader = net.leader().expect("a later election succeeds");
+    let leaders = (1..=4)
+        .filter(|id| net.status(*id).role == Role::Leader)
+        .count();
+    assert_eq!(leaders, 1);
+    assert!(net.status(leader).epoch >= 2);
+}
+
+// Learners never campaign, whatever the timeouts.
+#[test]
+fn learners_never_campaign() {
+    let mut net = Network::new(3);
+    let mut learner_config = config(4, &[1, 2, 3]);
+    learner_config.initial_membership = consensus_api::Membership::with_learners([1, 2, 3], [4]);
+    net.add_node(learner_config, InitialState::default());
+    for _ in 0..100 {
+        net.tick(4);
+    }
+    assert_eq!(net.status(4).role, Role::Learner);
+    assert_eq!(net.status(4).epoch, 0);
+    assert!(net.queue.is_empty());
+    let core: &RaftCore = net.core(4);
+    assert!(!core.is_leader());
+}

@@ -1,0 +1,113 @@
+//! Leadership transfer (thesis §3.10).
+
+use consensus_api::{Core, Rejected, Role};
+use raft::Message;
+
+use crate::harness::Network;
+
+// Reference: thesis section 3.10
+// The leader sends TimeoutNow to an up-to-date target, which starts an
+// election at once (without waiting for a timeout, bypassing pre-vote and
+// the voters' leader lease) and wins it.
+#[test]
+fn transfer_to_an_up_to_date_follower() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.run(3);
+    net.core_mut(1).transfer_leadership(2).expect("started");
+    net.process(1);
+    assert!(net
+        .queue
+        .iter()
+        .any(|(f, t, m)| (*f, *t) == (1, 2) && matches!(m, Message::TimeoutNow(_))));
+    net.deliver_all();
+    assert_eq!(net.status(2).role, Role::Leader);
+    assert_eq!(net.status(2).epoch, 2);
+    assert_eq!(net.status(1).role, Role::Follower);
+    assert_eq!(net.status(1).leader, Some(2));
+}
+
+// Reference: thesis section 3.10 ("the prior leader ... transfers its log
+// entries to the target server")
+// A lagging target is first brought up to date; TimeoutNow follows its ack.
+#[test]
+fn transfer_to_a_lagging_follower_catches_it_up_first() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..5 {
+        net.propose(1, &format!("w{i}")).expect("accepted");
+        net.deliver_all();
+    }
+    net.heal();
+    net.core_mut(1).transfer_leadership(3).expect("started");
+    net.process(1);
+    assert!(
+        !net.queue
+            .iter()
+            .any(|(_, _, m)| matches!(m, Message::TimeoutNow(_))),
+        "not before the target has the whole log"
+    );
+    for _ in 0..10 {
+        net.tick_all(1);
+        net.deliver_all();
+        if net.status(3).role == Role::Leader {
+            break;
+        }
+    }
+    assert_eq!(net.status(3).role, Role::Leader);
+    let timeout_now_at = net
+        .delivered
+        .iter()
+        .position(|(_, _, m)| matches!(m, Message::TimeoutNow(_)));
+    let caught_up_at = net.delivered.iter().position(|(f, _, m)| {
+        *f == 3 && matches!(m, Message::AppendEntriesResponse(r) if r.outcome == raft::AppendOutcome::Matched { match_index: 6 })
+    });
+    assert!(caught_up_at.expect("3 caught up") < timeout_now_at.expect("TimeoutNow sent"));
+    net.run(3);
+    assert_eq!(net.applied_commands(3), vec!["w0", "w1", "w2", "w3", "w4"]);
+}
+
+// While a transfer is in progress the leader refuses new proposals (pointing
+// at the target); an unreachable target makes the transfer expire.
+#[test]
+fn proposals_are_refused_during_a_transfer_until_it_expires() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.isolate(3);
+    net.core_mut(1).transfer_leadership(3).expect("started");
+    assert_eq!(
+        net.propose(1, "x"),
+        Err(Rejected::NotLeader { hint: Some(3) })
+    );
+    // Keep 1 and 2 talking so check-quorum holds.
+    for _ in 0..20 {
+        net.tick(1);
+        net.tick(2);
+        net.deliver_all();
+    }
+    assert_eq!(net.status(1).role, Role::Leader);
+    assert!(
+        net.propose(1, "y").is_ok(),
+        "the transfer expired after an election timeout"
+    );
+}
+
+#[test]
+fn transfer_requests_are_validated() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    assert_eq!(
+        net.core_mut(2).transfer_leadership(3),
+        Err(Rejected::NotLeader { hint: Some(1) })
+    );
+    assert!(matches!(
+        net.core_mut(1).transfer_leadership(9),
+        Err(Rejected::Unsupported { .. })
+    ));
+    assert_eq!(
+        net.core_mut(1).transfer_leadership(1),
+        Ok(()),
+        "to itself: nothing to do"
+    );
+}
