@@ -1,0 +1,213 @@
+//! Log compaction and snapshot transfer.
+//!
+//! `compact(applied, data)` turns the chosen prefix `1..=applied` into a
+//! [`Snapshot`]: the state machine's data, the membership in force at
+//! `applied`, and (in `protocol_state`) the configuration changes chosen at
+//! or below `applied` that take effect above it. Stored values up to
+//! `applied` are dropped; they were chosen, so no acceptor state is lost
+//! that Paxos still needs (requests for those slots are answered with a
+//! `Learn` beacon, which sends the requester to catch up).
+//!
+//! A learner that asks for values below a peer's snapshot (`CatchUp`) gets
+//! the snapshot in chunks of `snapshot_chunk_bytes` (`MessageClass::Bulk`),
+//! pulled one at a time: each `CatchUp` carries the receiver's cursor. Every
+//! chunk carries the CRC32C of the whole data, checked before installing.
+//! Installing never moves the frontier or the applied index backwards.
+
+use bytes::Bytes;
+use consensus_api::{LogIndex, Membership, NodeId, Rejected, Snapshot};
+
+use crate::core::PaxosCore;
+use crate::membership::{Configs, PendingConfigs};
+use crate::message::{SnapshotChunk, SnapshotCursor};
+
+/// A snapshot being received.
+#[derive(Debug)]
+pub(crate) struct IncomingSnapshot {
+    index: LogIndex,
+    epoch: u64,
+    membership: Membership,
+    protocol_state: Bytes,
+    total_bytes: u64,
+    checksum: u32,
+    data: Vec<u8>,
+}
+
+impl PaxosCore {
+    /// `Core::compact`.
+    pub(crate) fn take_snapshot(
+        &mut self,
+        applied_index: LogIndex,
+        data: Bytes,
+    ) -> Result<Snapshot, Rejected> {
+        let snapshot_index = self.snapshot_index();
+        if applied_index > self.applied || applied_index <= snapshot_index {
+            return Err(Rejected::InvalidCompaction {
+                index: applied_index,
+                applied: self.applied,
+                snapshot: snapshot_index,
+            });
+        }
+        let epoch = self
+            .log
+            .get(&applied_index)
+            .map(|e| e.epoch)
+            .expect("an applied slot above the snapshot has its value stored");
+        let pending = self.configs.pending_after(applied_index);
+        let protocol_state =
+            Bytes::from(postcard::to_allocvec(&pending).expect("encoding into a Vec cannot fail"));
+        let snapshot = Snapshot {
+            index: applied_index,
+            epoch,
+            membership: self.configs.at(applied_index).clone(),
+            protocol_state,
+            data,
+        };
+        self.log = self.log.split_off(&(applied_index + 1));
+        self.output.append.retain(|slot, _| *slot > applied_index);
+        self.configs.compact(applied_index);
+        self.snapshot = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Where an incoming snapshot transfer stands.
+    pub(crate) fn incoming_cursor(&self) -> Option<SnapshotCursor> {
+        self.incoming.as_ref().map(|i| SnapshotCursor {
+            index: i.index,
+            offset: i.data.len() as u64,
+        })
+    }
+
+    /// Sends the chunk of the current snapshot at `cursor` (from the start
+    /// when the cursor is for another snapshot).
+    pub(crate) fn send_snapshot_chunk(&mut self, to: NodeId, cursor: Option<SnapshotCursor>) {
+        let Some(snapshot) = &self.snapshot else {
+            return;
+        };
+        let total = snapshot.data.len() as u64;
+        let offset = match cursor {
+            Some(c) if c.index == snapshot.index && c.offset <= total => c.offset,
+            _ => 0,
+        };
+        let chunk_bytes = self.config.snapshot_chunk_bytes.max(1) as u64;
+        let end = (offset + chunk_bytes).min(total);
+        let chunk = SnapshotChunk {
+            index: snapshot.index,
+            epoch: snapshot.epoch,
+            membership: snapshot.membership.clone(),
+            protocol_state: snapshot.protocol_state.clone(),
+            total_bytes: total,
+            checksum: crc32c::crc32c(&snapshot.data),
+            offset,
+            data: snapshot.data.slice(offset as usize..end as usize),
+        };
+        self.output.to(to).snapshot_chunk = Some(chunk);
+    }
+
+    /// A chunk arrives.
+    pub(crate) fn on_snapshot_chunk(&mut self, from: NodeId, chunk: SnapshotChunk) {
+        self.answered(from);
+        if chunk.index <= self.frontier {
+            return;
+        }
+        let end = chunk.offset.checked_add(chunk.data.len() as u64);
+        if end.is_none_or(|end| end > chunk.total_bytes) {
+            tracing::debug!(node = self.me, from, "malformed snapshot chunk dropped");
+            return;
+        }
+        let same = self.incoming.as_ref().is_some_and(|i| {
+            i.index == chunk.index
+                && i.checksum == chunk.checksum
+                && i.total_bytes == chunk.total_bytes
+        });
+        if !same {
+            if chunk.offset != 0 {
+                self.incoming = None;
+                self.send_catch_up(from);
+                return;
+            }
+            self.incoming = Some(IncomingSnapshot {
+                index: chunk.index,
+                epoch: chunk.epoch,
+                membership: chunk.membership.clone(),
+                protocol_state: chunk.protocol_state.clone(),
+                total_bytes: chunk.total_bytes,
+                checksum: chunk.checksum,
+                data: Vec::new(),
+            });
+        }
+        let incoming = self.incoming.as_mut().expect("set above");
+        if chunk.offset != incoming.data.len() as u64 {
+            // A duplicate or a gap: ask again from where we are.
+            self.send_catch_up(from);
+            return;
+        }
+        incoming.data.extend_from_slice(&chunk.data);
+        if (incoming.data.len() as u64) < incoming.total_bytes {
+            self.send_catch_up(from);
+            return;
+        }
+        let incoming = self.incoming.take().expect("set above");
+        if crc32c::crc32c(&incoming.data) != incoming.checksum {
+            tracing::warn!(
+                node = self.me,
+                from,
+                index = incoming.index,
+                "snapshot checksum mismatch"
+            );
+            return;
+        }
+        let pending: PendingConfigs = if incoming.protocol_state.is_empty() {
+            PendingConfigs::default()
+        } else {
+            match postcard::from_bytes(&incoming.protocol_state) {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::warn!(node = self.me, from, %error, "snapshot protocol state does not decode");
+                    return;
+                }
+            }
+        };
+        if incoming.membership.validate().is_err() {
+            tracing::warn!(node = self.me, from, "snapshot membership is invalid");
+            return;
+        }
+        let snapshot = Snapshot {
+            index: incoming.index,
+            epoch: incoming.epoch,
+            membership: incoming.membership,
+            protocol_state: incoming.protocol_state,
+            data: Bytes::from(incoming.data),
+        };
+        self.install_snapshot(snapshot, pending);
+    }
+
+    /// Installs a snapshot above the frontier.
+    fn install_snapshot(&mut self, snapshot: Snapshot, pending: PendingConfigs) {
+        let index = snapshot.index;
+        debug_assert!(index > self.frontier, "only a snapshot ahead is installed");
+        tracing::debug!(node = self.me, index, "installing a snapshot");
+        self.configs = Configs::from_snapshot(snapshot.membership.clone(), pending);
+        self.log = self.log.split_off(&(index + 1));
+        self.output.append.retain(|slot, _| *slot > index);
+        // The state machine is restored from the snapshot before `committed`
+        // is applied: nothing at or below it may be applied on top.
+        self.output.committed.clear();
+        self.frontier = index;
+        self.applied = index;
+        self.output.hard_state_dirty = true;
+        self.acceptor.promises = self.acceptor.promises.split_off(&(index + 1));
+        self.acceptor.highest_accepted = self.acceptor.highest_accepted.max(index);
+        self.learner.chosen_above = self.learner.chosen_above.split_off(&(index + 1));
+        self.learner.votes = self.learner.votes.split_off(&(index + 1));
+        self.learner.missing = self.learner.missing.split_off(&(index + 1));
+        self.learner.frontier_moved_at = self.now;
+        self.learner.gap_deadline = None;
+        self.observe_slot(index);
+        self.drop_instances_through(index);
+        self.snapshot = Some(snapshot.clone());
+        self.output.snapshot = Some(snapshot);
+        self.advance_frontier();
+        self.complete_membership_changes();
+    }
+}

@@ -1,0 +1,573 @@
+//! The rules of "Paxos Made Simple", one test each, on a hand-driven
+//! network (tests/common): messages are delivered, dropped and reordered
+//! explicitly.
+
+mod common;
+
+use common::{command, payload, Net};
+use consensus_api::{Core, CoreConfig, LogStore, Membership, Payload, Rejected};
+use consensus_storage::MemStore;
+use paxos::{Accept, Ballot, Message, NackSlot, PaxosCore, Prepare, Proposal, SlotBallot};
+
+fn prepare(slot: u64, ballot: Ballot) -> Message {
+    Message::Prepare(Prepare {
+        slots: vec![SlotBallot { slot, ballot }],
+    })
+}
+
+fn accept(slot: u64, ballot: Ballot, value: &str) -> Message {
+    Message::Accept(Accept {
+        slots: vec![Proposal {
+            slot,
+            ballot,
+            payload: payload(value),
+        }],
+    })
+}
+
+/// Steps `message` from `from` into `core`, persists the Ready into
+/// `store`, returns the messages sent back to `from`.
+fn exchange(
+    core: &mut PaxosCore,
+    store: &mut MemStore,
+    from: u64,
+    message: Message,
+) -> Vec<Message> {
+    core.step(from, message);
+    let mut replies = Vec::new();
+    while let Some(ready) = core.ready() {
+        store.write(&ready.write_batch()).unwrap();
+        store.sync().unwrap();
+        replies.extend(
+            ready
+                .messages
+                .into_iter()
+                .filter(|(to, _)| *to == from)
+                .map(|(_, m)| m),
+        );
+    }
+    replies
+}
+
+fn acceptor_node() -> (PaxosCore, MemStore, CoreConfig) {
+    let config = CoreConfig::new(1, Membership::new([1, 2, 3]));
+    let mut store = MemStore::new();
+    let mut core = PaxosCore::restore(config.clone(), store.load().unwrap()).unwrap();
+    while let Some(ready) = core.ready() {
+        store.write(&ready.write_batch()).unwrap();
+        store.sync().unwrap();
+    }
+    (core, store, config)
+}
+
+// Reference: "Paxos Made Simple" §2.2, P1a: an acceptor can accept a proposal
+// numbered n iff it has not responded to a prepare request numbered > n.
+#[test]
+fn an_acceptor_never_accepts_below_its_promise() {
+    let (mut core, mut store, config) = acceptor_node();
+    let high = Ballot::new(5, 2);
+    let low = Ballot::new(3, 3);
+    let replies = exchange(&mut core, &mut store, 2, prepare(4, high));
+    assert!(
+        matches!(&replies[..], [Message::Promise(p)] if p.slots[0].ballot == high && p.slots[0].accepted.is_none())
+    );
+
+    let replies = exchange(&mut core, &mut store, 3, accept(4, low, "low"));
+    assert_eq!(
+        replies,
+        vec![Message::Nack(paxos::Nack {
+            slots: vec![NackSlot {
+                slot: 4,
+                ballot: low,
+                promised: high
+            }]
+        })]
+    );
+    assert!(
+        !store.durable().entries.contains_key(&4),
+        "nothing accepted below the promise"
+    );
+    let replies = exchange(&mut core, &mut store, 3, prepare(4, low));
+    assert!(
+        matches!(&replies[..], [Message::Nack(_)]),
+        "no promise below a promise"
+    );
+
+    // The promise survives a crash: it was persisted before the reply.
+    store.crash();
+    let mut core = PaxosCore::restore(config.clone(), store.load().unwrap()).unwrap();
+    let replies = exchange(&mut core, &mut store, 3, accept(4, low, "low"));
+    assert!(
+        matches!(&replies[..], [Message::Nack(_)]),
+        "the promise is durable"
+    );
+
+    // Accepting at the promised ballot works, and then the accepted ballot
+    // is itself a floor, also after a restart.
+    let replies = exchange(&mut core, &mut store, 2, accept(4, high, "high"));
+    assert!(replies.iter().any(|m| matches!(m, Message::Accepted(_))));
+    assert_eq!(store.durable().entries[&4].epoch, high.to_epoch());
+    store.crash();
+    let mut core = PaxosCore::restore(config, store.load().unwrap()).unwrap();
+    let between = Ballot::new(4, 3);
+    let replies = exchange(&mut core, &mut store, 3, accept(4, between, "between"));
+    assert!(matches!(&replies[..], [Message::Nack(_)]));
+    let replies = exchange(&mut core, &mut store, 3, prepare(4, Ballot::new(6, 3)));
+    match &replies[..] {
+        [Message::Promise(p)] => {
+            let accepted = p.slots[0]
+                .accepted
+                .as_ref()
+                .expect("reports its accepted value");
+            assert_eq!(accepted.ballot, high);
+            assert_eq!(accepted.payload, payload("high"));
+            assert_eq!(p.highest_accepted, 4);
+        }
+        other => panic!("expected a promise, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_requests_are_dropped() {
+    let (mut core, mut store, _) = acceptor_node();
+    // Ballot owned by another node than the sender, slot 0, zero ballot.
+    assert!(exchange(&mut core, &mut store, 2, prepare(4, Ballot::new(5, 3))).is_empty());
+    assert!(exchange(&mut core, &mut store, 2, prepare(0, Ballot::new(5, 2))).is_empty());
+    assert!(exchange(&mut core, &mut store, 2, accept(4, Ballot::ZERO, "x")).is_empty());
+    let joint = Membership::new([1, 2]).joint_to(&Membership::new([2, 3]));
+    let bad = Message::Accept(Accept {
+        slots: vec![Proposal {
+            slot: 4,
+            ballot: Ballot::new(5, 2),
+            payload: Payload::Membership(joint),
+        }],
+    });
+    assert!(exchange(&mut core, &mut store, 2, bad).is_empty());
+    core.check_invariants();
+}
+
+// Reference: §2.2, P2c: the proposer picks the value of the highest-numbered
+// proposal among the promises. The classic case: a value was chosen by a
+// quorum, then most of that quorum crashed; a new proposer must still find
+// it through the one survivor.
+#[test]
+fn a_proposer_adopts_the_value_chosen_by_a_quorum_that_mostly_crashed() {
+    let mut net = Net::new(5);
+    let first = net.propose(1, "a");
+    // Node 1's messages reach nodes 2 and 3 only: 4 and 5 never hear of
+    // slot 1. Phase 2 happens on 1, 2, 3 ("a" is chosen), but every
+    // Accepted notice is lost, so nobody knows it.
+    net.deliver_all_losing(|_, to, m| to == 4 || to == 5 || matches!(m, Message::Accepted(_)));
+    assert!(net.node(1).applied.is_empty());
+    assert_eq!(
+        net.node(3).store.durable().entries[&1].payload,
+        payload("a")
+    );
+    net.crash(1);
+    net.crash(2);
+    // Node 5 proposes "b" in what it believes is a fresh slot: slot 1.
+    let second = net.propose(5, "b");
+    net.record = true;
+    net.deliver_all();
+    assert!(
+        net.trace
+            .iter()
+            .any(|line| line.starts_with("3->5 Promise b=1.5 slot=1 accepted=[1@1.1:\"a\"]")),
+        "node 3 reports the accepted value: {:#?}",
+        net.trace
+    );
+    net.run(5);
+    assert_eq!(
+        net.commands(5),
+        vec!["a", "b"],
+        "slot 1 keeps the chosen value, b moves to slot 2"
+    );
+    assert_eq!(net.outcome(5, second), Some(&Ok(2)));
+    net.restart(1);
+    net.restart(2);
+    net.run(100);
+    for id in 1..=5 {
+        assert_eq!(net.commands(id), vec!["a", "b"], "node {id}");
+    }
+    // Node 1 lost its ticket in the crash; "a" was applied exactly once.
+    assert!(net.outcome(1, first).is_none());
+    net.check_agreement();
+}
+
+// A value accepted by a minority only may be chosen or not, but never both:
+// whatever the survivors decide, every node agrees and nothing repeats.
+#[test]
+fn a_value_accepted_by_a_crashed_minority_is_decided_once() {
+    let mut net = Net::new(5);
+    net.propose(1, "a");
+    net.drop_where(|_, to, _| to == 4 || to == 5);
+    net.deliver_where(|_, _, m| matches!(m, Message::Prepare(_)));
+    net.deliver_where(|_, _, m| matches!(m, Message::Promise(_)));
+    // Accept reaches node 2 only (and node 1 itself, through its loopback).
+    net.drop_where(|_, to, m| matches!(m, Message::Accept(_)) && to != 2);
+    net.deliver_where(|_, _, m| matches!(m, Message::Accept(_)));
+    net.drop_where(|_, _, _| true);
+    net.crash(1);
+    net.crash(2);
+    net.propose(4, "b");
+    net.run(200);
+    assert_eq!(
+        net.commands(4),
+        vec!["b"],
+        "slot 1 became a no-op: {:?}",
+        net.node(4).applied
+    );
+    net.restart(1);
+    net.restart(2);
+    net.run(200);
+    net.check_agreement();
+    net.check_no_duplicates();
+    assert_eq!(net.commands(1), net.commands(4));
+}
+
+// Reference: §2.2, P2: two proposers interleaving their phases on the same
+// slot never get two different values chosen.
+#[test]
+fn two_proposers_with_interleaved_phases_choose_one_value() {
+    let mut net = Net::new(3);
+    net.record = true;
+    let x = net.propose(1, "x");
+    // Node 1's Prepare reaches node 2; node 3 hears nothing yet.
+    net.deliver_where(|from, to, m| from == 1 && to == 2 && matches!(m, Message::Prepare(_)));
+    let late_prepare: Vec<_> = net
+        .in_flight
+        .iter()
+        .filter(|(_, to, _)| *to == 3)
+        .cloned()
+        .collect();
+    net.drop_where(|_, to, _| to == 3);
+    // Node 3 proposes in the same slot with a higher ballot (1.3 > 1.1).
+    let y = net.propose(3, "y");
+    // Node 3's Prepare reaches 2 and 3: node 2 promised 1.1, promises 1.3 now.
+    net.deliver_where(|from, _, m| from == 3 && matches!(m, Message::Prepare(_)));
+    // Node 2's promise to node 1 (b=1.1) and to node 3 arrive: both
+    // proposers have a quorum of promises for slot 1.
+    net.deliver_where(|_, _, m| matches!(m, Message::Promise(_)));
+    // Both send Accept. Node 1's Accept reaches node 2 first: refused.
+    net.deliver_where(|from, _, m| from == 1 && matches!(m, Message::Accept(_)));
+    net.deliver_where(|_, _, m| matches!(m, Message::Nack(_)));
+    net.deliver_where(|from, _, m| from == 3 && matches!(m, Message::Accept(_)));
+    net.in_flight.extend(late_prepare);
+    net.run(100);
+    net.check_agreement();
+    net.check_no_duplicates();
+    for id in 1..=3 {
+        assert_eq!(
+            net.commands(id),
+            vec!["y", "x"],
+            "node {id}: {:#?}",
+            net.trace
+        );
+    }
+    assert_eq!(net.outcome(3, y), Some(&Ok(1)));
+    assert_eq!(
+        net.outcome(1, x),
+        Some(&Ok(2)),
+        "x lost slot 1 and moved to slot 2"
+    );
+    assert!(net
+        .trace
+        .iter()
+        .any(|l| l.starts_with("2->1 Nack b=1.1 slot=1 promised=1.3")));
+}
+
+// Reference: §3: "fill the gaps with no-op commands". Node 1 used slot 1
+// (its Prepare was seen) and crashed before Phase 2; slot 2 got chosen. The
+// stuck frontier makes a node run Paxos on slot 1, which chooses a no-op.
+#[test]
+fn gaps_are_filled_with_noops() {
+    let mut net = Net::new(3);
+    net.propose(1, "lost");
+    net.deliver_where(|_, _, m| matches!(m, Message::Prepare(_)));
+    net.crash(1);
+    net.propose(2, "z");
+    net.run(3);
+    assert!(
+        net.node(2).applied.is_empty(),
+        "slot 2 is chosen but slot 1 is a gap"
+    );
+    assert_eq!(net.core(2).status().last_index, 2);
+    net.run(200);
+    for id in [2, 3] {
+        let applied = &net.node(id).applied;
+        assert_eq!(applied.len(), 2, "node {id}");
+        assert_eq!(applied[0].payload, Payload::Noop);
+        assert_eq!(applied[1].payload, payload("z"));
+    }
+    net.restart(1);
+    net.run(50);
+    assert_eq!(net.node(1).applied.len(), 2);
+    net.check_agreement();
+}
+
+#[test]
+fn a_command_is_chosen_and_committed_everywhere() {
+    let mut net = Net::new(3);
+    let ticket = net.propose(2, "hello");
+    net.deliver_all();
+    assert_eq!(net.outcome(2, ticket), Some(&Ok(1)));
+    for id in 1..=3 {
+        assert_eq!(net.commands(id), vec!["hello"]);
+        let status = net.core(id).status();
+        assert_eq!(status.commit_index, 1);
+        assert_eq!(status.role, consensus_api::Role::Peer);
+        assert_eq!(status.leader, None);
+    }
+}
+
+#[test]
+fn the_golden_message_flow_of_one_command() {
+    let mut net = Net::new(3);
+    net.record = true;
+    net.propose(1, "x");
+    net.deliver_all();
+    let expected = [
+        "1->2 Prepare b=1.1 slot=1",
+        "1->3 Prepare b=1.1 slot=1",
+        "2->1 Promise b=1.1 slot=1 highest=0",
+        "3->1 Promise b=1.1 slot=1 highest=0",
+        "1->2 Accept b=1.1 slot=1 v=[\"x\"]",
+        "1->2 Accepted b=1.1 slot=1",
+        "1->3 Accept b=1.1 slot=1 v=[\"x\"]",
+        "1->3 Accepted b=1.1 slot=1",
+        "2->1 Accepted b=1.1 slot=1",
+        "2->3 Accepted b=1.1 slot=1",
+        "3->1 Accepted b=1.1 slot=1",
+        "3->2 Accepted b=1.1 slot=1",
+    ];
+    assert_eq!(net.trace, expected, "{:#?}", net.trace);
+}
+
+#[test]
+fn pipelined_proposals_share_messages() {
+    let mut net = Net::new(3);
+    let tickets: Vec<_> = (0..50)
+        .map(|i| {
+            let core = net.nodes.get_mut(&1).unwrap().core.as_mut().unwrap();
+            core.propose(command(&format!("c{i}"))).unwrap()
+        })
+        .collect();
+    net.process(1);
+    assert_eq!(net.in_flight.len(), 2, "one Prepare per peer for 50 slots");
+    net.record = true;
+    net.deliver_all();
+    for (i, ticket) in tickets.iter().enumerate() {
+        assert_eq!(net.outcome(1, *ticket), Some(&Ok(i as u64 + 1)));
+    }
+    assert!(
+        net.trace.len() < 20,
+        "{} messages for 50 slots",
+        net.trace.len()
+    );
+    assert_eq!(net.commands(3).len(), 50);
+}
+
+#[test]
+fn proposals_from_every_node_all_commit_once() {
+    let mut net = Net::with_config(5, 11, |_| {});
+    for round in 0..20 {
+        for id in 1..=5 {
+            net.propose(id, &format!("n{id}-{round}"));
+        }
+        // Random delivery order.
+        for _ in 0..30 {
+            net.deliver_random();
+        }
+    }
+    net.run(300);
+    net.check_agreement();
+    net.check_no_duplicates();
+    for id in 1..=5 {
+        assert_eq!(net.commands(id).len(), 100, "node {id}");
+    }
+}
+
+#[test]
+fn a_minority_side_answers_unavailable() {
+    let mut net = Net::new(5);
+    net.propose(1, "before");
+    net.run(5);
+    let minority: &[u64] = &[1, 2];
+    let majority: &[u64] = &[3, 4, 5];
+    let stuck = net.propose(1, "minority");
+    let ok = net.propose(3, "majority");
+    net.run_partitioned(100, &[minority, majority]);
+    assert_eq!(net.outcome(1, stuck), Some(&Err(Rejected::Unavailable)));
+    assert_eq!(net.outcome(3, ok), Some(&Ok(2)));
+    assert_eq!(
+        net.try_propose(2, "again"),
+        Err(Rejected::Unavailable),
+        "fails fast"
+    );
+    assert_eq!(net.commands(1), vec!["before"]);
+    net.run(100);
+    net.check_agreement();
+    for id in 1..=5 {
+        assert_eq!(net.commands(id), vec!["before", "majority"], "node {id}");
+    }
+    let after = net.propose(1, "after");
+    net.run(5);
+    assert_eq!(net.outcome(1, after), Some(&Ok(3)));
+}
+
+#[test]
+fn a_read_barrier_comes_after_every_acknowledged_write() {
+    let mut net = Net::new(3);
+    let write = net.propose(1, "w");
+    // Node 3 never hears about slot 1 before it is chosen.
+    net.deliver_all_losing(|_, to, _| to == 3);
+    assert_eq!(net.outcome(1, write), Some(&Ok(1)));
+    assert_eq!(net.core(3).status().last_index, 0);
+    let read = net.read_barrier(3);
+    net.deliver_all();
+    net.run(5);
+    let index = net
+        .outcome(3, read)
+        .cloned()
+        .expect("read finished")
+        .expect("read ok");
+    assert!(index > 1, "the read point {index} is above the write");
+    assert!(net.node(3).applied.len() as u64 >= index);
+    assert_eq!(net.commands(3), vec!["w"]);
+}
+
+#[test]
+fn restarts_replay_the_chosen_log_and_keep_going() {
+    let mut net = Net::new(3);
+    for i in 0..10 {
+        net.propose(1 + i % 3, &format!("c{i}"));
+        net.deliver_all();
+    }
+    for id in 1..=3 {
+        net.crash(id);
+    }
+    for id in 1..=3 {
+        net.restart(id);
+        assert_eq!(
+            net.node(id).applied.len(),
+            10,
+            "node {id} re-applies the chosen prefix"
+        );
+    }
+    let ticket = net.propose(2, "after");
+    net.run(5);
+    assert_eq!(net.outcome(2, ticket), Some(&Ok(11)));
+    net.check_agreement();
+    net.check_no_duplicates();
+    // A restarted node never reuses a ballot: its counter moved on.
+    assert!(net.core(2).status().epoch > Ballot::new(1, 2).to_epoch());
+}
+
+#[test]
+fn a_lagging_node_catches_up_by_snapshot() {
+    let mut net = Net::new(3);
+    net.crash(3);
+    for i in 0..30 {
+        net.propose(1, &format!("c{i}"));
+        net.deliver_all();
+    }
+    net.run(2);
+    net.compact(1);
+    net.compact(2);
+    assert_eq!(net.core(1).status().snapshot_index, 30);
+    net.restart(3);
+    net.run(20);
+    assert_eq!(net.node(3).applied.len(), 30);
+    assert_eq!(net.core(3).status().snapshot_index, 30);
+    let ticket = net.propose(3, "new");
+    net.run(5);
+    assert_eq!(net.outcome(3, ticket), Some(&Ok(31)));
+    net.check_agreement();
+    // And the installed snapshot survives a restart.
+    net.crash(3);
+    net.restart(3);
+    assert_eq!(net.node(3).applied.len(), 31);
+}
+
+#[test]
+fn a_lagging_node_catches_up_by_chosen_values() {
+    let mut net = Net::with_config(3, 5, |c| c.batch_entries_max = 7);
+    net.crash(3);
+    for i in 0..40 {
+        net.propose(2, &format!("c{i}"));
+    }
+    net.run(3);
+    net.restart(3);
+    net.run(30);
+    assert_eq!(net.commands(3).len(), 40);
+    net.check_agreement();
+}
+
+#[test]
+fn the_hard_state_stays_small() {
+    let mut net = Net::new(3);
+    for round in 0..20 {
+        for i in 0..50 {
+            net.propose(1 + (i % 3), &format!("r{round}-{i}"));
+        }
+        net.run(2);
+    }
+    for id in 1..=3 {
+        let hard_state = net.node(id).store.durable().hard_state.clone().unwrap();
+        assert!(
+            hard_state.len() < 64,
+            "node {id}: {} bytes",
+            hard_state.len()
+        );
+        assert_eq!(net.commands(id).len(), 1000);
+    }
+}
+
+#[test]
+fn overload_is_refused() {
+    let mut net = Net::with_config(3, 1, |c| c.uncommitted_entries_max = 4);
+    for i in 0..4 {
+        net.propose(1, &format!("c{i}"));
+    }
+    assert_eq!(
+        net.try_propose(1, "one too many"),
+        Err(Rejected::Overloaded)
+    );
+    net.run(3);
+    assert!(net.try_propose(1, "fits again").is_ok());
+}
+
+#[test]
+fn a_configuration_change_takes_effect_alpha_slots_later() {
+    let mut net = Net::new(3);
+    net.propose(1, "a");
+    net.run(2);
+    let ticket = {
+        let core = net.nodes.get_mut(&2).unwrap().core.as_mut().unwrap();
+        core.change_membership(Membership::new([1, 2])).unwrap()
+    };
+    net.process(2);
+    let core = net.nodes.get_mut(&2).unwrap().core.as_mut().unwrap();
+    assert_eq!(
+        core.change_membership(Membership::new([1])),
+        Err(Rejected::ChangeInProgress)
+    );
+    net.run(30);
+    let result = net.outcome(2, ticket).cloned().expect("change finished");
+    let slot = result.expect("change ok");
+    assert_eq!(slot, 2);
+    for id in 1..=3 {
+        let status = net.core(id).status();
+        assert!(
+            status.commit_index >= slot + paxos::ALPHA - 1,
+            "the window was filled"
+        );
+        assert_eq!(status.membership, Membership::new([1, 2]), "node {id}");
+    }
+    // Node 3 is out: nodes 1 and 2 alone form the quorum now.
+    net.crash(3);
+    let after = net.propose(1, "without 3");
+    net.run(5);
+    assert!(matches!(net.outcome(1, after), Some(Ok(_))));
+    net.check_agreement();
+}
