@@ -1,0 +1,536 @@
+//! [`MultiPaxosCore`]: the node, its roles, the `Core` contract (restore,
+//! step, tick, ready, status) and the invariants checked after every input.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use consensus_api::{
+    Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
+    RecoverError, Rejected, Role, Snapshot, Status, Ticket,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::ballot::Ballot;
+use crate::catchup::CatchUpState;
+use crate::election::CandidateState;
+use crate::hard_state::HardState;
+use crate::leader::LeaderState;
+use crate::log::Log;
+use crate::message::Message;
+use crate::snapshot::IncomingSnapshot;
+
+/// The part a node plays, with the data only that part needs.
+#[derive(Debug)]
+pub(crate) enum RoleState {
+    /// An acceptor and learner following `leader` (if it knows one).
+    Follower {
+        /// The leader whose ballot this node last accepted messages from.
+        leader: Option<NodeId>,
+    },
+    /// Probing (pre-vote) or running Phase 1.
+    Candidate(CandidateState),
+    /// The distinguished proposer of `LeaderState::ballot`.
+    Leader(Box<LeaderState>),
+}
+
+/// Output accumulated between two calls of [`Core::ready`].
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// The hard state changed (a new promise).
+    pub(crate) hard_state_dirty: bool,
+    /// Commit frontier last written into a hard state.
+    pub(crate) persisted_commit: LogIndex,
+    /// Values to persist, by slot (a later write of a slot replaces an
+    /// earlier one within the same batch).
+    pub(crate) append: BTreeMap<LogIndex, Entry>,
+    /// A snapshot received from a peer, to persist and restore.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// Messages to send once the writes above are durable.
+    pub(crate) messages: Vec<(NodeId, Message)>,
+    /// Finished tickets.
+    pub(crate) completed: Vec<(Ticket, Result<LogIndex, Rejected>)>,
+}
+
+/// Multi-Paxos with a distinguished proposer, as a deterministic sans-IO
+/// [`Core`]. See the crate documentation for the protocol.
+#[derive(Debug)]
+pub struct MultiPaxosCore {
+    /// Settings (timeouts, batching, flags).
+    pub(crate) config: CoreConfig,
+    /// The core's only source of randomness, seeded from `config.seed`.
+    pub(crate) rng: ChaCha8Rng,
+    /// The acceptor's promise (durable).
+    pub(crate) promised: Ballot,
+    /// Highest ballot heard of (promised or not); a new ballot exceeds it.
+    pub(crate) highest_seen: Ballot,
+    /// Accepted values, chosen frontier, snapshot, configurations.
+    pub(crate) log: Log,
+    /// Highest slot handed out in `Ready::committed` (or restored from a
+    /// snapshot) in this incarnation.
+    pub(crate) applied: LogIndex,
+    /// The current role.
+    pub(crate) role: RoleState,
+    /// Ticks since this incarnation started.
+    pub(crate) now: u64,
+    /// Ticks since the leader was last heard from (or since the last
+    /// election started).
+    pub(crate) election_elapsed: u64,
+    /// The current randomized election timeout.
+    pub(crate) election_timeout: u64,
+    /// Tick at which a message of the followed leader last arrived.
+    pub(crate) leader_contact: Option<u64>,
+    /// Ticks since a candidate last (re)sent its Probes / Prepares.
+    pub(crate) resend_elapsed: u64,
+    /// An outstanding request for chosen values.
+    pub(crate) catch_up: Option<CatchUpState>,
+    /// A snapshot being received in chunks.
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// Proposals and membership changes of this node, by slot, finished when
+    /// the slot is applied.
+    pub(crate) tickets: BTreeMap<LogIndex, Ticket>,
+    /// Last ticket number handed out.
+    pub(crate) last_ticket: u64,
+    /// Number of the last `Ready` handed out.
+    pub(crate) ready_number: u64,
+    /// Pending output.
+    pub(crate) out: Output,
+}
+
+impl MultiPaxosCore {
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The acceptor's promised ballot.
+    pub fn promised(&self) -> Ballot {
+        self.promised
+    }
+
+    /// The ballot this node leads with, if it is the leader.
+    pub fn leader_ballot(&self) -> Option<Ballot> {
+        match &self.role {
+            RoleState::Leader(leader) => Some(leader.ballot),
+            _ => None,
+        }
+    }
+
+    /// The value this node holds for `slot` (accepted or chosen), if any.
+    pub fn accepted(&self, slot: LogIndex) -> Option<&Entry> {
+        self.log.get(slot)
+    }
+
+    /// The chosen frontier.
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.commit()
+    }
+
+    /// The configuration in force (deciding the first unchosen slot).
+    pub fn membership(&self) -> &Membership {
+        self.log.membership()
+    }
+
+    fn validate_config(config: &CoreConfig) -> Result<(), RecoverError> {
+        let invalid = |what: &str| Err(RecoverError::InvalidConfig(what.to_string()));
+        if config.id == 0 || config.id > Ballot::FIELD_MAX {
+            return invalid("node id must be in 1..=2^32-1 (ballots pack it into 32 bits)");
+        }
+        if config.election_timeout_ticks_min == 0 || config.heartbeat_interval_ticks == 0 {
+            return invalid("election timeout and heartbeat interval must be at least one tick");
+        }
+        if config.heartbeat_interval_ticks >= config.election_timeout_ticks_min {
+            return invalid("the heartbeat interval must be shorter than the election timeout");
+        }
+        if config.batch_entries_max == 0
+            || config.inflight_messages_max == 0
+            || config.snapshot_chunk_bytes == 0
+            || config.uncommitted_entries_max == 0
+        {
+            return invalid("batch, window, chunk and uncommitted limits must be positive");
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to `to` (after this batch's writes are durable).
+    pub(crate) fn send(&mut self, to: NodeId, message: Message) {
+        debug_assert_ne!(to, self.config.id, "a node never messages itself");
+        self.out.messages.push((to, message));
+    }
+
+    /// Stores an accepted value and schedules its write.
+    pub(crate) fn write_entry(&mut self, entry: Entry) {
+        if self.log.put(entry.clone()) {
+            self.out.append.insert(entry.index, entry);
+        }
+    }
+
+    /// Takes note of a ballot seen on the wire. If it is above the promise,
+    /// the node promises it (always safe: it only forbids lower ballots),
+    /// which demotes a leader or candidate. Returns true in that case.
+    pub(crate) fn observe_ballot(&mut self, ballot: Ballot) -> bool {
+        self.highest_seen = self.highest_seen.max(ballot);
+        if ballot <= self.promised {
+            return false;
+        }
+        self.promised = ballot;
+        self.out.hard_state_dirty = true;
+        if !matches!(self.role, RoleState::Follower { .. }) {
+            tracing::debug!(node = self.config.id, %ballot, "higher ballot seen: stepping down");
+            self.become_follower(None);
+        } else if let RoleState::Follower { leader } = &mut self.role {
+            if *leader != Some(ballot.node()) {
+                *leader = None;
+            }
+        }
+        true
+    }
+
+    /// Becomes a follower of `leader` (if known). A leader's pending
+    /// requests finish: values not yet chosen with `OutcomeUnknown`, requests
+    /// that never reached a slot with `NotLeader`.
+    pub(crate) fn become_follower(&mut self, leader: Option<NodeId>) {
+        let previous = std::mem::replace(&mut self.role, RoleState::Follower { leader });
+        if let RoleState::Leader(state) = previous {
+            self.abandon_leadership(*state, leader);
+        }
+        self.reset_election_timer();
+    }
+
+    /// Restarts the election timer with a fresh randomized timeout in
+    /// `[election_timeout_ticks_min, election_timeout_ticks_max)`.
+    pub(crate) fn reset_election_timer(&mut self) {
+        let min = self.config.election_timeout_ticks_min;
+        let max = self.config.election_timeout_ticks_max;
+        self.election_elapsed = 0;
+        self.election_timeout = if max > min {
+            self.rng.random_range(min..max)
+        } else {
+            min
+        };
+    }
+
+    /// A new ticket number.
+    pub(crate) fn next_ticket(&mut self) -> Ticket {
+        self.last_ticket += 1;
+        Ticket(self.last_ticket)
+    }
+
+    /// The leader this node believes in.
+    pub(crate) fn leader_hint(&self) -> Option<NodeId> {
+        match &self.role {
+            RoleState::Follower { leader } => *leader,
+            RoleState::Candidate(_) => None,
+            RoleState::Leader(_) => Some(self.config.id),
+        }
+    }
+
+    /// True if this node votes in the configuration in force.
+    pub(crate) fn is_voter(&self) -> bool {
+        self.log.membership().is_voter(self.config.id)
+    }
+
+    /// Hands chosen slots to the driver and finishes the tickets they end.
+    fn collect_committed(&mut self) -> Vec<Entry> {
+        let commit = self.log.commit();
+        let mut committed = Vec::new();
+        if commit > self.applied {
+            committed.extend(self.log.range(self.applied + 1, commit).cloned());
+            debug_assert_eq!(
+                committed.len() as u64,
+                commit - self.applied,
+                "the chosen prefix has a hole"
+            );
+            self.applied = commit;
+        }
+        let done: Vec<LogIndex> = self
+            .tickets
+            .range(..=self.applied)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in done {
+            if let Some(ticket) = self.tickets.remove(&index) {
+                self.out.completed.push((ticket, Ok(index)));
+            }
+        }
+        committed
+    }
+
+    /// Checks the invariants of the node. Called after every input; cheap
+    /// checks always, O(n) ones under debug assertions.
+    pub fn check_invariants(&self) {
+        let commit = self.log.commit();
+        assert!(
+            commit >= self.log.snapshot_index(),
+            "node {}: commit {} below snapshot {}",
+            self.config.id,
+            commit,
+            self.log.snapshot_index()
+        );
+        assert!(
+            self.applied <= commit,
+            "node {}: applied beyond commit",
+            self.config.id
+        );
+        assert!(
+            self.applied >= self.log.snapshot_index(),
+            "node {}: applied {} below snapshot {}",
+            self.config.id,
+            self.applied,
+            self.log.snapshot_index()
+        );
+        assert!(
+            self.highest_seen >= self.promised,
+            "highest seen below the promise"
+        );
+        debug_assert!(
+            self.log
+                .chosen_prefix_is_dense(self.applied.saturating_sub(1)),
+            "node {}: hole in the chosen prefix",
+            self.config.id
+        );
+        debug_assert!(
+            self.log.max_epoch_above(commit) <= self.promised.epoch(),
+            "node {}: an accepted value above the promise {}",
+            self.config.id,
+            self.promised
+        );
+        match &self.role {
+            RoleState::Follower { .. } => {}
+            RoleState::Candidate(candidate) => candidate.check(self),
+            RoleState::Leader(leader) => leader.check(self),
+        }
+    }
+}
+
+impl Core for MultiPaxosCore {
+    type Message = Message;
+
+    const PROTOCOL: &'static str = "multipaxos";
+
+    fn restore(config: CoreConfig, state: InitialState) -> Result<Self, RecoverError> {
+        Self::validate_config(&config)?;
+        let hard_state = match &state.hard_state {
+            Some(bytes) => HardState::decode(bytes)?,
+            None => HardState::default(),
+        };
+        let mut log = match &state.snapshot {
+            Some(snapshot) => {
+                let mut log = Log::new(snapshot.membership.clone());
+                let checksum = crc32c::crc32c(&snapshot.data);
+                log.install_snapshot(snapshot.clone(), checksum);
+                log
+            }
+            None => {
+                config
+                    .initial_membership
+                    .validate()
+                    .map_err(|e| RecoverError::InvalidConfig(e.to_string()))?;
+                Log::new(config.initial_membership.clone())
+            }
+        };
+        let floor = log.snapshot_index();
+        let mut previous = floor;
+        let mut max_epoch = 0;
+        for entry in state.entries {
+            if entry.index <= previous {
+                return Err(RecoverError::InconsistentLog(format!(
+                    "entry {} after {} (snapshot at {floor})",
+                    entry.index, previous
+                )));
+            }
+            previous = entry.index;
+            max_epoch = max_epoch.max(entry.epoch);
+            log.put(entry);
+        }
+        // The frontier written in the hard state covers only entries written
+        // with or before it; clamp it to the dense prefix in any case
+        // (forgetting that a slot is chosen is always safe).
+        let commit = log.advance_commit_while(hard_state.commit, |_| true);
+        if commit < hard_state.commit {
+            tracing::warn!(
+                node = config.id,
+                stored = hard_state.commit,
+                usable = commit,
+                "stored commit frontier beyond the stored entries"
+            );
+        }
+        // A batch torn after its entries but before its hard state leaves an
+        // accepted value above the promise: promising it now is what the
+        // lost hard state said (and is always safe).
+        let promised = hard_state.promised.max(Ballot::from_epoch(max_epoch));
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let applied = log.snapshot_index();
+        let mut core = MultiPaxosCore {
+            config,
+            rng,
+            promised,
+            highest_seen: promised,
+            log,
+            applied,
+            role: RoleState::Follower { leader: None },
+            now: 0,
+            election_elapsed: 0,
+            election_timeout: 0,
+            leader_contact: None,
+            resend_elapsed: 0,
+            catch_up: None,
+            incoming_snapshot: None,
+            tickets: BTreeMap::new(),
+            last_ticket: 0,
+            ready_number: 0,
+            out: Output {
+                hard_state_dirty: promised != hard_state.promised,
+                persisted_commit: hard_state.commit.min(commit),
+                ..Output::default()
+            },
+        };
+        core.reset_election_timer();
+        core.check_invariants();
+        Ok(core)
+    }
+
+    fn step(&mut self, from: NodeId, message: Message) {
+        if from == 0 || from == self.config.id {
+            tracing::warn!(
+                node = self.config.id,
+                from,
+                "message with an impossible sender dropped"
+            );
+            return;
+        }
+        match message {
+            Message::Probe(m) => self.on_probe(from, m),
+            Message::ProbeResponse(m) => self.on_probe_response(from, m),
+            Message::Prepare(m) => self.on_prepare(from, m),
+            Message::Promise(m) => self.on_promise(from, m),
+            Message::Accept(m) => self.on_accept(from, m),
+            Message::Accepted(m) => self.on_accepted(from, m),
+            Message::Nack(m) => self.on_nack(from, m),
+            Message::Heartbeat(m) => self.on_heartbeat(from, m),
+            Message::HeartbeatResponse(m) => self.on_heartbeat_response(from, m),
+            Message::CatchUp(m) => self.on_catch_up(from, m),
+            Message::Chosen(m) => self.on_chosen(from, m),
+            Message::SnapshotChunk(m) => self.on_snapshot_chunk(from, m),
+            Message::SnapshotChunkResponse(m) => self.on_snapshot_chunk_response(from, m),
+        }
+        self.check_invariants();
+    }
+
+    fn tick(&mut self) {
+        self.now += 1;
+        match &self.role {
+            RoleState::Leader(_) => self.tick_leader(),
+            RoleState::Candidate(_) => self.tick_candidate(),
+            RoleState::Follower { .. } => self.tick_election(),
+        }
+        self.tick_catch_up();
+        self.check_invariants();
+    }
+
+    fn propose(&mut self, command: Bytes) -> Result<Ticket, Rejected> {
+        let result = self.propose_payload(consensus_api::Payload::Command(command));
+        self.check_invariants();
+        result
+    }
+
+    fn read_barrier(&mut self) -> Result<Ticket, Rejected> {
+        let result = self.leader_read_barrier();
+        self.check_invariants();
+        result
+    }
+
+    fn change_membership(&mut self, to: Membership) -> Result<Ticket, Rejected> {
+        let result = self.leader_change_membership(to);
+        self.check_invariants();
+        result
+    }
+
+    fn compact(&mut self, applied_index: LogIndex, data: Bytes) -> Result<Snapshot, Rejected> {
+        let result = self.compact_log(applied_index, data);
+        self.check_invariants();
+        result
+    }
+
+    fn ready(&mut self) -> Option<Ready<Message>> {
+        self.flush_leader();
+        let committed = self.collect_committed();
+        self.complete_reads();
+        let snapshot = self.out.snapshot.take();
+        if let Some(snapshot) = &snapshot {
+            self.out.append = self.out.append.split_off(&(snapshot.index + 1));
+        }
+        let append: Vec<Entry> = std::mem::take(&mut self.out.append).into_values().collect();
+        let commit = self.log.commit();
+        let writes = !append.is_empty() || snapshot.is_some();
+        let hard_state =
+            if self.out.hard_state_dirty || (writes && commit != self.out.persisted_commit) {
+                self.out.hard_state_dirty = false;
+                self.out.persisted_commit = commit;
+                Some(
+                    HardState {
+                        promised: self.promised,
+                        commit,
+                    }
+                    .encode(),
+                )
+            } else {
+                None
+            };
+        let mut ready = Ready::new(self.ready_number + 1);
+        ready.hard_state = hard_state;
+        ready.append = append;
+        ready.snapshot = snapshot;
+        ready.must_sync = ready.has_writes();
+        ready.messages = std::mem::take(&mut self.out.messages);
+        ready.committed = committed;
+        ready.completed = std::mem::take(&mut self.out.completed);
+        if ready.is_empty() {
+            return None;
+        }
+        self.ready_number += 1;
+        Some(ready)
+    }
+
+    fn status(&self) -> Status {
+        let (role, peers) = match &self.role {
+            RoleState::Follower { .. } => {
+                let role = if self.log.membership().is_learner(self.config.id) {
+                    Role::Learner
+                } else {
+                    Role::Follower
+                };
+                (role, BTreeMap::new())
+            }
+            RoleState::Candidate(_) => (Role::Candidate, BTreeMap::new()),
+            RoleState::Leader(leader) => {
+                let peers = leader
+                    .peers
+                    .iter()
+                    .map(|(id, p)| {
+                        (
+                            *id,
+                            PeerProgress {
+                                match_index: p.match_index,
+                                ticks_since_heard: p.ticks_since_heard,
+                            },
+                        )
+                    })
+                    .collect();
+                (Role::Leader, peers)
+            }
+        };
+        Status {
+            id: self.config.id,
+            role,
+            leader: self.leader_hint(),
+            epoch: self.promised.epoch(),
+            commit_index: self.log.commit(),
+            applied_index: self.applied,
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snapshot_index(),
+            membership: self.log.membership().clone(),
+            peers,
+        }
+    }
+}

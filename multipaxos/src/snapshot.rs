@@ -1,0 +1,216 @@
+//! Log compaction and snapshot transfer.
+//!
+//! [`Core::compact`](consensus_api::Core::compact) turns the driver's state
+//! machine image at an applied slot into a [`Snapshot`]: its index and the
+//! epoch of that slot, the membership in force after it (the configuration
+//! deciding the next slot), and an empty `protocol_state` (configurations
+//! take effect the slot after their own, so nothing else is pending at a
+//! chosen slot). The slots it covers are dropped from memory.
+//!
+//! A node asked for compacted slots answers with its snapshot in chunks of
+//! `snapshot_chunk_bytes` ([`MessageClass::Bulk`](consensus_api::MessageClass)),
+//! each carrying the metadata, its offset and the CRC32C of the whole data.
+//! The receiver accepts chunks in order only, asks for the next one with a
+//! [`SnapshotChunkResponse`], verifies the checksum at the end and installs
+//! the snapshot only if it is ahead of its chosen frontier: a snapshot never
+//! moves `commit` or `applied` backwards.
+
+use bytes::{Bytes, BytesMut};
+use consensus_api::{LogIndex, Membership, NodeId, Rejected, Snapshot};
+
+use crate::core::MultiPaxosCore;
+use crate::message::{CatchUp, Message, SnapshotChunk, SnapshotChunkResponse};
+
+/// A snapshot being received.
+#[derive(Debug)]
+pub(crate) struct IncomingSnapshot {
+    /// The sender.
+    pub(crate) from: NodeId,
+    /// Last slot covered.
+    pub(crate) index: LogIndex,
+    /// Epoch of that slot.
+    pub(crate) epoch: u64,
+    /// Membership in force after it.
+    pub(crate) membership: Membership,
+    /// Protocol metadata.
+    pub(crate) protocol_state: Bytes,
+    /// Total data size announced.
+    pub(crate) total_bytes: u64,
+    /// CRC32C announced.
+    pub(crate) checksum: u32,
+    /// Data received so far.
+    pub(crate) data: BytesMut,
+}
+
+impl MultiPaxosCore {
+    /// `Core::compact`.
+    pub(crate) fn compact_log(
+        &mut self,
+        index: LogIndex,
+        data: Bytes,
+    ) -> Result<Snapshot, Rejected> {
+        let snapshot_index = self.log.snapshot_index();
+        let invalid = Rejected::InvalidCompaction {
+            index,
+            applied: self.applied,
+            snapshot: snapshot_index,
+        };
+        if index <= snapshot_index || index > self.applied {
+            return Err(invalid);
+        }
+        let Some(epoch) = self.log.epoch_at(index) else {
+            return Err(invalid);
+        };
+        let snapshot = Snapshot {
+            index,
+            epoch,
+            membership: self.log.membership_at(index + 1).clone(),
+            protocol_state: Bytes::new(),
+            data,
+        };
+        let checksum = crc32c::crc32c(&snapshot.data);
+        self.log.install_snapshot(snapshot.clone(), checksum);
+        self.out.append = self.out.append.split_off(&(index + 1));
+        Ok(snapshot)
+    }
+
+    /// Sends the chunk of the latest snapshot starting at `offset`.
+    pub(crate) fn send_snapshot_chunk(&mut self, to: NodeId, offset: u64) {
+        let Some(snapshot) = self.log.snapshot() else {
+            return;
+        };
+        let data = self.log.snapshot_data();
+        let total = data.len() as u64;
+        let offset = if offset > total { 0 } else { offset };
+        let end = (offset + self.config.snapshot_chunk_bytes as u64).min(total);
+        let chunk = SnapshotChunk {
+            index: snapshot.index,
+            epoch: snapshot.epoch,
+            membership: snapshot.membership.clone(),
+            protocol_state: snapshot.protocol_state.clone(),
+            total_bytes: total,
+            checksum: self.log.snapshot_checksum(),
+            offset,
+            data: data.slice(offset as usize..end as usize),
+        };
+        self.send(to, Message::SnapshotChunk(chunk));
+    }
+
+    /// A receiver asks for the next chunk.
+    pub(crate) fn on_snapshot_chunk_response(
+        &mut self,
+        from: NodeId,
+        response: SnapshotChunkResponse,
+    ) {
+        let Some(snapshot) = self.log.snapshot() else {
+            return;
+        };
+        let same =
+            snapshot.index == response.index && self.log.snapshot_checksum() == response.checksum;
+        let total = snapshot.data.len() as u64;
+        if !same {
+            // Compacted again meanwhile: start over with the newer snapshot.
+            self.send_snapshot_chunk(from, 0);
+        } else if response.next_offset < total {
+            self.send_snapshot_chunk(from, response.next_offset);
+        }
+    }
+
+    /// A chunk arrives: append it if it is the next one, install when whole.
+    pub(crate) fn on_snapshot_chunk(&mut self, from: NodeId, chunk: SnapshotChunk) {
+        let end = chunk.offset.checked_add(chunk.data.len() as u64);
+        if end.is_none_or(|end| end > chunk.total_bytes) || chunk.index == 0 {
+            tracing::warn!(
+                node = self.config.id,
+                from,
+                "malformed snapshot chunk dropped"
+            );
+            return;
+        }
+        if chunk.index <= self.log.commit() {
+            // Already known chosen: nothing to learn from it.
+            self.incoming_snapshot = None;
+            return;
+        }
+        if chunk.offset == 0 {
+            self.incoming_snapshot = Some(IncomingSnapshot {
+                from,
+                index: chunk.index,
+                epoch: chunk.epoch,
+                membership: chunk.membership.clone(),
+                protocol_state: chunk.protocol_state.clone(),
+                total_bytes: chunk.total_bytes,
+                checksum: chunk.checksum,
+                data: BytesMut::new(),
+            });
+        }
+        let Some(incoming) = self.incoming_snapshot.as_mut() else {
+            // A middle chunk without its beginning: ask again from the start.
+            let from_slot = self.log.commit() + 1;
+            self.send(from, Message::CatchUp(CatchUp { from: from_slot }));
+            return;
+        };
+        let in_sequence = incoming.from == from
+            && incoming.index == chunk.index
+            && incoming.checksum == chunk.checksum
+            && incoming.total_bytes == chunk.total_bytes
+            && incoming.data.len() as u64 == chunk.offset;
+        if !in_sequence {
+            return;
+        }
+        incoming.data.extend_from_slice(&chunk.data);
+        if let Some(state) = &mut self.catch_up {
+            state.requested_at = self.now;
+        }
+        if (incoming.data.len() as u64) < incoming.total_bytes {
+            let response = SnapshotChunkResponse {
+                index: incoming.index,
+                checksum: incoming.checksum,
+                next_offset: incoming.data.len() as u64,
+            };
+            self.send(from, Message::SnapshotChunkResponse(response));
+            return;
+        }
+        let Some(incoming) = self.incoming_snapshot.take() else {
+            return;
+        };
+        let data = incoming.data.freeze();
+        if crc32c::crc32c(&data) != incoming.checksum {
+            tracing::warn!(
+                node = self.config.id,
+                from,
+                index = incoming.index,
+                "snapshot checksum mismatch: discarded"
+            );
+            return;
+        }
+        let snapshot = Snapshot {
+            index: incoming.index,
+            epoch: incoming.epoch,
+            membership: incoming.membership,
+            protocol_state: incoming.protocol_state,
+            data,
+        };
+        self.install_received_snapshot(snapshot, incoming.checksum);
+        self.catch_up_progressed(from, incoming.index);
+    }
+
+    fn install_received_snapshot(&mut self, snapshot: Snapshot, checksum: u32) {
+        if snapshot.index <= self.log.commit() {
+            return;
+        }
+        tracing::debug!(
+            node = self.config.id,
+            index = snapshot.index,
+            "installing a snapshot"
+        );
+        let index = snapshot.index;
+        self.log.install_snapshot(snapshot.clone(), checksum);
+        self.applied = index;
+        self.out.append = self.out.append.split_off(&(index + 1));
+        self.out.snapshot = Some(snapshot);
+        // Entries above the snapshot that a leader already vouched for are
+        // learned at its next heartbeat.
+        self.after_commit_advance();
+    }
+}

@@ -1,0 +1,295 @@
+//! The rules of Paxos, one test each, on the in-test harness (a message
+//! queue the test controls). Each cites the section it checks.
+
+mod harness;
+
+use consensus_api::{Bytes, Core, Entry, Payload, Role};
+use harness::{command, payload_text, Envelope, Harness};
+use multipaxos::{Accept, Ballot, Message, Prepare};
+
+fn value(index: u64, ballot: Ballot, text: &str) -> Entry {
+    Entry {
+        index,
+        epoch: ballot.epoch(),
+        payload: Payload::Command(Bytes::copy_from_slice(text.as_bytes())),
+    }
+}
+
+// Reference: "Paxos Made Simple" §2.2, P1a — an acceptor can accept a
+// proposal numbered n iff it has not responded to a prepare request
+// numbered greater than n.
+#[test]
+fn an_acceptor_never_accepts_below_its_promise() {
+    let mut h = Harness::new(3);
+    let high = Ballot::new(5, 2);
+    let low = Ballot::new(4, 3);
+    h.core_mut(1).step(
+        2,
+        Message::Prepare(Prepare {
+            ballot: high,
+            from: 1,
+        }),
+    );
+    h.process(1);
+    assert_eq!(h.core(1).promised(), high);
+    let promise = h.take(|e| e.from == 1);
+    assert!(matches!(&promise[0].message, Message::Promise(p) if p.ballot == high));
+
+    // An Accept below the promise is refused and changes nothing.
+    let accept = Accept {
+        ballot: low,
+        entries: vec![value(1, low, "late")],
+        commit: 0,
+    };
+    h.core_mut(1).step(3, Message::Accept(accept));
+    h.process(1);
+    assert!(
+        h.core(1).accepted(1).is_none(),
+        "accepted below the promise"
+    );
+    let answer = h.take(|e| e.from == 1);
+    assert!(
+        matches!(&answer[0].message, Message::Nack(n) if n.ballot == low && n.promised == high),
+        "{answer:?}"
+    );
+    // The promise survives a crash (it was persisted before the Promise left).
+    h.crash(1);
+    h.restart(1);
+    assert_eq!(h.core(1).promised(), high);
+    let accept = Accept {
+        ballot: low,
+        entries: vec![value(1, low, "late")],
+        commit: 0,
+    };
+    h.core_mut(1).step(3, Message::Accept(accept));
+    h.process(1);
+    assert!(
+        h.core(1).accepted(1).is_none(),
+        "accepted below the promise after a restart"
+    );
+
+    // At the promise it accepts; a later Prepare reports it.
+    let accept = Accept {
+        ballot: high,
+        entries: vec![value(1, high, "ok")],
+        commit: 0,
+    };
+    h.core_mut(1).step(2, Message::Accept(accept));
+    h.process(1);
+    assert_eq!(h.core(1).accepted(1), Some(&value(1, high, "ok")));
+    h.drop_all();
+    let higher = Ballot::new(6, 3);
+    h.core_mut(1).step(
+        3,
+        Message::Prepare(Prepare {
+            ballot: higher,
+            from: 1,
+        }),
+    );
+    h.process(1);
+    let promise = h.take(|e| e.from == 1);
+    let Message::Promise(promise) = &promise[0].message else {
+        panic!("expected a promise");
+    };
+    assert_eq!(promise.entries, vec![value(1, high, "ok")]);
+}
+
+// Reference: "Paxos Made Simple" §2.2, P2c — the classic case: a value was
+// chosen by a quorum {1, 2, 3}; 1 and 2 crash; the new proposer's quorum
+// {3, 4, 5} meets the chosen value only at 3 and must adopt it.
+#[test]
+fn a_proposer_adopts_a_value_chosen_by_a_quorum_of_which_only_one_survives() {
+    let mut h = Harness::new(5);
+    h.elect(1);
+    h.propose(1, "x").unwrap();
+    // The Accept reaches 2 and 3 only; their Accepteds reach 1 (chosen), but
+    // 1 crashes before it tells anyone.
+    let accepts = h.take(|e| matches!(e.message, Message::Accept(_)));
+    for envelope in accepts.into_iter().filter(|e| e.to == 2 || e.to == 3) {
+        h.deliver(envelope);
+    }
+    let accepted = h.take(|e| matches!(e.message, Message::Accepted(_)));
+    assert_eq!(accepted.len(), 2);
+    for envelope in accepted {
+        h.deliver(envelope);
+    }
+    assert_eq!(
+        h.core(1).commit_index(),
+        1,
+        "x is chosen: 1, 2, 3 accepted it"
+    );
+    h.drop_all();
+    h.crash(1);
+    h.crash(2);
+    h.elect(4);
+    h.tick_all(5);
+    for id in [3, 4, 5] {
+        assert_eq!(h.applied_texts(id), ["x"], "node {id}");
+    }
+    // The new leader re-proposed x under its own ballot.
+    let ballot = h.core(4).leader_ballot().unwrap();
+    assert_eq!(h.core(4).accepted(1).unwrap().epoch, ballot.epoch());
+}
+
+// Reference: "Paxos Made Simple" §2.2 — two proposers, phases interleaved:
+// 1 prepares, 5 prepares higher, 1's accepts race 5's. Whatever the order,
+// at most one value is chosen for the slot.
+#[test]
+fn two_proposers_with_interleaved_phases_never_choose_two_values() {
+    for order in 0..64u32 {
+        let mut h = Harness::with_config(5, |c| c.pre_vote = false);
+        // Both time out "at once": 1 first, then 5, before any delivery.
+        h.elect_step(1);
+        h.elect_step(5);
+        // Deliver Prepares and Promises in an order derived from `order`.
+        h.shuffle_deliver(order, 40);
+        // Whoever leads proposes; the other may too if it still thinks so.
+        for id in [1, 5] {
+            if h.is_up(id) && h.core(id).status().role == Role::Leader {
+                let _ = h.propose(id, &format!("v{id}"));
+            }
+        }
+        h.shuffle_deliver(order.rotate_left(7), 400);
+        h.tick_all(40);
+        h.check_agreement();
+        let first: Vec<String> = h
+            .nodes
+            .values()
+            .filter_map(|n| n.applied.first().map(|e| payload_text(&e.payload)))
+            .collect();
+        assert!(
+            first.windows(2).all(|w| w[0] == w[1]),
+            "order {order}: {first:?}"
+        );
+    }
+}
+
+// Reference: "Paxos Made Simple" §3 — a new leader re-proposes what it
+// finds accepted and fills the gaps with no-ops before new commands.
+#[test]
+fn leader_takeover_reproposes_accepted_values_and_fills_gaps_with_noops() {
+    let mut h = Harness::new(3);
+    h.elect(1);
+    // Four slots, each in its own Accept (one ready() per proposal).
+    for text in ["a", "b", "c", "d"] {
+        h.propose(1, text).unwrap();
+    }
+    let accepts = h.take(|e| matches!(e.message, Message::Accept(_)));
+    // Node 2 accepts slots 1 and 3 only; node 3 nothing; Accepteds are lost.
+    for envelope in accepts {
+        let Message::Accept(accept) = &envelope.message else {
+            unreachable!()
+        };
+        let slot = accept.entries[0].index;
+        if envelope.to == 2 && (slot == 1 || slot == 3) {
+            h.deliver(envelope);
+        }
+    }
+    h.drop_all();
+    h.crash(1);
+    assert_eq!(h.core(2).accepted(2), None);
+    h.elect(2);
+    let ballot = h.core(2).leader_ballot().unwrap();
+    // Before any new command: slot 1 "a", slot 2 no-op, slot 3 "c" under
+    // the new ballot; "b" and "d" were never accepted by the quorum {2, 3}.
+    let log: Vec<(u64, String)> = (1..=3)
+        .map(|slot| {
+            let entry = h.core(2).accepted(slot).unwrap();
+            assert_eq!(
+                entry.epoch,
+                ballot.epoch(),
+                "slot {slot} re-proposed under the new ballot"
+            );
+            (slot, payload_text(&entry.payload))
+        })
+        .collect();
+    assert_eq!(log, [(1, "a".into()), (2, "noop".into()), (3, "c".into())]);
+    h.propose(2, "e").unwrap();
+    h.tick_all(5);
+    assert_eq!(h.applied_texts(2), ["a", "noop", "c", "e"]);
+    assert_eq!(h.applied_texts(3), ["a", "noop", "c", "e"]);
+    // The old leader comes back, learns, and holds the same log.
+    h.restart(1);
+    h.tick_all(10);
+    assert_eq!(h.applied_texts(1), ["a", "noop", "c", "e"]);
+    h.check_agreement();
+}
+
+// "Paxos Made Simple" §3: a leader only runs Phase 2 once established —
+// proposals elsewhere are refused with a hint.
+#[test]
+fn followers_refuse_proposals_with_a_hint() {
+    let mut h = Harness::new(3);
+    h.elect(2);
+    h.tick_all(2);
+    let refused = h.core_mut(3).propose(command("x"));
+    assert_eq!(
+        refused,
+        Err(consensus_api::Rejected::NotLeader { hint: Some(2) })
+    );
+}
+
+#[test]
+fn replication_batches_and_pipelines() {
+    let mut h = Harness::with_config(3, |c| {
+        c.batch_entries_max = 4;
+        c.inflight_messages_max = 2;
+    });
+    h.elect(1);
+    // Ten proposals before one ready(): at most 2 Accepts of 4 slots each
+    // go to each peer until answers come back.
+    for i in 0..10 {
+        h.core_mut(1).propose(command(&format!("c{i}"))).unwrap();
+    }
+    h.process(1);
+    let accepts: Vec<Envelope> = h.take(|e| matches!(e.message, Message::Accept(_)));
+    assert_eq!(accepts.len(), 4, "2 peers x 2 in flight");
+    for envelope in &accepts {
+        let Message::Accept(accept) = &envelope.message else {
+            unreachable!()
+        };
+        assert_eq!(accept.entries.len(), 4);
+    }
+    for envelope in accepts {
+        h.deliver(envelope);
+    }
+    h.stabilize();
+    h.tick_all(5);
+    // A first leader recovers nothing: no no-op, just the ten commands.
+    assert_eq!(h.applied_texts(3).len(), 10);
+    h.check_agreement();
+}
+
+trait HarnessExt {
+    fn elect_step(&mut self, id: u64);
+    fn shuffle_deliver(&mut self, seed: u32, limit: usize);
+}
+
+impl HarnessExt for Harness {
+    /// Ticks `id` until it starts Phase 1, without delivering anything.
+    fn elect_step(&mut self, id: u64) {
+        for _ in 0..100 {
+            if self.core(id).status().role == Role::Candidate {
+                return;
+            }
+            self.tick(id);
+        }
+        panic!("node {id} never campaigned");
+    }
+
+    /// Delivers up to `limit` messages in an order picked by `seed`.
+    fn shuffle_deliver(&mut self, seed: u32, limit: usize) {
+        let mut state = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for _ in 0..limit {
+            if self.queue.is_empty() {
+                return;
+            }
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let index = (state % self.queue.len() as u64) as usize;
+            let envelope = self.queue.remove(index).unwrap();
+            self.deliver(envelope);
+        }
+    }
+}
