@@ -178,16 +178,16 @@ impl Nemesis {
 
     /// Ticks to wait before the next fault.
     pub(crate) fn gap_ticks<C: Core>(&self, cluster: &mut Cluster<C>) -> u64 {
-        cluster.rng().random_range(10..120)
+        cluster.rng().random_range(5..60)
     }
 
     /// Ticks to hold a fault.
     pub(crate) fn hold_ticks<C: Core>(&self, cluster: &mut Cluster<C>) -> u64 {
         let rng = cluster.rng();
         if rng.random_bool(0.2) {
-            rng.random_range(150..600)
+            rng.random_range(120..400)
         } else {
-            rng.random_range(10..150)
+            rng.random_range(10..120)
         }
     }
 

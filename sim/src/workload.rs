@@ -153,7 +153,7 @@ impl Workload {
             cluster.schedule_timer(cluster.now_ns() + delay, token(K_INVOKE, slot, 0));
         }
         if nemesis.enabled() {
-            let gap = nemesis.gap_ticks(cluster) + 30;
+            let gap = nemesis.gap_ticks(cluster) + 20;
             cluster.schedule_timer(cluster.now_ns() + gap * tick, token(K_NEMESIS_INJECT, 0, 0));
         }
         if self.config.compaction {
