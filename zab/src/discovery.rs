@@ -1,0 +1,277 @@
+//! Phase 1: Discovery (paper section IV-B; ZooKeeper's
+//! `Leader.getEpochToPropose` / `waitForEpochAck` and
+//! `Learner.registerWithLeader`).
+//!
+//! * A follower connects with FOLLOWERINFO carrying its `acceptedEpoch`.
+//! * Once a quorum (itself included) connected, the prospective leader picks
+//!   `epoch = max(acceptedEpoch) + 1`, persists it as its own
+//!   `acceptedEpoch`, and sends LEADERINFO(epoch).
+//! * A follower accepts the epoch only if it is above its `acceptedEpoch`:
+//!   it persists it and answers ACKEPOCH with its `currentEpoch` and last
+//!   zxid (the message leaves with the same `Ready` as the write, so after
+//!   it is durable). An epoch equal to its `acceptedEpoch` is answered but
+//!   marked not fresh (not counted); a lower one sends it back to election.
+//! * The leader counts fresh ACKEPOCHs of a quorum (itself included). If any
+//!   of them is more up to date than the leader, by `(currentEpoch,
+//!   lastZxid)`, the leader abandons (ZooKeeper: "Follower is ahead of the
+//!   leader"): the leader's history must be the most recent of the quorum,
+//!   which is the paper's rule for choosing the initial history. Then it
+//!   makes the epoch current and starts synchronization.
+//!
+//! Because a server accepts an epoch once, and a leader needs a quorum of
+//! fresh acceptances, at most one leader is ever established per epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use consensus_api::NodeId;
+
+use crate::message::{AckEpoch, FollowerInfo, LeaderInfo, Message, Vote};
+use crate::node::ZabCore;
+use crate::role::{
+    FollowerPhase, FollowerProgress, FollowerState, LeaderPhase, LeaderState, Stage, ZabRole,
+};
+use crate::zxid::Zxid;
+
+impl ZabCore {
+    /// Elected: start leading (Phase 1 as prospective leader).
+    pub(crate) fn become_leading(&mut self, elected: Vote) {
+        self.leave_role();
+        let establish_timeout_ticks = 2 * self.random_timeout();
+        let mut infos = BTreeMap::new();
+        infos.insert(self.id(), self.hard.accepted_epoch);
+        tracing::debug!(node = self.id(), "leading: discovery");
+        self.role = ZabRole::Leading(LeaderState {
+            elected,
+            phase: LeaderPhase::Discovery,
+            epoch: 0,
+            infos,
+            epoch_acks: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            followers: BTreeMap::new(),
+            ticks: 0,
+            establish_timeout_ticks,
+            heartbeat_ticks: 0,
+            proposals: BTreeMap::new(),
+            reads: Vec::new(),
+            ping_round: 0,
+            round_needed: false,
+        });
+        self.advance_discovery();
+    }
+
+    /// Elected someone else: connect to it.
+    pub(crate) fn become_following(&mut self, leader: NodeId, elected: Vote) {
+        self.leave_role();
+        let timeout_ticks = self.random_timeout();
+        tracing::debug!(node = self.id(), leader, "following: discovery");
+        self.role = ZabRole::Following(FollowerState {
+            leader,
+            elected,
+            phase: FollowerPhase::Discovery,
+            fresh: false,
+            silence_ticks: 0,
+            timeout_ticks,
+            heartbeat_ticks: 0,
+            incoming: None,
+            last_resend: None,
+            reads: BTreeMap::new(),
+            next_request: 0,
+        });
+        let accepted_epoch = self.hard.accepted_epoch;
+        self.send(
+            leader,
+            Message::FollowerInfo(FollowerInfo { accepted_epoch }),
+        );
+    }
+
+    /// Leader: a follower (re)connects.
+    pub(crate) fn on_follower_info(&mut self, from: NodeId, message: FollowerInfo) {
+        let membership = self.log.membership();
+        if !membership.contains(from) {
+            tracing::debug!(
+                node = self.id(),
+                from,
+                "FOLLOWERINFO from a non-member dropped"
+            );
+            return;
+        }
+        let now = self.now;
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
+        leader
+            .followers
+            .insert(from, FollowerProgress::connected(now));
+        if leader.phase == LeaderPhase::Discovery {
+            if membership.is_voter(from) {
+                leader.infos.insert(from, message.accepted_epoch);
+            }
+            self.advance_discovery();
+        } else {
+            let epoch = leader.epoch;
+            self.send(from, Message::LeaderInfo(LeaderInfo { epoch }));
+        }
+    }
+
+    /// Leader: with a quorum connected, propose the new epoch.
+    fn advance_discovery(&mut self) {
+        let membership = self.log.membership();
+        let accepted = self.hard.accepted_epoch;
+        let me = self.id();
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
+        if leader.phase != LeaderPhase::Discovery
+            || !membership.is_quorum(|n| leader.infos.contains_key(&n))
+        {
+            return;
+        }
+        let highest = leader
+            .infos
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(accepted);
+        let epoch = highest + 1;
+        if epoch > Zxid::PART_MAX {
+            tracing::error!(node = me, "epoch space exhausted");
+            return;
+        }
+        leader.epoch = epoch;
+        leader.phase = LeaderPhase::EpochAck;
+        leader.epoch_acks = BTreeSet::from([me]);
+        let followers: Vec<NodeId> = leader.followers.keys().copied().collect();
+        self.set_accepted_epoch(epoch);
+        for follower in followers {
+            self.send(follower, Message::LeaderInfo(LeaderInfo { epoch }));
+        }
+        self.advance_epoch_ack();
+    }
+
+    /// Follower: the leader's new epoch.
+    pub(crate) fn on_leader_info(&mut self, from: NodeId, message: LeaderInfo) {
+        let accepted = self.hard.accepted_epoch;
+        let current_epoch = self.hard.current_epoch;
+        let last_zxid = self.log.history.last_zxid();
+        let ZabRole::Following(follower) = &mut self.role else {
+            return;
+        };
+        if follower.leader != from {
+            return;
+        }
+        let fresh = match follower.phase {
+            FollowerPhase::Discovery => {
+                if message.epoch < accepted {
+                    tracing::info!(
+                        node = self.config.id,
+                        epoch = message.epoch,
+                        accepted,
+                        "leader's epoch is below acceptedEpoch: back to election"
+                    );
+                    self.become_looking();
+                    return;
+                }
+                let fresh = message.epoch > accepted;
+                follower.silence_ticks = 0;
+                follower.phase = FollowerPhase::Synchronization {
+                    epoch: message.epoch,
+                };
+                follower.fresh = fresh;
+                if fresh {
+                    self.set_accepted_epoch(message.epoch);
+                }
+                fresh
+            }
+            phase if phase.epoch() == Some(message.epoch) => {
+                follower.silence_ticks = 0;
+                follower.fresh
+            }
+            _ => return,
+        };
+        let ack = AckEpoch {
+            epoch: message.epoch,
+            current_epoch,
+            last_zxid,
+            fresh,
+        };
+        self.send(from, Message::AckEpoch(ack));
+    }
+
+    /// Leader: a follower accepted the epoch.
+    pub(crate) fn on_ack_epoch(&mut self, from: NodeId, message: AckEpoch) {
+        let membership = self.log.membership();
+        let mine = (self.hard.current_epoch, self.log.history.last_zxid());
+        let now = self.now;
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
+        if leader.epoch == 0 || message.epoch != leader.epoch {
+            return;
+        }
+        let Some(progress) = leader.followers.get_mut(&from) else {
+            return;
+        };
+        progress.heard_at = now;
+        if !matches!(progress.stage, Stage::Connected) {
+            // A duplicate: this follower is already being handled.
+            return;
+        }
+        match leader.phase {
+            LeaderPhase::Discovery => {}
+            LeaderPhase::EpochAck => {
+                progress.stage = Stage::EpochAcked {
+                    report: message.last_zxid,
+                };
+                if message.fresh && membership.is_voter(from) {
+                    if (message.current_epoch, message.last_zxid) > mine {
+                        tracing::info!(
+                            node = self.config.id,
+                            from,
+                            "follower is ahead of the leader: abandoning leadership"
+                        );
+                        self.become_looking();
+                        return;
+                    }
+                    leader.epoch_acks.insert(from);
+                }
+                self.advance_epoch_ack();
+            }
+            LeaderPhase::Synchronization | LeaderPhase::Broadcast => {
+                self.start_sync(from, message.last_zxid);
+            }
+        }
+    }
+
+    /// Leader: with a quorum of fresh ACKEPOCHs, make the epoch current and
+    /// synchronize everyone who acked.
+    fn advance_epoch_ack(&mut self) {
+        let membership = self.log.membership();
+        let me = self.id();
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
+        if leader.phase != LeaderPhase::EpochAck
+            || !membership.is_quorum(|n| leader.epoch_acks.contains(&n))
+        {
+            return;
+        }
+        leader.phase = LeaderPhase::Synchronization;
+        leader.newleader_acks = BTreeSet::from([me]);
+        let epoch = leader.epoch;
+        let waiting: Vec<(NodeId, Zxid)> = leader
+            .followers
+            .iter()
+            .filter_map(|(id, p)| match p.stage {
+                Stage::EpochAcked { report } => Some((*id, report)),
+                _ => None,
+            })
+            .collect();
+        self.set_current_epoch(epoch);
+        tracing::debug!(node = me, epoch, "leading: synchronization");
+        for (follower, report) in waiting {
+            self.start_sync(follower, report);
+        }
+        self.advance_sync();
+    }
+}

@@ -1,0 +1,151 @@
+//! Dynamic reconfiguration, ZooKeeper 3.5 style.
+//!
+//! A configuration change is one proposal whose payload is the target
+//! (stable) [`Membership`]. From the moment a node holds that proposal in its
+//! history until it knows it committed, the node counts quorums in the joint
+//! form `old.joint_to(new)` (a majority of the old voters **and** of the new
+//! ones), exactly as ZooKeeper's leader asks both its current and its
+//! "last seen" quorum verifiers while a reconfig is pending; once the
+//! proposal is committed the new configuration alone is in force
+//! (ZooKeeper's COMMITANDACTIVATE). Only one change may be pending.
+//!
+//! Why one proposal is enough (where Raft needs two entries): a ZAB leader
+//! commits its whole initial history when it is established, and a
+//! prospective leader whose history ends with a pending change establishes
+//! itself only with a joint quorum. So:
+//! * the change commits only with quorums of old and new;
+//! * anything committed after it was acked by a new-configuration quorum,
+//!   which intersects every later discovery quorum (new, or joint);
+//! * a prospective leader whose history lacks the change uses the old
+//!   configuration; its discovery quorum meets the old half of the change's
+//!   ack quorum, so it is not the most up-to-date member and gives up
+//!   (see `discovery.rs`), which is the same argument that keeps every
+//!   committed proposal.
+
+use std::collections::BTreeMap;
+
+use consensus_api::{LogIndex, Membership};
+
+/// The configuration of a node's history: the committed base (snapshot's or
+/// initial) and the configuration proposals held above it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigLog {
+    /// The configuration in force at the history's base.
+    base: Membership,
+    /// Configuration proposals of the history (stable targets), by index.
+    changes: BTreeMap<LogIndex, Membership>,
+}
+
+impl ConfigLog {
+    /// A log of configurations starting from `base`.
+    pub fn new(base: Membership) -> ConfigLog {
+        ConfigLog {
+            base,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    /// Records a configuration proposal at `index`.
+    pub fn record(&mut self, index: LogIndex, target: Membership) {
+        self.changes.insert(index, target);
+    }
+
+    /// The configuration in force when everything up to `commit_index` is
+    /// known committed: the latest change if it is committed, the joint
+    /// form `previous -> latest` if it is still pending.
+    pub fn in_force(&self, commit_index: LogIndex) -> Membership {
+        match self.changes.iter().next_back() {
+            None => self.base.clone(),
+            Some((index, target)) if *index <= commit_index => target.clone(),
+            Some((index, target)) => self.before(*index).joint_to(target),
+        }
+    }
+
+    /// The stable configuration in force at `index` assuming everything up
+    /// to it committed (what a snapshot at `index` records).
+    pub fn committed_at(&self, index: LogIndex) -> Membership {
+        self.changes
+            .range(..=index)
+            .next_back()
+            .map_or_else(|| self.base.clone(), |(_, target)| target.clone())
+    }
+
+    /// The pending change above `commit_index`, if any.
+    pub fn pending(&self, commit_index: LogIndex) -> Option<(LogIndex, &Membership)> {
+        self.changes
+            .range(commit_index + 1..)
+            .next_back()
+            .map(|(index, target)| (*index, target))
+    }
+
+    /// The stable configuration in force just before `index`.
+    fn before(&self, index: LogIndex) -> Membership {
+        self.changes
+            .range(..index)
+            .next_back()
+            .map_or_else(|| self.base.clone(), |(_, target)| target.clone())
+    }
+
+    /// Forgets changes at indexes `>= from` (a truncated suffix).
+    pub fn truncate_from(&mut self, from: LogIndex) {
+        self.changes.split_off(&from);
+    }
+
+    /// Folds changes at indexes `<= index` into the base (compaction).
+    pub fn compact_to(&mut self, index: LogIndex) {
+        self.base = self.committed_at(index);
+        self.changes = self.changes.split_off(&(index + 1));
+    }
+
+    /// Replaces everything by `base` (snapshot installed).
+    pub fn reset(&mut self, base: Membership) {
+        self.base = base;
+        self.changes.clear();
+    }
+}
+
+impl crate::node::ZabCore {
+    /// `change_membership`: propose the target configuration (the ticket
+    /// finishes once it is committed, i.e. in force).
+    pub(crate) fn start_reconfig(
+        &mut self,
+        to: Membership,
+    ) -> Result<consensus_api::Ticket, consensus_api::Rejected> {
+        use consensus_api::{MembershipError, Payload, Rejected};
+        to.validate().map_err(Rejected::InvalidMembership)?;
+        if to.is_joint() {
+            return Err(Rejected::InvalidMembership(MembershipError::TargetIsJoint));
+        }
+        if self.is_established_leader() && self.log.configs.pending(self.log.commit_index).is_some()
+        {
+            return Err(Rejected::ChangeInProgress);
+        }
+        self.propose_payload(Payload::Membership(to))
+    }
+
+    fn is_established_leader(&self) -> bool {
+        matches!(&self.role, crate::role::ZabRole::Leading(l) if l.phase == crate::role::LeaderPhase::Broadcast)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_change_is_joint_until_committed() {
+        let mut log = ConfigLog::new(Membership::new([1, 2, 3]));
+        log.record(5, Membership::new([1, 2, 3, 4]));
+        let joint = log.in_force(4);
+        assert!(joint.is_joint());
+        assert_eq!(joint.outgoing, Some([1, 2, 3].into()));
+        assert_eq!(log.in_force(5), Membership::new([1, 2, 3, 4]));
+        assert_eq!(log.committed_at(4), Membership::new([1, 2, 3]));
+        assert_eq!(log.pending(4).map(|(i, _)| i), Some(5));
+        log.truncate_from(5);
+        assert_eq!(log.in_force(0), Membership::new([1, 2, 3]));
+        log.record(6, Membership::new([2, 3]));
+        log.compact_to(6);
+        assert_eq!(log.in_force(0), Membership::new([2, 3]));
+    }
+}

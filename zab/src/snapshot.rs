@@ -1,0 +1,300 @@
+//! Snapshots and compaction.
+//!
+//! ZooKeeper takes *fuzzy* snapshots of its data tree while transactions keep
+//! being applied, and replays the log from the snapshot's starting zxid
+//! (transactions are idempotent). Here the state machine is opaque, so a
+//! snapshot is *exact*: [`Core::compact`](consensus_api::Core::compact) is
+//! called with the state at an applied index, and the snapshot records the
+//! zxid of that index (in `protocol_state`, see [`SnapshotMeta`]) so the
+//! zxid <-> index mapping continues above it.
+//!
+//! SNAP transfers the leader's latest snapshot in chunks of
+//! `snapshot_chunk_bytes` ([`MessageClass::Bulk`](consensus_api::MessageClass)),
+//! stop-and-wait: each [`Snap`] chunk is acknowledged by an [`AckSnap`] with
+//! the next offset wanted; a CRC32C of the whole data is checked when the
+//! last chunk arrives (a mismatch restarts the transfer). A lost chunk or ack
+//! is resent on the next heartbeat.
+
+use consensus_api::{Bytes, LogIndex, Membership, NodeId, RecoverError, Rejected, Snapshot};
+use serde::{Deserialize, Serialize};
+
+use crate::message::{AckSnap, Message, Snap};
+use crate::node::ZabCore;
+use crate::role::{Stage, ZabRole};
+use crate::zxid::Zxid;
+
+/// What ZAB keeps in [`Snapshot::protocol_state`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// Zxid of the snapshot's last transaction.
+    pub zxid: Zxid,
+}
+
+impl SnapshotMeta {
+    /// Encodes for `protocol_state`.
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(postcard::to_allocvec(self).expect("snapshot meta encodes"))
+    }
+
+    /// Decodes `protocol_state`.
+    pub fn decode(bytes: &[u8]) -> Result<SnapshotMeta, RecoverError> {
+        postcard::from_bytes(bytes).map_err(|e| RecoverError::CorruptSnapshot(e.to_string()))
+    }
+}
+
+/// Leader side of one SNAP transfer.
+#[derive(Debug)]
+pub(crate) struct SnapshotSend {
+    /// The snapshot (its own copy: a later compaction does not disturb it).
+    pub snapshot: Snapshot,
+    /// Its zxid.
+    pub zxid: Zxid,
+    /// CRC32C of its data.
+    pub checksum: u32,
+    /// Bytes the follower acknowledged.
+    pub acked: u64,
+}
+
+/// Follower side of one SNAP transfer.
+#[derive(Debug)]
+pub(crate) struct IncomingSnapshot {
+    zxid: Zxid,
+    index: LogIndex,
+    membership: Membership,
+    total_bytes: u64,
+    checksum: u32,
+    data: Vec<u8>,
+}
+
+impl IncomingSnapshot {
+    fn same_transfer(&self, chunk: &Snap) -> bool {
+        self.zxid == chunk.zxid
+            && self.index == chunk.index
+            && self.total_bytes == chunk.total_bytes
+            && self.checksum == chunk.checksum
+    }
+}
+
+impl ZabCore {
+    /// `compact`: the state machine at `applied_index` becomes a snapshot;
+    /// the history up to it is dropped.
+    pub(crate) fn take_snapshot(
+        &mut self,
+        applied_index: LogIndex,
+        data: Bytes,
+    ) -> Result<Snapshot, Rejected> {
+        let base = self.log.history.base_index();
+        if applied_index > self.log.applied_index || applied_index <= base {
+            return Err(Rejected::InvalidCompaction {
+                index: applied_index,
+                applied: self.log.applied_index,
+                snapshot: base,
+            });
+        }
+        let zxid = self
+            .log
+            .history
+            .zxid_at(applied_index)
+            .expect("applied entries are held");
+        let snapshot = Snapshot {
+            index: applied_index,
+            epoch: zxid.epoch(),
+            membership: self.log.configs.committed_at(applied_index),
+            protocol_state: SnapshotMeta { zxid }.encode(),
+            data,
+        };
+        self.log.history.compact_to(applied_index);
+        self.log.configs.compact_to(applied_index);
+        self.log.snapshot = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Leader: start sending the latest snapshot to `follower`.
+    pub(crate) fn start_snapshot(&mut self, follower: NodeId) {
+        let Some(snapshot) = self.log.snapshot.clone() else {
+            tracing::error!(
+                node = self.id(),
+                follower,
+                "SNAP needed but no snapshot is held"
+            );
+            return;
+        };
+        let zxid = match SnapshotMeta::decode(&snapshot.protocol_state) {
+            Ok(meta) => meta.zxid,
+            Err(error) => {
+                tracing::error!(node = self.id(), %error, "own snapshot metadata unreadable");
+                return;
+            }
+        };
+        let checksum = crc32c::crc32c(&snapshot.data);
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
+        let Some(progress) = leader.followers.get_mut(&follower) else {
+            return;
+        };
+        progress.inflight.clear();
+        progress.newleader_sent = None;
+        progress.snapshot_acked_at_heartbeat = 0;
+        progress.stage = Stage::Snapshotting(SnapshotSend {
+            snapshot,
+            zxid,
+            checksum,
+            acked: 0,
+        });
+        self.send_snapshot_chunk(follower);
+    }
+
+    /// Leader: send the chunk at the acknowledged offset.
+    pub(crate) fn send_snapshot_chunk(&mut self, follower: NodeId) {
+        let chunk_bytes = self.config.snapshot_chunk_bytes.max(1) as u64;
+        let ZabRole::Leading(leader) = &self.role else {
+            return;
+        };
+        let Some(progress) = leader.followers.get(&follower) else {
+            return;
+        };
+        let Stage::Snapshotting(send) = &progress.stage else {
+            return;
+        };
+        let total_bytes = send.snapshot.data.len() as u64;
+        let offset = send.acked.min(total_bytes);
+        let end = (offset + chunk_bytes).min(total_bytes);
+        let chunk = Snap {
+            epoch: leader.epoch,
+            zxid: send.zxid,
+            index: send.snapshot.index,
+            membership: send.snapshot.membership.clone(),
+            offset,
+            total_bytes,
+            checksum: send.checksum,
+            data: send.snapshot.data.slice(offset as usize..end as usize),
+        };
+        self.send(follower, Message::Snap(chunk));
+    }
+
+    /// Leader: snapshot progress.
+    pub(crate) fn on_ack_snap(&mut self, from: NodeId, message: AckSnap) {
+        let now = self.now;
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
+        if message.epoch != leader.epoch {
+            return;
+        }
+        let Some(progress) = leader.followers.get_mut(&from) else {
+            return;
+        };
+        progress.heard_at = now;
+        let Stage::Snapshotting(send) = &mut progress.stage else {
+            return;
+        };
+        let total = send.snapshot.data.len() as u64;
+        if message.zxid != send.zxid || message.offset == send.acked || message.offset > total {
+            return;
+        }
+        send.acked = message.offset;
+        if send.acked < total {
+            self.send_snapshot_chunk(from);
+        }
+    }
+
+    /// Follower: a SNAP chunk.
+    pub(crate) fn on_snap(&mut self, from: NodeId, message: Snap) {
+        let commit = self.log.commit_index;
+        let ZabRole::Following(follower) = &mut self.role else {
+            return;
+        };
+        let epoch = message.epoch;
+        if follower.leader != from || follower.phase.epoch() != Some(epoch) {
+            return;
+        }
+        follower.silence_ticks = 0;
+        let end = message.offset.checked_add(message.data.len() as u64);
+        if message.index == 0
+            || message.zxid.epoch() > epoch
+            || message.zxid == Zxid::ZERO
+            || end.is_none_or(|end| end > message.total_bytes)
+            || message.membership.validate().is_err()
+        {
+            tracing::warn!(node = self.config.id, "malformed SNAP dropped");
+            return;
+        }
+        if message.index <= commit {
+            // Already covered (a duplicate after installing): report.
+            self.report(epoch, false);
+            return;
+        }
+        if message.offset == 0 {
+            follower.incoming = Some(IncomingSnapshot {
+                zxid: message.zxid,
+                index: message.index,
+                membership: message.membership.clone(),
+                total_bytes: message.total_bytes,
+                checksum: message.checksum,
+                data: Vec::new(),
+            });
+        }
+        let received = match follower.incoming.as_mut() {
+            Some(incoming)
+                if incoming.same_transfer(&message)
+                    && incoming.data.len() as u64 == message.offset =>
+            {
+                incoming.data.extend_from_slice(&message.data);
+                incoming.data.len() as u64
+            }
+            incoming => {
+                let have = incoming
+                    .filter(|i| i.same_transfer(&message))
+                    .map_or(0, |i| i.data.len() as u64);
+                let ack = AckSnap {
+                    epoch,
+                    zxid: message.zxid,
+                    offset: have,
+                };
+                self.send(from, Message::AckSnap(ack));
+                return;
+            }
+        };
+        if received < message.total_bytes {
+            let ack = AckSnap {
+                epoch,
+                zxid: message.zxid,
+                offset: received,
+            };
+            self.send(from, Message::AckSnap(ack));
+            return;
+        }
+        let incoming = follower.incoming.take().expect("just filled");
+        if crc32c::crc32c(&incoming.data) != incoming.checksum {
+            tracing::warn!(
+                node = self.config.id,
+                "snapshot checksum mismatch: restarting transfer"
+            );
+            let ack = AckSnap {
+                epoch,
+                zxid: message.zxid,
+                offset: 0,
+            };
+            self.send(from, Message::AckSnap(ack));
+            return;
+        }
+        let snapshot = Snapshot {
+            index: incoming.index,
+            epoch: incoming.zxid.epoch(),
+            membership: incoming.membership,
+            protocol_state: SnapshotMeta {
+                zxid: incoming.zxid,
+            }
+            .encode(),
+            data: Bytes::from(incoming.data),
+        };
+        tracing::debug!(
+            node = self.config.id,
+            index = snapshot.index,
+            "installing snapshot"
+        );
+        self.log.install(snapshot, incoming.zxid);
+        self.report(epoch, false);
+    }
+}
