@@ -175,7 +175,28 @@ impl MultiPaxosCore {
         if self.log.commit() > before {
             self.after_commit_advance();
         }
-        self.catch_up_progressed(from, chosen.commit);
+        if self.catch_up.is_some_and(|s| s.target == from) {
+            self.catch_up_progressed(from, chosen.commit);
+        } else {
+            self.want_catch_up(from, chosen.commit);
+        }
+    }
+
+    /// Tells the voters of the configuration in force how far this node's
+    /// chosen prefix goes (an empty [`Chosen`]); a voter behind it asks for
+    /// the rest. Sent by nodes that may not campaign themselves.
+    pub(crate) fn nudge_voters(&mut self) {
+        let me = self.config.id;
+        let commit = self.log.commit();
+        for voter in self.log.membership().all_voters() {
+            if voter != me {
+                let nudge = Chosen {
+                    entries: Vec::new(),
+                    commit,
+                };
+                self.send(voter, Message::Chosen(nudge));
+            }
+        }
     }
 
     /// The frontier moved by learning: a candidate or leader may now be

@@ -189,8 +189,12 @@ impl MultiPaxosCore {
             if self.is_voter() {
                 self.start_election();
             } else {
-                // Learners and removed nodes never campaign.
+                // Learners and removed nodes never campaign, but they may
+                // know a configuration whose voters do not know it yet (its
+                // leader left right after choosing it): tell those voters
+                // how far the chosen prefix goes, so they catch up.
                 self.reset_election_timer();
+                self.nudge_voters();
             }
         }
     }
@@ -378,6 +382,12 @@ impl MultiPaxosCore {
             return;
         };
         let ballot = *ballot;
+        if !self.is_voter() {
+            // Catching up taught this node that it was removed: it does not
+            // lead a configuration it is not part of.
+            self.become_follower(None);
+            return;
+        }
         match evaluate_phase1(&self.log, self.config.id, ballot, promises) {
             Phase1::NeedPromises(_) => {}
             Phase1::NeedCatchUp(node) => {

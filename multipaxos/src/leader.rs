@@ -636,8 +636,11 @@ impl MultiPaxosCore {
         let membership = self.log.membership().clone();
         tracing::debug!(node = me, slot, %membership, "configuration chosen");
         if !membership.is_voter(me) {
-            // Removed: hand over (the others time out and elect a leader).
+            // Removed: hand over. The new voters may not know yet that they
+            // are; tell them where the chosen prefix ends so they catch up
+            // and campaign.
             self.become_follower(None);
+            self.nudge_voters();
             return;
         }
         let Some(leader) = self.leader_mut() else {

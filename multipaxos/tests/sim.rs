@@ -67,3 +67,134 @@ fn crashes() {
 fn all_faults() {
     sweep(FaultMode::All, 6, 2000);
 }
+
+/// Random membership changes (the randomized runner does none) mixed with
+/// crashes, partitions, compaction and writes, under the simulator's
+/// invariants (agreement, no rollback, one leader per ballot), then a
+/// liveness check once everything is healed.
+#[test]
+fn membership_chaos() {
+    use consensus_api::{Membership, NodeId};
+    use consensus_sim::Cluster;
+    use rand::{Rng, SeedableRng};
+
+    let mut changes_done = 0;
+    for seed in seeds(6) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut changes = Vec::new();
+        let mut c = Cluster::<MultiPaxosCore>::new(3, seed);
+        for id in 4..=6 {
+            c.add_node(id, Membership::new([1, 2, 3]), |_| {});
+        }
+        let mut down: Vec<NodeId> = Vec::new();
+        let mut value = 0;
+        for _ in 0..150 {
+            match rng.random_range(0..10) {
+                0..=3 => {
+                    if let Some(leader) = c.leader() {
+                        value += 1;
+                        let _ = c.write(leader, "k", value);
+                    }
+                }
+                4 => {
+                    if let Some(leader) = c.leader() {
+                        let mut voters: Vec<NodeId> =
+                            (1..=6).filter(|_| rng.random_bool(0.5)).collect();
+                        if voters.is_empty() {
+                            voters.push(rng.random_range(1..=6));
+                        }
+                        let learners: Vec<NodeId> = (1..=6)
+                            .filter(|n| !voters.contains(n) && rng.random_bool(0.3))
+                            .collect();
+                        if let Ok(ticket) =
+                            c.change_membership(leader, Membership::with_learners(voters, learners))
+                        {
+                            changes.push((leader, c.incarnation(leader), ticket));
+                        }
+                    }
+                }
+                5 => {
+                    let id = rng.random_range(1..=6);
+                    if !down.contains(&id) && down.len() < 2 {
+                        c.crash(id);
+                        down.push(id);
+                    }
+                }
+                6 => {
+                    if let Some(id) = down.pop() {
+                        c.restart(id);
+                    }
+                }
+                7 => {
+                    let id = rng.random_range(1..=6);
+                    if !down.contains(&id) {
+                        let _ = c.compact(id);
+                    }
+                }
+                8 => {
+                    let cut: Vec<NodeId> = (1..=6).filter(|_| rng.random_bool(0.3)).collect();
+                    let rest: Vec<NodeId> = (1..=6).filter(|n| !cut.contains(n)).collect();
+                    c.partition(&[&cut, &rest]);
+                }
+                _ => c.heal(),
+            }
+            c.run_ticks(rng.random_range(1..40));
+        }
+        c.heal();
+        for id in down.drain(..) {
+            c.restart(id);
+        }
+        if !c.run_until(2000, |c| c.leader().is_some()) {
+            for n in 1..=6 {
+                let s = c.status(n);
+                eprintln!(
+                    "node {n}: {:?} b={} commit={} applied={} last={} snap={} conf={} leader={:?}",
+                    s.role,
+                    multipaxos::Ballot::from_epoch(s.epoch),
+                    s.commit_index,
+                    s.applied_index,
+                    s.last_index,
+                    s.snapshot_index,
+                    s.membership,
+                    s.leader
+                );
+            }
+            for m in c.in_flight().iter().take(30) {
+                eprintln!("{m:?}");
+            }
+            panic!("seed {seed}: no leader after healing");
+        }
+        let mut committed = false;
+        for _ in 0..20 {
+            let Some(leader) = c.leader() else {
+                c.run_ticks(50);
+                continue;
+            };
+            if c.write_sync(leader, "final", 1, 300).is_ok() {
+                committed = true;
+                break;
+            }
+        }
+        assert!(committed, "seed {seed}: no write commits after healing");
+        let leader = c.leader().unwrap();
+        let members = c.status(leader).membership.all_nodes();
+        let target = c.status(leader).commit_index;
+        assert!(
+            c.run_until(2000, |c| members
+                .iter()
+                .all(|n| c.applied_index(*n) >= target)),
+            "seed {seed}: members of {:?} did not converge",
+            c.status(leader).membership
+        );
+        c.check().unwrap();
+        changes_done += changes
+            .iter()
+            .filter(|(node, incarnation, ticket)| {
+                c.incarnation(*node) == *incarnation
+                    && matches!(c.outcome(*node, *ticket), Some(Ok(_)))
+            })
+            .count();
+    }
+    assert!(changes_done > 0, "no membership change ever completed");
+    println!("{changes_done} membership changes completed");
+}
