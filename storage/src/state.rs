@@ -66,7 +66,12 @@ impl LogState {
             // An older snapshot never replaces a newer one.
             return;
         }
-        self.entries = self.entries.split_off(&(snapshot.index + 1));
+        self.entries = match snapshot.index.checked_add(1) {
+            Some(above) => self.entries.split_off(&above),
+            // A snapshot at the largest index covers every entry (and must
+            // not overflow: disk content reaches here).
+            None => BTreeMap::new(),
+        };
         self.snapshot = Some(snapshot.clone());
     }
 

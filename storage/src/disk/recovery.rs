@@ -46,7 +46,12 @@ impl DirListing {
             } else if name == META_FILE {
                 listing.meta = true;
             } else if name == LOCK_FILE {
-            } else if name.ends_with(TEMP_SUFFIX) {
+            } else if let Some(base) = name.strip_suffix(TEMP_SUFFIX).filter(|base| {
+                *base == IDENTITY_FILE
+                    || *base == META_FILE
+                    || SnapshotFile::parse_name(base).is_some()
+            }) {
+                tracing::debug!(file = base, "leftover temp file");
                 listing.temps.push(path);
             } else if let Some(seq) = parse_segment_name(&name) {
                 listing.segments.insert(seq, path);
@@ -282,13 +287,16 @@ fn load_newest_snapshot(listing: &DirListing) -> Result<Option<Snapshot>, Storag
 }
 
 fn check_contiguous(dir: &Path, meta: &Meta, listing: &DirListing) -> Result<(), StorageError> {
-    for (expected, &seq) in (meta.first_segment..).zip(listing.segments.keys()) {
-        if seq != expected {
+    let mut expected = Some(meta.first_segment);
+    for &seq in listing.segments.keys() {
+        let Some(expected_seq) = expected.filter(|&e| e == seq) else {
+            let expected = expected.unwrap_or(u64::MAX);
             return Err(corrupt(
                 dir.join(segment_name(expected)),
                 format!("segment {expected} is missing (found {seq} next)"),
             ));
-        }
+        };
+        expected = expected_seq.checked_add(1);
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use super::record::{
     put_truncate,
 };
 use super::recovery::{recover, DirListing, Mode};
-use super::segment::{segment_name, Segment};
+use super::segment::{segment_name, Segment, SEGMENT_HEADER_BYTES};
 use super::snapshot_file::SnapshotFile;
 
 /// Size of an encoded sync mark (frame header + type + u64).
@@ -287,7 +287,8 @@ impl DiskStore {
         {
             self.rotate()?;
         }
-        let start = if self.active.synced_len() > self.marked_synced {
+        let worth_marking = self.marked_synced.max(SEGMENT_HEADER_BYTES as u64);
+        let start = if self.active.synced_len() > worth_marking {
             let synced = self.active.synced_len();
             let mut mark = Vec::with_capacity(SYNC_MARK_BYTES);
             put_sync_mark(&mut mark, synced);
@@ -319,7 +320,12 @@ impl DiskStore {
     /// has a torn tail) and starts the next one.
     fn rotate(&mut self) -> Result<(), StorageError> {
         self.sync_active()?;
-        let next = Segment::create(&self.dir, self.active.seq() + 1, &mut self.faults)?;
+        let seq = self
+            .active
+            .seq()
+            .checked_add(1)
+            .ok_or_else(|| StorageError::Failed("segment sequence numbers exhausted".into()))?;
+        let next = Segment::create(&self.dir, seq, &mut self.faults)?;
         let old = std::mem::replace(&mut self.active, next);
         self.sealed.push(SealedSegment {
             seq: old.seq(),
