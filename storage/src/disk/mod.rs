@@ -12,7 +12,7 @@
 //!   00000000000000000007.wal      WAL segments, by sequence number, contiguous
 //!   00000000000000000008.wal      (the highest one is the active segment)
 //!   snap-00000000000000004096.snap  the snapshot (by index; briefly two)
-//!   *.tmp                         files being written; deleted on open
+//!   IDENTITY.tmp, META.tmp, snap-*.snap.tmp   being written; deleted on open
 //! ```
 //!
 //! `IDENTITY`, `META` and snapshot files are only ever written as a temp
