@@ -359,12 +359,26 @@ impl<C: Core> Cluster<C> {
         }
         self.manual = manual;
         if manual {
-            self.queue
-                .retain(|_, event| matches!(event, Event::Timer(_)));
+            // Messages already on the wire wait in flight, in arrival order.
+            let queue = std::mem::take(&mut self.queue);
+            for (key, event) in queue {
+                match event {
+                    Event::Deliver { from, to, message } => {
+                        self.in_flight.push_back(InFlight { from, to, message })
+                    }
+                    Event::Timer(_) => {
+                        self.queue.insert(key, event);
+                    }
+                    Event::Tick(_) => {}
+                }
+            }
         } else {
             for id in self.node_ids() {
                 let first = self.rng.random_range(0..self.tick_ns);
                 self.schedule(self.now_ns + first, Event::Tick(id));
+            }
+            for InFlight { from, to, message } in std::mem::take(&mut self.in_flight) {
+                self.send_unchecked(from, to, message);
             }
         }
     }
@@ -846,6 +860,11 @@ impl<C: Core> Cluster<C> {
             self.in_flight.push_back(InFlight { from, to, message });
             return;
         }
+        self.send_unchecked(from, to, message);
+    }
+
+    /// Puts a message on the simulated wire (drop, duplication, delay).
+    fn send_unchecked(&mut self, from: NodeId, to: NodeId, message: C::Message) {
         if self.network.drop_rate > 0.0 && self.rng.random_bool(self.network.drop_rate) {
             self.stats.messages_dropped += 1;
             return;
