@@ -145,10 +145,10 @@ impl LeaderState {
             self.last_proposed >= commit || self.slots.is_empty(),
             "proposals below the frontier"
         );
+        let first = self.slots.keys().next().copied();
+        let last = self.slots.keys().next_back().copied();
         assert!(
-            self.slots
-                .keys()
-                .all(|s| *s > commit && *s <= self.last_proposed),
+            first.is_none_or(|s| s > commit) && last.is_none_or(|s| s <= self.last_proposed),
             "tracked slots outside (commit, last proposed]"
         );
         if let Some(slot) = self.pending_config {
@@ -306,7 +306,7 @@ impl MultiPaxosCore {
             return Err(Rejected::Unavailable);
         }
         let uncommitted =
-            (leader.last_proposed - self.log.commit()) as usize + leader.waiting.len();
+            leader.last_proposed.saturating_sub(self.log.commit()) as usize + leader.waiting.len();
         if uncommitted + new_slots > self.config.uncommitted_entries_max {
             return Err(Rejected::Overloaded);
         }
