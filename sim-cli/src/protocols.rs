@@ -49,6 +49,7 @@ pub fn runner(protocol: &str) -> Result<Runner, ProtocolError> {
         // Protocols: one line each (see the module docs), e.g.
         // "raft" => Ok(run_seed::<raft::RaftCore>),
         "raft" => Ok(run_seed::<raft::RaftCore>),
+        "multipaxos" => Ok(run_seed::<multipaxos::MultiPaxosCore>),
         "zab" => Ok(run_seed::<zab::ZabCore>),
 
         // Testing cores of consensus-sim (not listed in --help).
