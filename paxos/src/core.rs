@@ -497,7 +497,15 @@ impl std::fmt::Debug for PaxosCore {
             .field("frontier", &self.frontier)
             .field("applied", &self.applied)
             .field("snapshot_index", &self.snapshot_index())
-            .field("instances", &self.proposer.instances.len())
+            .field("highest_seen", &self.learner.highest_seen)
+            .field("chosen_above", &self.learner.chosen_above)
+            .field("instances", &self.proposer.instances)
+            .field("queue", &self.proposer.queue.len())
+            .field("gap_deadline", &self.learner.gap_deadline)
+            .field("now", &self.now)
+            .field("peers", &self.learner.peers)
+            .field("promises", &self.acceptor.promises)
+            .field("log", &self.log.keys().collect::<Vec<_>>())
             .finish()
     }
 }

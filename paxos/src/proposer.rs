@@ -327,14 +327,12 @@ impl PaxosCore {
 
     /// Runs Paxos on undecided slots `from..=to` that this node does not
     /// drive yet, proposing a no-op unless Phase 1 finds a value (§3: "fill
-    /// the gaps"). At most `batch_entries_max` slots per call.
+    /// the gaps"). The caller bounds the range by the `ALPHA` window.
     pub(crate) fn fill_gaps(&mut self, from: LogIndex, to: LogIndex) {
-        let limit = self.limits().entries_max;
         let slots: Vec<LogIndex> = (from.max(self.frontier + 1)..=to)
             .filter(|s| {
                 !self.learner.chosen_above.contains(s) && !self.proposer.instances.contains_key(s)
             })
-            .take(limit)
             .collect();
         if slots.is_empty() {
             return;

@@ -51,6 +51,7 @@ pub fn runner(protocol: &str) -> Result<Runner, ProtocolError> {
         "raft" => Ok(run_seed::<raft::RaftCore>),
         "multipaxos" => Ok(run_seed::<multipaxos::MultiPaxosCore>),
         "zab" => Ok(run_seed::<zab::ZabCore>),
+        "paxos" => Ok(run_seed::<paxos::PaxosCore>),
 
         // Testing cores of consensus-sim (not listed in --help).
         "unsafe-lowest-id" => Ok(run_seed::<UnsafeLowestIdCore>),

@@ -209,6 +209,12 @@ impl Net {
         panic!("messages never settle");
     }
 
+    /// Delivers the message at position `i` of the in-flight list.
+    pub fn deliver_index(&mut self, i: usize) {
+        let (from, to, message) = self.in_flight.swap_remove(i);
+        self.deliver(from, to, message);
+    }
+
     /// Delivers one random message in flight (random order = reordering).
     pub fn deliver_random(&mut self) -> bool {
         if self.in_flight.is_empty() {
