@@ -70,7 +70,7 @@ fn partition_3_2_minority_leader_commits_nothing_and_its_tail_is_overwritten() {
         "A accepted writes before it noticed the partition"
     );
     assert!(
-        refused.iter().any(|r| *r == Rejected::Unavailable),
+        refused.contains(&Rejected::Unavailable),
         "A refuses writes with Unavailable once it cannot reach a quorum: {refused:?}"
     );
     assert!(
