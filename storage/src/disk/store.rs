@@ -39,7 +39,6 @@ struct SealedSegment {
 /// failed write, sync or snapshot step the store refuses further use
 /// ([`StorageError::Failed`]): reopen it (recovery then returns exactly what
 /// was synced, plus possibly whole records written after).
-#[derive(Debug)]
 pub struct DiskStore {
     dir: PathBuf,
     options: DiskOptions,
@@ -56,6 +55,19 @@ pub struct DiskStore {
     recovered: Option<InitialState>,
     syncs: u64,
     faults: Faults,
+}
+
+impl std::fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("dir", &self.dir)
+            .field("segments", &self.segment_seqs())
+            .field("active_len", &self.active.len())
+            .field("synced_len", &self.active.synced_len())
+            .field("snapshot_index", &self.snapshot_index)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DiskStore {
