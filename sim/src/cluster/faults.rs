@@ -1,0 +1,219 @@
+//! Node and link faults, and compaction.
+
+use super::*;
+
+impl<C: Core> Cluster<C> {
+    // ------------------------------------------------------------------
+    // Faults
+    // ------------------------------------------------------------------
+
+    pub(super) fn start_node(&mut self, id: NodeId) {
+        let index = self.index_of(id).expect("node exists");
+        let state = match self.nodes[index].store.load() {
+            Ok(state) => state,
+            Err(error) => {
+                self.violation(
+                    "restart",
+                    format!("node {id}: the store does not load: {error}"),
+                );
+                return;
+            }
+        };
+        let mut sm = Sessions::new(KvStore::new(), SESSION_CAPACITY);
+        let mut applied_index = 0;
+        if let Some(snapshot) = &state.snapshot {
+            if let Err(error) = sm.restore(snapshot.index, &snapshot.data) {
+                self.violation(
+                    "restart",
+                    format!("node {id}: stored snapshot does not restore: {error}"),
+                );
+                return;
+            }
+            applied_index = snapshot.index;
+        }
+        let config = self.nodes[index].config.clone();
+        let core = match C::restore(config, state) {
+            Ok(core) => core,
+            Err(error) => {
+                self.violation(
+                    "restart",
+                    format!("node {id}: Core::restore failed: {error}"),
+                );
+                return;
+            }
+        };
+        let node = &mut self.nodes[index];
+        node.core = Some(core);
+        node.sm = sm;
+        node.applied.clear();
+        node.applied_index = applied_index;
+        node.responses.clear();
+        node.outcomes.clear();
+        node.commit_seen = 0;
+        node.epoch_seen = 0;
+        node.paused = false;
+        node.crash_armed = false;
+        self.applied_progress.insert(id);
+        self.after_input(index);
+    }
+
+    /// Crashes the node: its core and state machine are gone, its store
+    /// keeps only synced data, messages to it are lost until it restarts.
+    pub fn crash(&mut self, id: NodeId) {
+        self.crash_with(id, 0);
+    }
+
+    /// Arms a crash of the node at its next durable write, between the
+    /// `write` and the `sync` (a random prefix of the unsynced batches
+    /// survives). Crashes at once if the node has nothing to write before
+    /// `crash_now_if_idle` is called; see [`Cluster::crash`].
+    pub fn crash_during_next_write(&mut self, id: NodeId) {
+        if self.node(id).core.is_some() {
+            self.node_mut(id).crash_armed = true;
+        }
+    }
+
+    /// True when a crash is armed for the node's next write.
+    pub fn crash_armed(&self, id: NodeId) -> bool {
+        self.node(id).crash_armed
+    }
+
+    pub(super) fn crash_with(&mut self, id: NodeId, keep_unsynced: usize) {
+        let node = self.node_mut(id);
+        if node.core.is_none() {
+            return;
+        }
+        node.core = None;
+        node.store.crash_keeping(keep_unsynced);
+        node.paused = false;
+        node.paused_inbox.clear();
+        node.outcomes.clear();
+        node.responses.clear();
+        node.crash_armed = false;
+        self.stats.crashes += 1;
+        self.crashed_events.push(id);
+        self.kv_pending.retain(|(node, _, _), _| *node != id);
+    }
+
+    /// Restarts a crashed node: the core is rebuilt with [`Core::restore`]
+    /// from what its store synced; the state machine from the stored
+    /// snapshot. Does nothing if the node runs.
+    pub fn restart(&mut self, id: NodeId) {
+        if self.node(id).core.is_some() {
+            return;
+        }
+        let seed = self.rng.random();
+        let node = self.node_mut(id);
+        node.incarnation += 1;
+        node.config.seed = seed;
+        self.stats.restarts += 1;
+        self.start_node(id);
+    }
+
+    /// A stop-the-world pause (GC, VM migration): no ticks, no message
+    /// handling; messages queue until [`Cluster::resume`].
+    pub fn pause(&mut self, id: NodeId) {
+        if self.node(id).core.is_some() {
+            self.node_mut(id).paused = true;
+        }
+    }
+
+    /// Ends a pause: queued messages are handled now, in arrival order.
+    pub fn resume(&mut self, id: NodeId) {
+        let index = self.index_of(id).unwrap_or_else(|| panic!("no node {id}"));
+        if !self.nodes[index].paused {
+            return;
+        }
+        self.nodes[index].paused = false;
+        let inbox = std::mem::take(&mut self.nodes[index].paused_inbox);
+        for (from, message) in inbox {
+            if self.failure.is_some() {
+                return;
+            }
+            self.on_deliver(from, id, message);
+        }
+    }
+
+    /// Splits the cluster: links inside each group are up, links between
+    /// groups (and of nodes in no group) are cut both ways.
+    pub fn partition(&mut self, groups: &[&[NodeId]]) {
+        let ids = self.node_ids();
+        self.links.partition(&ids, groups);
+    }
+
+    /// Cuts every link of `id`, both ways.
+    pub fn isolate(&mut self, id: NodeId) {
+        for other in self.node_ids() {
+            self.links.cut(id, other);
+        }
+    }
+
+    /// Cuts the link between `a` and `b`, both ways.
+    pub fn cut(&mut self, a: NodeId, b: NodeId) {
+        self.links.cut(a, b);
+    }
+
+    /// Cuts `from -> to` only (asymmetric partition).
+    pub fn cut_one_way(&mut self, from: NodeId, to: NodeId) {
+        self.links.cut_one_way(from, to);
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.links.heal();
+    }
+
+    /// Replaces the link table.
+    pub fn set_links(&mut self, links: Links) {
+        self.links = links;
+    }
+
+    /// Snapshots the node's state machine at its applied index
+    /// (`core.compact`, then `store.save_snapshot`). Returns the snapshot
+    /// index, or the core's refusal.
+    pub fn compact(&mut self, id: NodeId) -> Result<LogIndex, Rejected> {
+        let index = self.index_of(id).unwrap_or_else(|| panic!("no node {id}"));
+        let node = &mut self.nodes[index];
+        let Some(core) = node.core.as_mut() else {
+            return Err(Rejected::Unavailable);
+        };
+        let applied = node.applied_index;
+        let data = node.sm.snapshot();
+        let snapshot = core.compact(applied, data.clone())?;
+        if snapshot.index != applied || snapshot.data != data {
+            let message = format!(
+                "node {id}: compact({applied}) returned a snapshot at {} with other data",
+                snapshot.index
+            );
+            self.violation("compact", message);
+            return Err(Rejected::InvalidCompaction {
+                index: applied,
+                applied,
+                snapshot: snapshot.index,
+            });
+        }
+        if let Err(error) = node.store.save_snapshot(&snapshot) {
+            self.violation(
+                "storage",
+                format!("node {id}: save_snapshot failed: {error}"),
+            );
+            return Err(Rejected::Unavailable);
+        }
+        self.stats.compactions += 1;
+        match self.snapshot_digests.get(&applied) {
+            Some((other, taker)) if *other != snapshot.data => {
+                let message = format!(
+                    "node {id}'s state at index {applied} differs from node {taker}'s state there"
+                );
+                self.violation("agreement", message);
+            }
+            Some(_) => {}
+            None => {
+                self.snapshot_digests
+                    .insert(applied, (snapshot.data.clone(), id));
+            }
+        }
+        self.after_input(index);
+        Ok(applied)
+    }
+}
