@@ -431,21 +431,20 @@ impl ValidationError {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum ProcessState {
     Idle,
-    Outstanding(usize),
+    Outstanding { index: usize, op: Op, key: String },
     Retired(usize),
 }
 
 /// Incremental well-formedness check: feed events in order with
 /// [`Validator::push`]. The simulator can use it to catch a client bug at the
-/// step that causes it; [`validate`] runs it over a whole slice.
+/// step that causes it; [`validate`] runs it over a whole slice. Memory is
+/// proportional to the number of processes.
 #[derive(Debug, Default)]
 pub struct Validator {
     processes: std::collections::HashMap<ProcessId, (ProcessState, Option<u64>)>,
-    invocations: Vec<(Op, String)>,
-    invocation_index: std::collections::HashMap<usize, usize>,
     next_index: usize,
 }
 
@@ -478,41 +477,51 @@ impl Validator {
         if event.time_ns.is_some() {
             entry.1 = event.time_ns;
         }
-        match (event.kind, entry.0) {
+        match (event.kind, &entry.0) {
             (EventType::Invoke, ProcessState::Idle) => {
-                entry.0 = ProcessState::Outstanding(index);
-                self.invocation_index.insert(index, self.invocations.len());
-                self.invocations.push((event.op, event.key.clone()));
+                entry.0 = ProcessState::Outstanding {
+                    index,
+                    op: event.op,
+                    key: event.key.clone(),
+                };
                 Ok(())
             }
-            (EventType::Invoke, ProcessState::Outstanding(outstanding)) => {
-                Err(ValidationError::ConcurrentInvoke {
-                    index,
-                    process,
-                    outstanding,
-                })
-            }
+            (
+                EventType::Invoke,
+                ProcessState::Outstanding {
+                    index: outstanding, ..
+                },
+            ) => Err(ValidationError::ConcurrentInvoke {
+                index,
+                process,
+                outstanding: *outstanding,
+            }),
             (EventType::Invoke, ProcessState::Retired(info)) => {
                 Err(ValidationError::InvokeAfterInfo {
                     index,
                     process,
-                    info,
+                    info: *info,
                 })
             }
             (_, ProcessState::Idle) | (_, ProcessState::Retired(_)) => {
                 Err(ValidationError::CompletionWithoutInvoke { index, process })
             }
-            (kind, ProcessState::Outstanding(invocation)) => {
-                let slot = self.invocation_index.remove(&invocation).unwrap_or(0);
-                let (invoked, invoked_key) = &self.invocations[slot];
-                if !completion_matches(invoked, &event.op) || *invoked_key != event.key {
+            (
+                kind,
+                ProcessState::Outstanding {
+                    index: invocation,
+                    op,
+                    key,
+                },
+            ) => {
+                if !completion_matches(op, &event.op) || *key != event.key {
                     return Err(ValidationError::Mismatch {
                         index,
                         process,
-                        invocation,
+                        invocation: *invocation,
                         detail: Box::new(Mismatch {
-                            invoked: *invoked,
-                            invoked_key: invoked_key.clone(),
+                            invoked: *op,
+                            invoked_key: key.clone(),
                             completed: event.op,
                             completed_key: event.key.clone(),
                         }),

@@ -73,7 +73,7 @@ pub(super) fn never_written(
         CompletedKind::Write(v) | CompletedKind::CasFail(v) => v,
     };
     let text = format!(
-        "{} observed the value {}, but no operation on this key (acknowledged or of unknown outcome) ever writes it",
+        "{} observed the value {}, but no operation on this key ever wrote it (no acknowledged or unknown-outcome write or cas sets it)",
         completed_line(events, problem, op),
         value(problem, v)
     );

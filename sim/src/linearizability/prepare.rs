@@ -13,9 +13,14 @@
 //! * values are interned into small integers per key (0 is `null`, the
 //!   initial value);
 //! * `info` operations that provably cannot matter are pruned (see
-//!   [`prune_unobservable_infos`]).
+//!   [`prune_unobservable_infos`]);
+//! * values that no operation can tell apart are merged into one class for
+//!   the search (see [`classify_values`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+
+use super::memo::MixHasher;
 
 use crate::history::{Event, EventType, Op};
 
@@ -96,19 +101,27 @@ pub(crate) struct KeyProblem {
     pub(crate) infos: Vec<InfoOp>,
     /// Number of unknown-outcome operations pruned as unobservable.
     pub(crate) pruned_infos: usize,
+    /// Search class of each value id (see [`classify_values`]).
+    pub(crate) class_of: Vec<ValueId>,
+    /// The class of the merged unobserved values, if it has two members or
+    /// more.
+    pub(crate) merged_class: Option<ValueId>,
     /// Number of events dropped because they cannot constrain anything
     /// (failed reads and writes, reads of unknown outcome).
     pub(crate) dropped: usize,
 }
 
 impl KeyProblem {
-    fn intern(&mut self, index: &mut HashMap<Option<i64>, ValueId>, v: Option<i64>) -> ValueId {
+    fn intern(&mut self, index: &mut Interner, v: Option<i64>) -> ValueId {
         *index.entry(v).or_insert_with(|| {
             self.values.push(v);
             (self.values.len() - 1) as ValueId
         })
     }
 }
+
+/// Value ids of one key's values.
+type Interner = HashMap<Option<i64>, ValueId>;
 
 /// Ranks of the events: position in real time.
 pub(crate) fn ranks(events: &[Event]) -> Vec<u32> {
@@ -127,34 +140,33 @@ pub(crate) fn ranks(events: &[Event]) -> Vec<u32> {
 /// Splits a validated history into per-key problems, in key order.
 pub(crate) fn partition(events: &[Event]) -> BTreeMap<String, KeyProblem> {
     let rank = ranks(events);
-    let mut problems: BTreeMap<String, KeyProblem> = BTreeMap::new();
-    let mut interners: HashMap<String, HashMap<Option<i64>, ValueId>> = HashMap::new();
-    let mut outstanding: HashMap<u64, usize> = HashMap::new();
+    let mut key_ids: HashMap<&str, usize> = HashMap::new();
+    let mut problems: Vec<(&str, KeyProblem, Interner)> = Vec::new();
+    let mut outstanding: HashMap<u64, usize, BuildHasherDefault<MixHasher>> = HashMap::default();
     // (invocation, completion) pairs in invocation order.
     let mut pairs: Vec<(usize, Option<usize>)> = Vec::new();
-    let mut pair_of_invoke: HashMap<usize, usize> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
         if e.kind == EventType::Invoke {
-            outstanding.insert(e.process, i);
-            pair_of_invoke.insert(i, pairs.len());
+            outstanding.insert(e.process, pairs.len());
             pairs.push((i, None));
-        } else if let Some(inv) = outstanding.remove(&e.process) {
-            if let Some(&p) = pair_of_invoke.get(&inv) {
-                pairs[p].1 = Some(i);
-            }
+        } else if let Some(p) = outstanding.remove(&e.process) {
+            pairs[p].1 = Some(i);
         }
     }
     for (inv, done) in pairs {
         let invoke = &events[inv];
-        let problem = problems
-            .entry(invoke.key.clone())
-            .or_insert_with(|| KeyProblem {
-                values: vec![None],
-                ..KeyProblem::default()
-            });
-        let interner = interners
-            .entry(invoke.key.clone())
-            .or_insert_with(|| HashMap::from([(None, NULL)]));
+        let id = *key_ids.entry(invoke.key.as_str()).or_insert_with(|| {
+            problems.push((
+                invoke.key.as_str(),
+                KeyProblem {
+                    values: vec![None],
+                    ..KeyProblem::default()
+                },
+                HashMap::from([(None, NULL)]),
+            ));
+            problems.len() - 1
+        });
+        let (_, problem, interner) = &mut problems[id];
         let outcome = done.map(|d| (d, events[d].kind));
         // The completion carries the read value; invocation and completion
         // agree on everything else (validated).
@@ -205,12 +217,16 @@ pub(crate) fn partition(events: &[Event]) -> BTreeMap<String, KeyProblem> {
             (_, Some(EventType::Invoke)) => {}
         }
     }
-    for problem in problems.values_mut() {
-        problem.ops.sort_by_key(|o| o.call);
-        problem.infos.sort_by_key(|o| o.call);
-        prune_unobservable_infos(problem);
-    }
     problems
+        .into_iter()
+        .map(|(key, mut problem, _)| {
+            problem.ops.sort_by_key(|o| o.call);
+            problem.infos.sort_by_key(|o| o.call);
+            prune_unobservable_infos(&mut problem);
+            classify_values(&mut problem);
+            (key.to_string(), problem)
+        })
+        .collect()
 }
 
 /// Drops operations of unknown outcome that cannot change the answer.
@@ -283,4 +299,41 @@ pub(crate) fn value_never_written(problem: &KeyProblem) -> Option<&CompletedOp> 
         CompletedKind::Read(v) | CompletedKind::CasOk(v, _) => !written.contains(&v),
         CompletedKind::Write(_) | CompletedKind::CasFail(_) => false,
     })
+}
+
+/// Merges the values that no operation can distinguish.
+///
+/// A value is *observed* if an `ok` read returns it or a cas (applied,
+/// failed or of unknown outcome) compares against it. Two unobserved values
+/// behave identically for every operation of the key: a read returns
+/// neither, every cas comparison fails on both, and a write leaves the same
+/// state whatever was there. So a register holding one is equivalent
+/// (bisimilar) to a register holding the other, and the search may treat
+/// all of them as one value. This collapses configurations that differ only
+/// by which unread value is in the register, and makes all pending
+/// unknown-outcome writes of unread values interchangeable.
+pub(crate) fn classify_values(problem: &mut KeyProblem) {
+    let mut observed = vec![false; problem.values.len()];
+    for op in &problem.ops {
+        match op.kind {
+            CompletedKind::Read(v) | CompletedKind::CasOk(v, _) | CompletedKind::CasFail(v) => {
+                observed[v as usize] = true;
+            }
+            CompletedKind::Write(_) => {}
+        }
+    }
+    for info in &problem.infos {
+        if let InfoKind::Cas(e, _) = info.kind {
+            observed[e as usize] = true;
+        }
+    }
+    let representative = observed.iter().position(|&o| !o).map(|r| r as ValueId);
+    let members = observed.iter().filter(|&&o| !o).count();
+    problem.class_of = (0..problem.values.len() as ValueId)
+        .map(|v| match representative {
+            Some(r) if !observed[v as usize] => r,
+            _ => v,
+        })
+        .collect();
+    problem.merged_class = representative.filter(|_| members > 1);
 }

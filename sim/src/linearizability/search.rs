@@ -86,7 +86,7 @@ pub(crate) enum OpRef {
 pub(crate) struct Frontier {
     /// Completed operations linearized there.
     pub(crate) linearized: usize,
-    /// Register value there.
+    /// Register value there (an actual value id, not a class).
     pub(crate) state: ValueId,
     /// The operation whose return is the earliest pending one: it had to
     /// take effect next (or after other candidates) and could not.
@@ -115,6 +115,7 @@ pub(crate) struct Stats {
 struct Frame {
     op: OpRef,
     previous_state: ValueId,
+    previous_actual: ValueId,
     previous_max: u32,
     forced: bool,
 }
@@ -137,6 +138,9 @@ const RECENT: usize = 6;
 /// The search state of one key.
 pub(crate) struct Search<'a> {
     problem: &'a KeyProblem,
+    // Operations with values mapped to their classes.
+    kinds: Vec<CompletedKind>,
+    info_kinds: Vec<InfoKind>,
     // Main list: entry 2i is the call of op i, 2i+1 its return; `head` is the
     // sentinel.
     next: Vec<u32>,
@@ -152,7 +156,10 @@ pub(crate) struct Search<'a> {
     info_bits: Vec<u64>,
     info_max: u32,
     zobrist: Vec<u64>,
+    /// Register value class (what the search branches on).
     state: ValueId,
+    /// The actual register value (for explanations).
+    actual: ValueId,
     remaining: usize,
     stack: Vec<Frame>,
     memo: Memo,
@@ -181,8 +188,29 @@ impl<'a> Search<'a> {
         let info_entries: Vec<u32> = (0..m as u32).collect();
         let info_head = m as u32;
         let (info_next, info_prev) = link(&info_entries, info_head);
+        let class = |v: ValueId| problem.class_of[v as usize];
+        let kinds = problem
+            .ops
+            .iter()
+            .map(|o| match o.kind {
+                CompletedKind::Read(v) => CompletedKind::Read(class(v)),
+                CompletedKind::Write(v) => CompletedKind::Write(class(v)),
+                CompletedKind::CasOk(e, v) => CompletedKind::CasOk(class(e), class(v)),
+                CompletedKind::CasFail(e) => CompletedKind::CasFail(class(e)),
+            })
+            .collect();
+        let info_kinds = problem
+            .infos
+            .iter()
+            .map(|o| match o.kind {
+                InfoKind::Write(v) => InfoKind::Write(class(v)),
+                InfoKind::Cas(e, v) => InfoKind::Cas(class(e), class(v)),
+            })
+            .collect();
         Search {
             problem,
+            kinds,
+            info_kinds,
             next,
             prev,
             head,
@@ -195,7 +223,8 @@ impl<'a> Search<'a> {
             info_bits: vec![0; m.div_ceil(64)],
             info_max: NIL,
             zobrist: (0..n as u64).map(mix64).collect(),
-            state: NULL,
+            state: problem.class_of[NULL as usize],
+            actual: NULL,
             remaining: n,
             stack: Vec::new(),
             memo: Memo::default(),
@@ -289,7 +318,7 @@ impl<'a> Search<'a> {
         let mut e = self.next[self.head as usize];
         while e != first_return {
             let op = e / 2;
-            match self.problem.ops[op as usize].kind {
+            match self.kinds[op as usize] {
                 CompletedKind::Read(v) if v == self.state => return Some(op),
                 CompletedKind::CasFail(x) if x != self.state => return Some(op),
                 _ => {}
@@ -309,7 +338,7 @@ impl<'a> Search<'a> {
         };
         while e != first_return {
             let op = e / 2;
-            let after = match self.problem.ops[op as usize].kind {
+            let after = match self.kinds[op as usize] {
                 CompletedKind::Write(v) => Some(v),
                 CompletedKind::CasOk(x, v) if x == self.state => Some(v),
                 _ => None,
@@ -336,7 +365,7 @@ impl<'a> Search<'a> {
             if info.call >= before_rank {
                 break;
             }
-            let kind = info.kind;
+            let kind = self.info_kinds[i as usize];
             if let Some(j) = skipping {
                 // Already tried (or equivalent to one tried) at this point.
                 self.seen_effects.insert(kind);
@@ -366,6 +395,14 @@ impl<'a> Search<'a> {
     /// `false`.
     fn lift(&mut self, op: OpRef, new_state: ValueId, forced: bool) -> bool {
         let previous_state = self.state;
+        let previous_actual = self.actual;
+        let actual = match op {
+            OpRef::Completed(i) => match self.problem.ops[i as usize].kind {
+                CompletedKind::Write(v) | CompletedKind::CasOk(_, v) => v,
+                CompletedKind::Read(_) | CompletedKind::CasFail(_) => self.actual,
+            },
+            OpRef::Info(i) => self.problem.infos[i as usize].kind.new_value(),
+        };
         let previous_max = match op {
             OpRef::Completed(i) => {
                 self.unlink(2 * i);
@@ -386,10 +423,12 @@ impl<'a> Search<'a> {
             }
         };
         self.state = new_state;
+        self.actual = actual;
         self.steps += 1;
         let frame = Frame {
             op,
             previous_state,
+            previous_actual,
             previous_max,
             forced,
         };
@@ -404,6 +443,7 @@ impl<'a> Search<'a> {
 
     fn undo(&mut self, frame: Frame) {
         self.state = frame.previous_state;
+        self.actual = frame.previous_actual;
         match frame.op {
             OpRef::Completed(i) => {
                 self.relink(2 * i + 1);
@@ -488,7 +528,7 @@ impl<'a> Search<'a> {
         let from = self.stack.len().saturating_sub(RECENT);
         self.frontier = Some(Frontier {
             linearized,
-            state: self.state,
+            state: self.actual,
             blocking,
             candidates,
             info_candidates,
