@@ -122,6 +122,7 @@ impl PaxosCore {
             if ballot > floor {
                 self.acceptor.promises.insert(slot, ballot);
                 self.output.hard_state_dirty = true;
+                self.output.hard_state_sync = true;
             }
             let accepted = self.log.get(&slot).map(|entry| AcceptedValue {
                 ballot: Ballot::from_epoch(entry.epoch),

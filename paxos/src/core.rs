@@ -116,6 +116,7 @@ impl PaxosCore {
     pub(crate) fn next_ballot(&mut self) -> Ballot {
         self.counter = self.counter.saturating_add(1);
         self.output.hard_state_dirty = true;
+        self.output.hard_state_sync = true;
         Ballot::new(self.counter, self.me)
     }
 
@@ -129,6 +130,7 @@ impl PaxosCore {
         if seen.counter > self.counter {
             self.counter = seen.counter;
             self.output.hard_state_dirty = true;
+            self.output.hard_state_sync = true;
         }
     }
 
@@ -350,6 +352,7 @@ impl Core for PaxosCore {
             config,
         };
         core.output.hard_state_dirty = true;
+        core.output.hard_state_sync = true;
         core.acceptor.promises = hard_state
             .promises
             .into_iter()
@@ -387,6 +390,12 @@ impl Core for PaxosCore {
 
     fn tick(&mut self) {
         self.now += 1;
+        if self.output.hard_state_dirty
+            && self.now % self.config.heartbeat_interval_ticks.max(1) == 0
+        {
+            // Flush a deferred frontier now and then (see `ready`).
+            self.output.hard_state_sync = true;
+        }
         self.tick_learner();
         self.tick_proposer();
         self.after_input();
@@ -423,7 +432,8 @@ impl Core for PaxosCore {
     fn ready(&mut self) -> Option<Ready<Message>> {
         let has_messages = self.output.outbox.values().any(|o| !o.is_empty());
         let output = &self.output;
-        if !output.hard_state_dirty
+        let hard_state_due = output.hard_state_sync;
+        if !hard_state_due
             && output.append.is_empty()
             && output.snapshot.is_none()
             && !has_messages
@@ -434,7 +444,15 @@ impl Core for PaxosCore {
         }
         let mut ready = Ready::new(self.output.number);
         self.output.number += 1;
-        if self.output.hard_state_dirty {
+        // A hard state that only moved the chosen frontier (or dropped
+        // promises below it) waits for the next write that must be synced
+        // anyway, or for `tick`'s flush: losing it in a crash only means
+        // re-learning those slots, and it saves an fsync per commit.
+        let write_hard_state = self.output.hard_state_dirty
+            && (self.output.hard_state_sync
+                || !self.output.append.is_empty()
+                || self.output.snapshot.is_some());
+        if write_hard_state {
             self.output.hard_state_dirty = false;
             let encoded = postcard::to_allocvec(&self.hard_state())
                 .expect("encoding the hard state into a Vec cannot fail");
@@ -445,6 +463,7 @@ impl Core for PaxosCore {
             .collect();
         ready.snapshot = self.output.snapshot.take();
         ready.must_sync = ready.has_writes();
+        self.output.hard_state_sync = false;
         let highest_accepted = self.acceptor.highest_accepted;
         let learn = self.learn_beacon();
         let limits = self.limits();

@@ -137,6 +137,11 @@ pub(crate) struct Output {
     pub(crate) number: u64,
     /// The hard state changed since the last `Ready`.
     pub(crate) hard_state_dirty: bool,
+    /// The change must be written now, synced before the `Ready`'s messages
+    /// go out (a new promise or ballot counter). A moved chosen frontier
+    /// alone need not be: losing it in a crash only means re-learning those
+    /// slots.
+    pub(crate) hard_state_sync: bool,
     /// Entries to store (accepted values and learned chosen values).
     pub(crate) append: BTreeMap<LogIndex, Entry>,
     /// A snapshot received from a peer, to install.

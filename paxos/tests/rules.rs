@@ -448,11 +448,16 @@ fn restarts_replay_the_chosen_log_and_keep_going() {
     }
     for id in 1..=3 {
         net.restart(id);
-        assert_eq!(
-            net.node(id).applied.len(),
-            10,
+        // The frontier is persisted lazily (with the next write that is
+        // synced anyway): a restart may re-learn the last slots.
+        assert!(
+            net.node(id).applied.len() >= 9,
             "node {id} re-applies the chosen prefix"
         );
+    }
+    net.run(30);
+    for id in 1..=3 {
+        assert_eq!(net.node(id).applied.len(), 10, "node {id} learned the rest");
     }
     let ticket = net.propose(2, "after");
     net.run(5);
