@@ -235,8 +235,8 @@ async fn dial<M: ProtocolMessage>(
     bump(&shared.stats.dial_attempts, 1);
     let addr = peer.addr();
     let name = node_dns_name(&shared.cluster, peer.id);
-    let connecting = shared
-        .endpoint
+    let endpoint = shared.endpoint().ok_or(TransportError::Closed)?;
+    let connecting = endpoint
         .connect_with(shared.client_config.clone(), addr, &name)
         .map_err(|e| TransportError::Connection(format!("cannot dial {addr}: {e}")))?;
     let handshake = async {
@@ -279,9 +279,12 @@ async fn dial<M: ProtocolMessage>(
 /// Accepts connections until shutdown; each is handshaken in its own task.
 pub(crate) async fn accept_loop<M: ProtocolMessage>(shared: Arc<Shared<M>>) {
     let mut shutdown = shared.shutdown.subscribe();
+    let Some(endpoint) = shared.endpoint() else {
+        return;
+    };
     loop {
         tokio::select! {
-            incoming = shared.endpoint.accept() => match incoming {
+            incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
                     tokio::spawn(handle_incoming(shared.clone(), incoming));
                 }
@@ -442,6 +445,7 @@ pub(crate) async fn run<M: ProtocolMessage>(
     let mut removed = peer.removed.subscribe();
     let mut addr_changes = peer.addr.subscribe();
     let mut failures: u32 = 0;
+    let mut last_failure: Option<String> = None;
     let mut next: Option<Established> = None;
     loop {
         if *shutdown.borrow() || *removed.borrow() {
@@ -463,7 +467,10 @@ pub(crate) async fn run<M: ProtocolMessage>(
                     Ok(established) => established,
                     Err(error) => {
                         bump(&shared.stats.dial_failures, 1);
-                        if failures == 0 || !matches!(error, TransportError::Connection(_)) {
+                        // Log a failure once per streak (and when it changes),
+                        // not on every retry.
+                        let text = error.to_string();
+                        if last_failure.as_deref() != Some(text.as_str()) {
                             report_failure(
                                 &shared,
                                 Some(peer.id),
@@ -471,6 +478,7 @@ pub(crate) async fn run<M: ProtocolMessage>(
                                 peer.addr(),
                                 "dial failed",
                             );
+                            last_failure = Some(text);
                         } else {
                             tracing::debug!(node = shared.id, peer = peer.id, %error, "dial failed again");
                             shared.stats.record(Some(peer.id), error);
@@ -500,6 +508,7 @@ pub(crate) async fn run<M: ProtocolMessage>(
             }
         };
         failures = 0;
+        last_failure = None;
         bump(&shared.stats.connections_established, 1);
         peer.connected.store(true, Ordering::Release);
         tracing::info!(

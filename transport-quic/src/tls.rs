@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use consensus_api::{NodeId, TransportError};
+use consensus_api::NodeId;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::client::WebPkiServerVerifier;
@@ -30,7 +30,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::{ClusterId, SetupError, TlsMaterial};
-use crate::stats::Stats;
 use crate::wire::ALPN;
 
 #[cfg(not(feature = "ring"))]
@@ -205,7 +204,6 @@ struct MemberClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     cluster: ClusterId,
     members: Members,
-    stats: Option<Arc<Stats>>,
 }
 
 impl fmt::Debug for MemberClientVerifier {
@@ -237,12 +235,6 @@ impl MemberClientVerifier {
             error = %error,
             "refused a client certificate"
         );
-        if let Some(stats) = &self.stats {
-            stats.record(
-                None,
-                TransportError::Tls(format!("client certificate {names}: {error}")),
-            );
-        }
         error
     }
 }
@@ -322,16 +314,6 @@ pub fn server_config(
     members: Members,
     transport: Arc<quinn::TransportConfig>,
 ) -> Result<quinn::ServerConfig, SetupError> {
-    server_config_with_stats(material, cluster, members, transport, None)
-}
-
-pub(crate) fn server_config_with_stats(
-    material: &TlsMaterial,
-    cluster: &ClusterId,
-    members: Members,
-    transport: Arc<quinn::TransportConfig>,
-    stats: Option<Arc<Stats>>,
-) -> Result<quinn::ServerConfig, SetupError> {
     let parsed = parse(material)?;
     let provider = crypto_provider();
     let inner = WebPkiClientVerifier::builder_with_provider(parsed.roots, provider.clone())
@@ -341,7 +323,6 @@ pub(crate) fn server_config_with_stats(
         inner,
         cluster: cluster.clone(),
         members,
-        stats,
     };
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])

@@ -30,7 +30,8 @@ pub(crate) struct Shared<M> {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub backoff: Backoff,
-    pub endpoint: quinn::Endpoint,
+    /// Taken out (and dropped) at shutdown, which releases the UDP port.
+    endpoint: Mutex<Option<quinn::Endpoint>>,
     pub client_config: quinn::ClientConfig,
     pub members: Members,
     pub peers: RwLock<BTreeMap<NodeId, Arc<Peer>>>,
@@ -47,6 +48,17 @@ pub(crate) struct Shared<M> {
 impl<M: ProtocolMessage> Shared<M> {
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    /// The QUIC endpoint, until shutdown.
+    pub fn endpoint(&self) -> Option<quinn::Endpoint> {
+        let endpoint = self.endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        endpoint.clone()
+    }
+
+    fn take_endpoint(&self) -> Option<quinn::Endpoint> {
+        let mut endpoint = self.endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        endpoint.take()
     }
 
     pub fn peer(&self, id: NodeId) -> Option<Arc<Peer>> {
@@ -135,12 +147,11 @@ impl<M: ProtocolMessage> QuicTransport<M> {
         let stats = Arc::new(Stats::default());
         let members = Members::new(config.peers.keys().copied());
         let transport = transport_config(&config.timeouts)?;
-        let server_config = tls::server_config_with_stats(
+        let server_config = tls::server_config(
             &config.tls,
             &config.cluster_id,
             members.clone(),
             transport.clone(),
-            Some(stats.clone()),
         )?;
         let client_config = tls::client_config(&config.tls, transport)?;
         let endpoint_config = tls::endpoint_config(&config.tls)?;
@@ -174,7 +185,7 @@ impl<M: ProtocolMessage> QuicTransport<M> {
             limits: config.limits.clone(),
             timeouts: config.timeouts.clone(),
             backoff: config.backoff.clone(),
-            endpoint,
+            endpoint: Mutex::new(Some(endpoint)),
             client_config,
             members,
             peers: RwLock::new(BTreeMap::new()),
@@ -292,9 +303,9 @@ impl<M: ProtocolMessage> QuicTransport<M> {
         for task in tasks {
             task.abort();
         }
-        self.shared
-            .endpoint
-            .close(CloseCode::Shutdown.code(), b"node shut down");
+        if let Some(endpoint) = self.shared.take_endpoint() {
+            endpoint.close(CloseCode::Shutdown.code(), b"node shut down");
+        }
     }
 }
 
@@ -364,12 +375,21 @@ impl<M: ProtocolMessage> Transport<M> for QuicTransport<M> {
                 task.abort();
             }
         }
-        self.shared
-            .endpoint
-            .close(CloseCode::Shutdown.code(), b"node shut down");
-        // Let the CONNECTION_CLOSE frames go out (bounded).
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.shared.endpoint.wait_idle())
-            .await;
+        if let Some(endpoint) = self.shared.take_endpoint() {
+            endpoint.close(CloseCode::Shutdown.code(), b"node shut down");
+            // Let the CONNECTION_CLOSE frames go out and closed connections
+            // drain, then drop the endpoint: its driver task releases the UDP
+            // socket. Wait (bounded) until the port can be bound again, so a
+            // node can be restarted on the same address at once.
+            let deadline = deadline.max(tokio::time::Instant::now() + Duration::from_millis(500));
+            let _ = tokio::time::timeout_at(deadline, endpoint.wait_idle()).await;
+            drop(endpoint);
+            while UdpSocket::bind(self.local_addr).is_err()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
         tracing::info!(
             node = self.shared.id,
             elapsed = ?started.elapsed(),
