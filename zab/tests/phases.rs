@@ -638,3 +638,32 @@ fn reconfig_rejects_invalid_targets() {
         Err(Rejected::InvalidMembership(_))
     ));
 }
+
+/// Learners (ZooKeeper observers) find the leader through the voters'
+/// answers, are synchronized and receive proposals, but never count toward
+/// a quorum.
+#[test]
+fn learners_follow_but_never_count() {
+    let membership = Membership::with_learners([1, 2, 3], [4]);
+    let mut net = Net::with_config(3, |c| {
+        c.initial_membership = Membership::with_learners([1, 2, 3], [4])
+    });
+    let mut c4 = config(4, &[1, 2, 3]);
+    c4.initial_membership = membership;
+    net.add_node(c4, InitialState::default());
+    let leader = net.elect();
+    assert!(net.run_until(100, |n| n.status(4).role == Role::Learner
+        && n.status(4).leader == Some(leader)));
+    net.propose(leader, "seen-by-learner").unwrap();
+    net.run(5);
+    assert_eq!(net.machine(4), vec!["seen-by-learner"]);
+    // Leader + learner is not a quorum.
+    let voters: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    for id in &voters {
+        net.crash(*id);
+    }
+    let ticket = net.propose(leader, "needs-voters").unwrap();
+    net.run(5);
+    assert!(net.outcome(leader, ticket).is_none());
+    assert_eq!(net.status(leader).commit_index, 1);
+}

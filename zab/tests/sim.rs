@@ -65,7 +65,10 @@ fn randomized_slice() {
     for seed in range {
         run_seed(seed, faults, 5, ops);
     }
-    eprintln!("zab sim: {count} seeds, faults {faults}, {ops} ops each, {:.1?}", started.elapsed());
+    eprintln!(
+        "zab sim: {count} seeds, faults {faults}, {ops} ops each, {:.1?}",
+        started.elapsed()
+    );
 }
 
 #[test]
