@@ -293,3 +293,119 @@ impl HarnessExt for Harness {
         }
     }
 }
+
+fn isolate(h: &mut Harness, id: u64) {
+    for other in 1..=h.nodes.len() as u64 {
+        if other != id {
+            h.cut.insert((id, other));
+            h.cut.insert((other, id));
+        }
+    }
+}
+
+// Reads (crate docs, "Reads"): a leader that was deposed without knowing
+// it never confirms a read — the quorum round needs acceptors that have
+// not promised a higher ballot.
+#[test]
+fn a_deposed_leader_never_serves_a_read() {
+    let mut h = Harness::with_config(3, |c| c.check_quorum = false);
+    h.elect(1);
+    h.propose(1, "old").unwrap();
+    h.tick_all(5);
+    isolate(&mut h, 1);
+    h.elect(2);
+    h.propose(2, "new").unwrap();
+    h.tick_all(5);
+    assert_eq!(h.applied_texts(2), ["old", "new"]);
+    // Node 1 still believes it leads (check-quorum is off here).
+    assert_eq!(h.core(1).status().role, Role::Leader);
+    let read = h.core_mut(1).read_barrier().unwrap();
+    h.process(1);
+    h.tick_all(10);
+    assert!(
+        h.nodes[&1].completed.get(&read).is_none(),
+        "read confirmed without a quorum"
+    );
+    h.cut.clear();
+    h.tick_all(10);
+    let outcome = h.nodes[&1].completed.get(&read).cloned();
+    assert!(
+        matches!(
+            outcome,
+            Some(Err(consensus_api::Rejected::NotLeader { .. }))
+        ),
+        "{outcome:?}"
+    );
+    // The live leader's reads see "new".
+    let read = h.core_mut(2).read_barrier().unwrap();
+    h.process(2);
+    h.tick_all(3);
+    assert_eq!(h.nodes[&2].completed.get(&read), Some(&Ok(2)));
+}
+
+// Pre-vote: a node cut off for many election timeouts never raises its
+// ballot, so when it comes back the leader keeps leading.
+#[test]
+fn pre_vote_keeps_a_returning_node_from_deposing_the_leader() {
+    let mut h = Harness::with_config(3, |c| c.pre_vote = true);
+    // Elect node 1: only it ticks until it leads (the others have not heard
+    // from any leader, so they grant its probe).
+    h.elect(1);
+    let ballot = h.core(1).leader_ballot().unwrap();
+    isolate(&mut h, 3);
+    h.tick_all(200);
+    assert!(
+        h.core(3).promised() <= ballot,
+        "the isolated node raised its ballot"
+    );
+    h.cut.clear();
+    h.tick_all(50);
+    assert_eq!(
+        h.core(1).leader_ballot(),
+        Some(ballot),
+        "the leader was deposed"
+    );
+    h.propose(1, "x").unwrap();
+    h.tick_all(5);
+    assert_eq!(h.applied_texts(3), ["x"]);
+}
+
+// Check-quorum (crate docs, "Stepping down"): a leader cut off from the
+// quorum rejects quickly with Unavailable, then steps down.
+#[test]
+fn a_leader_without_a_quorum_fails_fast_then_steps_down() {
+    let mut h = Harness::new(5);
+    h.elect(1);
+    h.tick_all(3);
+    for id in [3, 4, 5] {
+        h.cut.insert((1, id));
+        h.cut.insert((id, 1));
+    }
+    let mut unavailable_at = None;
+    for tick in 0..40 {
+        h.tick(1);
+        match h.core_mut(1).propose(command("x")) {
+            Err(consensus_api::Rejected::Unavailable) if unavailable_at.is_none() => {
+                unavailable_at = Some(tick)
+            }
+            Err(consensus_api::Rejected::NotLeader { .. }) => {
+                let unavailable_at = unavailable_at.expect("Unavailable before stepping down");
+                assert!(
+                    unavailable_at <= 9,
+                    "failed fast only after {unavailable_at} ticks"
+                );
+                // Peers were last heard up to one heartbeat (3 ticks) before
+                // the cut; the leader steps down 10 ticks after that.
+                assert!(
+                    tick >= 7,
+                    "stepped down after {tick} ticks, before the election timeout"
+                );
+                assert!(unavailable_at < tick);
+                return;
+            }
+            _ => {}
+        }
+        h.process(1);
+    }
+    panic!("the minority leader never stepped down");
+}
