@@ -82,7 +82,7 @@
 //! ## Membership (§3, last paragraphs)
 //!
 //! A configuration change is a chosen value; it governs the slots
-//! `ALPHA` (= 256) slots after its own. So a node knows a slot's quorums
+//! `ALPHA` (= 1024) slots after its own. So a node knows a slot's quorums
 //! once it has learned the prefix up to `ALPHA` slots below it, and it never
 //! proposes, nor counts votes, beyond `frontier + ALPHA`: that is also the
 //! pipelining bound. The node that proposed a change fills the window with

@@ -23,11 +23,12 @@ use serde::{Deserialize, Serialize};
 /// The configuration window: a change chosen in slot `s` takes effect at slot
 /// `s + ALPHA`. Every node of a cluster must use the same value.
 ///
-/// 256 slots of pipelining per proposer is far more than one round trip
-/// needs at the throughputs a single node reaches, while a change completes
-/// after at most 256 further slots (the node that proposed it fills the
-/// window with no-ops when there is no traffic).
-pub const ALPHA: u64 = 256;
+/// 1024 slots (one command each) in flight per proposer cover a round trip
+/// plus two fsyncs at the throughputs one node reaches, with room for a
+/// slot that waits for a retransmission; a change completes after at most
+/// 1024 further slots (the node that proposed it fills the window with
+/// no-ops when there is no traffic, in a few batched messages).
+pub const ALPHA: u64 = 1024;
 
 /// The configurations of the log: `starts[k]` is in force from slot `k` on,
 /// until the next key.

@@ -57,7 +57,17 @@ impl Net {
     }
 
     pub fn with_config(n: u64, seed: u64, tweak: impl Fn(&mut CoreConfig)) -> Net {
-        let membership = Membership::new(1..=n);
+        Net::with_membership(n, Membership::new(1..=n), seed, tweak)
+    }
+
+    /// Nodes `1..=n`, all started with `membership` as the configuration of
+    /// slot 1 (nodes outside it start as non-members).
+    pub fn with_membership(
+        n: u64,
+        membership: Membership,
+        seed: u64,
+        tweak: impl Fn(&mut CoreConfig),
+    ) -> Net {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             let mut config = CoreConfig::new(id, membership.clone());
