@@ -103,7 +103,9 @@ impl FromStr for Protocol {
         if ALL_PROTOCOL_NAMES.contains(&name.as_str()) {
             Err(ProtocolError::NotCompiled { name })
         } else {
-            Err(ProtocolError::Unknown { name: text.to_string() })
+            Err(ProtocolError::Unknown {
+                name: text.to_string(),
+            })
         }
     }
 }
@@ -117,7 +119,10 @@ mod tests {
         for protocol in Protocol::compiled() {
             assert_eq!(protocol.to_string().parse::<Protocol>(), Ok(protocol));
         }
-        assert!(matches!("etcd".parse::<Protocol>(), Err(ProtocolError::Unknown { .. })));
+        assert!(matches!(
+            "etcd".parse::<Protocol>(),
+            Err(ProtocolError::Unknown { .. })
+        ));
     }
 
     #[cfg(not(feature = "zab"))]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use consensus_api::{LogIndex, RecoverError, StateMachine};
+use consensus::{LogIndex, RecoverError, StateMachine};
 use serde::{Deserialize, Serialize};
 
 /// A write, replicated through the log.
@@ -197,7 +197,11 @@ impl StateMachine for KvState {
     fn snapshot(&self) -> Bytes {
         let snapshot = KvSnapshot {
             applied: self.applied,
-            data: self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            data: self
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         Bytes::from(postcard::to_allocvec(&snapshot).expect("encoding to a Vec cannot fail"))
     }
@@ -227,25 +231,81 @@ mod tests {
     fn put_get_delete_cas() {
         let mut kv = KvState::new();
         let v = |s: &'static str| Bytes::from_static(s.as_bytes());
-        assert_eq!(apply(&mut kv, 1, Command::Put { key: "a".into(), value: v("1") }), Response::Done);
+        assert_eq!(
+            apply(
+                &mut kv,
+                1,
+                Command::Put {
+                    key: "a".into(),
+                    value: v("1")
+                }
+            ),
+            Response::Done
+        );
         assert_eq!(get(&kv, "a"), Response::Value(Some(v("1"))));
-        let cas = Command::Cas { key: "a".into(), expected: Some(v("0")), new: Some(v("2")) };
-        assert_eq!(apply(&mut kv, 2, cas), Response::Cas { swapped: false, previous: Some(v("1")) });
-        let cas = Command::Cas { key: "a".into(), expected: Some(v("1")), new: Some(v("2")) };
-        assert_eq!(apply(&mut kv, 3, cas), Response::Cas { swapped: true, previous: Some(v("1")) });
-        let create = Command::Cas { key: "b".into(), expected: None, new: Some(v("x")) };
-        assert_eq!(apply(&mut kv, 4, create), Response::Cas { swapped: true, previous: None });
-        assert_eq!(apply(&mut kv, 5, Command::Delete { key: "a".into() }), Response::Deleted(true));
-        assert_eq!(apply(&mut kv, 6, Command::Delete { key: "a".into() }), Response::Deleted(false));
+        let cas = Command::Cas {
+            key: "a".into(),
+            expected: Some(v("0")),
+            new: Some(v("2")),
+        };
+        assert_eq!(
+            apply(&mut kv, 2, cas),
+            Response::Cas {
+                swapped: false,
+                previous: Some(v("1"))
+            }
+        );
+        let cas = Command::Cas {
+            key: "a".into(),
+            expected: Some(v("1")),
+            new: Some(v("2")),
+        };
+        assert_eq!(
+            apply(&mut kv, 3, cas),
+            Response::Cas {
+                swapped: true,
+                previous: Some(v("1"))
+            }
+        );
+        let create = Command::Cas {
+            key: "b".into(),
+            expected: None,
+            new: Some(v("x")),
+        };
+        assert_eq!(
+            apply(&mut kv, 4, create),
+            Response::Cas {
+                swapped: true,
+                previous: None
+            }
+        );
+        assert_eq!(
+            apply(&mut kv, 5, Command::Delete { key: "a".into() }),
+            Response::Deleted(true)
+        );
+        assert_eq!(
+            apply(&mut kv, 6, Command::Delete { key: "a".into() }),
+            Response::Deleted(false)
+        );
         assert_eq!(get(&kv, "a"), Response::Value(None));
-        assert_eq!(Response::decode(&kv.apply(7, &Bytes::from_static(&[0xff, 0xff]))), Response::Malformed);
+        assert_eq!(
+            Response::decode(&kv.apply(7, &Bytes::from_static(&[0xff, 0xff]))),
+            Response::Malformed
+        );
     }
 
     #[test]
     fn snapshot_round_trip_and_digest() {
         let mut kv = KvState::new();
         for i in 0..100u64 {
-            apply(&mut kv, i + 1, Command::Put { key: format!("k{i}"), value: Bytes::from(i.to_string()) });
+            apply(
+                &mut kv,
+                i + 1,
+                Command::Put {
+                    key: format!("k{i}"),
+                    value: Bytes::from(i.to_string()),
+                },
+            );
         }
         let mut copy = KvState::new();
         copy.restore(100, &kv.snapshot()).unwrap();

@@ -132,7 +132,11 @@ impl LogStore for MemStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.volatile().validate(batch)?;
+        if let Err(error) = self.volatile().validate(batch) {
+            // Like the disk store: any failed write stops the store.
+            self.failed = Some(error.to_string());
+            return Err(error);
+        }
         self.pending.push(PendingBatch {
             hard_state: batch.hard_state.cloned(),
             truncate_from: batch.truncate_from,
@@ -250,6 +254,10 @@ mod tests {
             store.write(&append(&covered)),
             Err(StorageError::InvalidWrite(_))
         ));
+        assert!(
+            matches!(store.sync(), Err(StorageError::Failed(_))),
+            "an invalid write stops the store, as on disk"
+        );
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! Protocol settings in real time, the same for every protocol.
+
+use std::time::Duration;
+
+use consensus_api::{CoreConfig, Membership, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// Timing and batching every protocol runs with. Written once, converted to
+/// each core's tick counts by [`Tuning::core_config`], so that Raft,
+/// Multi-Paxos, Paxos and ZAB are configured identically (the benchmarks
+/// print this struct with their results).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// One logical tick.
+    pub tick: Duration,
+    /// Leader heartbeat (ping) interval.
+    pub heartbeat_interval: Duration,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min: Duration,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max: Duration,
+    /// Most entries per replication message.
+    pub batch_entries_max: usize,
+    /// Most payload bytes per replication message.
+    pub batch_bytes_max: usize,
+    /// Most replication messages in flight to one peer.
+    pub inflight_messages_max: usize,
+    /// Most uncommitted entries a leader holds before `Overloaded`.
+    pub uncommitted_entries_max: usize,
+    /// Snapshot chunk size on the wire.
+    pub snapshot_chunk_bytes: usize,
+    /// Pre-vote (and equivalents).
+    pub pre_vote: bool,
+    /// Check-quorum (and equivalents).
+    pub check_quorum: bool,
+}
+
+impl Default for Tuning {
+    /// 10 ms tick, 50 ms heartbeat, 150-300 ms election timeout.
+    fn default() -> Self {
+        let base = CoreConfig::new(1, Membership::new([1]));
+        Tuning {
+            tick: Duration::from_millis(10),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            batch_entries_max: base.batch_entries_max,
+            batch_bytes_max: base.batch_bytes_max,
+            inflight_messages_max: base.inflight_messages_max,
+            uncommitted_entries_max: base.uncommitted_entries_max,
+            snapshot_chunk_bytes: base.snapshot_chunk_bytes,
+            pre_vote: base.pre_vote,
+            check_quorum: base.check_quorum,
+        }
+    }
+}
+
+impl Tuning {
+    fn ticks(&self, duration: Duration) -> u64 {
+        let tick = self.tick.as_nanos().max(1);
+        u64::try_from(duration.as_nanos().div_ceil(tick))
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// The core configuration of node `id` with these settings.
+    pub fn core_config(&self, id: NodeId, membership: Membership, seed: u64) -> CoreConfig {
+        let mut config = CoreConfig::new(id, membership);
+        config.seed = seed;
+        config.heartbeat_interval_ticks = self.ticks(self.heartbeat_interval);
+        config.election_timeout_ticks_min = self.ticks(self.election_timeout_min);
+        config.election_timeout_ticks_max = self
+            .ticks(self.election_timeout_max)
+            .max(config.election_timeout_ticks_min + 1);
+        config.batch_entries_max = self.batch_entries_max;
+        config.batch_bytes_max = self.batch_bytes_max;
+        config.inflight_messages_max = self.inflight_messages_max;
+        config.uncommitted_entries_max = self.uncommitted_entries_max;
+        config.snapshot_chunk_bytes = self.snapshot_chunk_bytes;
+        config.pre_vote = self.pre_vote;
+        config.check_quorum = self.check_quorum;
+        config
+    }
+
+    /// One line for reports.
+    pub fn describe(&self) -> String {
+        format!(
+            "tick {} ms, heartbeat {} ms, election timeout {}-{} ms, batch {} entries / {} KiB, \
+             {} in flight, pre-vote {}, check-quorum {}",
+            self.tick.as_millis(),
+            self.heartbeat_interval.as_millis(),
+            self.election_timeout_min.as_millis(),
+            self.election_timeout_max.as_millis(),
+            self.batch_entries_max,
+            self.batch_bytes_max / 1024,
+            self.inflight_messages_max,
+            self.pre_vote,
+            self.check_quorum
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_150_to_300_ms_at_a_10_ms_tick() {
+        let config = Tuning::default().core_config(3, Membership::new([1, 2, 3]), 9);
+        assert_eq!(config.election_timeout_ticks_min, 15);
+        assert_eq!(config.election_timeout_ticks_max, 30);
+        assert_eq!(config.heartbeat_interval_ticks, 5);
+        assert_eq!((config.id, config.seed), (3, 9));
+    }
+}

@@ -1,0 +1,449 @@
+//! The key-value client: caches the leader, follows redirects, retries with
+//! exponential backoff and jitter, and makes retries idempotent with a client
+//! session (client id + sequence number), as the seed asks. A request whose
+//! outcome cannot be known (timeout, lost connection after sending) is
+//! reported as [`KvError::OutcomeUnknown`], never as a failure.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use consensus::{ClusterId, NodeId};
+use rand::Rng;
+use thiserror::Error;
+
+use crate::config::ClusterConfig;
+use crate::state::Response;
+use crate::tls;
+use crate::wire::{self, NodeReport, Reply, Request, ServiceError, Session, MESSAGE_BYTES_MAX};
+
+/// How a client waits and retries.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// One attempt at one node.
+    pub attempt_timeout: Duration,
+    /// All attempts of one operation together.
+    pub operation_timeout: Duration,
+    /// First retry delay (doubles each retry, with jitter).
+    pub backoff_initial: Duration,
+    /// Largest retry delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why an operation did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum KvError {
+    /// The operation may or may not have been applied (it timed out or the
+    /// connection was lost after it was sent). Retrying it is safe only
+    /// through the same client (same session sequence number).
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// No node could serve the request in time; it was not applied.
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    /// The cluster refused the request; it was not applied.
+    #[error("{0}")]
+    Refused(ServiceError),
+    /// The client could not be set up.
+    #[error("client setup: {0}")]
+    Setup(String),
+}
+
+/// A connection to a cluster. One operation at a time per client (the
+/// session requires it); use several clients for concurrency.
+pub struct KvClient {
+    endpoint: quinn::Endpoint,
+    cluster: ClusterId,
+    nodes: BTreeMap<NodeId, SocketAddr>,
+    connections: tokio::sync::Mutex<BTreeMap<NodeId, quinn::Connection>>,
+    leader: AtomicU64,
+    client_id: u64,
+    sequence: AtomicU64,
+    options: ClientOptions,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+impl KvClient {
+    /// A client of the nodes (`id`, client API address) of `cluster`,
+    /// trusting `ca_pem`.
+    pub fn new(
+        cluster: &str,
+        nodes: BTreeMap<NodeId, SocketAddr>,
+        ca_pem: &str,
+        options: ClientOptions,
+    ) -> Result<KvClient, KvError> {
+        if nodes.is_empty() {
+            return Err(KvError::Setup("no nodes to connect to".into()));
+        }
+        let cluster =
+            ClusterId::new(cluster.to_string()).map_err(|e| KvError::Setup(e.to_string()))?;
+        let bind: SocketAddr = if nodes.values().all(|a| a.ip().is_loopback()) {
+            "127.0.0.1:0".parse().expect("address")
+        } else if nodes.values().any(|a| a.is_ipv6()) {
+            "[::]:0".parse().expect("address")
+        } else {
+            "0.0.0.0:0".parse().expect("address")
+        };
+        let mut endpoint = quinn::Endpoint::client(bind)
+            .map_err(|e| KvError::Setup(format!("binding {bind}: {e}")))?;
+        endpoint.set_default_client_config(tls::client_config(ca_pem).map_err(KvError::Setup)?);
+        let client_id = rand::random::<u64>() | 1;
+        Ok(KvClient {
+            endpoint,
+            cluster,
+            nodes,
+            connections: tokio::sync::Mutex::new(BTreeMap::new()),
+            leader: AtomicU64::new(0),
+            client_id,
+            sequence: AtomicU64::new(0),
+            options,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+            rng: Mutex::new(rand::SeedableRng::seed_from_u64(client_id)),
+        })
+    }
+
+    /// A client for the cluster described by a configuration file.
+    pub fn from_config(
+        config: &ClusterConfig,
+        options: ClientOptions,
+    ) -> Result<KvClient, KvError> {
+        let ca_path = config.certs_dir.join("ca.pem");
+        let ca_pem = std::fs::read_to_string(&ca_path).map_err(|e| {
+            KvError::Setup(format!("reading the cluster CA {}: {e}", ca_path.display()))
+        })?;
+        let nodes = config.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
+        KvClient::new(&config.cluster_id, nodes, &ca_pem, options)
+    }
+
+    /// This client's session id.
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    /// The leader this client currently sends to, if known.
+    pub fn cached_leader(&self) -> Option<NodeId> {
+        match self.leader.load(Ordering::Relaxed) {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    fn next_session(&self) -> Session {
+        Session {
+            client: self.client_id,
+            sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub async fn put(&self, key: &str, value: Bytes) -> Result<(), KvError> {
+        let _turn = self.one_at_a_time.lock().await;
+        let session = self.next_session();
+        let request = Request::Put {
+            session,
+            key: key.to_string(),
+            value,
+        };
+        match self.call(&request, true).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes `key`; true if it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        let _turn = self.one_at_a_time.lock().await;
+        let request = Request::Delete {
+            session: self.next_session(),
+            key: key.to_string(),
+        };
+        match self.call(&request, true).await? {
+            Response::Deleted(existed) => Ok(existed),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Compare-and-set: returns whether it swapped and the value it found.
+    pub async fn cas(
+        &self,
+        key: &str,
+        expected: Option<Bytes>,
+        new: Option<Bytes>,
+    ) -> Result<(bool, Option<Bytes>), KvError> {
+        let _turn = self.one_at_a_time.lock().await;
+        let request = Request::Cas {
+            session: self.next_session(),
+            key: key.to_string(),
+            expected,
+            new,
+        };
+        match self.call(&request, true).await? {
+            Response::Cas { swapped, previous } => Ok((swapped, previous)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reads `key`: linearizable, or from whichever node answers when `stale`.
+    pub async fn get(&self, key: &str, stale: bool) -> Result<Option<Bytes>, KvError> {
+        let _turn = self.one_at_a_time.lock().await;
+        let request = Request::Get {
+            key: key.to_string(),
+            stale,
+        };
+        match self.call(&request, false).await? {
+            Response::Value(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Asks one node for its report.
+    pub async fn status(&self, id: NodeId) -> Result<NodeReport, KvError> {
+        match tokio::time::timeout(
+            self.options.attempt_timeout,
+            self.send(id, &Request::Status),
+        )
+        .await
+        {
+            Ok(Ok(Reply::Status(report))) => Ok(*report),
+            Ok(Ok(Reply::Error(error))) => Err(KvError::Refused(error)),
+            Ok(Ok(other)) => Err(KvError::Unavailable(format!(
+                "node {id} answered {other:?}"
+            ))),
+            Ok(Err(error)) => Err(KvError::Unavailable(format!("node {id}: {error}"))),
+            Err(_) => Err(KvError::Unavailable(format!(
+                "node {id} did not answer in time"
+            ))),
+        }
+    }
+
+    /// The node ids this client knows.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn next_node(&self, after: NodeId) -> NodeId {
+        self.nodes
+            .keys()
+            .copied()
+            .find(|id| *id > after)
+            .unwrap_or_else(|| *self.nodes.keys().next().expect("at least one node"))
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .options
+            .backoff_initial
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.options.backoff_max);
+        let jitter = self.rng.lock().expect("rng").random_range(0.5..1.0);
+        ceiling.mul_f64(jitter)
+    }
+
+    /// Runs one operation with redirects and retries. `write` operations
+    /// that may have reached a node are reported as outcome-unknown when
+    /// they finally fail.
+    async fn call(&self, request: &Request, write: bool) -> Result<Response, KvError> {
+        let deadline = Instant::now() + self.options.operation_timeout;
+        let mut target = self.cached_leader().unwrap_or_else(|| self.next_node(0));
+        let mut maybe_applied = false;
+        let mut last_problem = String::from("no attempt made");
+        let mut attempt = 0u32;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = tokio::time::timeout(
+                self.options.attempt_timeout.min(left),
+                self.send(target, request),
+            )
+            .await;
+            let retry_elsewhere = match result {
+                Ok(Ok(Reply::Kv(Response::Malformed))) => {
+                    return Err(KvError::Refused(ServiceError::Invalid(
+                        "the server could not decode the request".into(),
+                    )))
+                }
+                Ok(Ok(Reply::Kv(response))) => {
+                    self.leader.store(target, Ordering::Relaxed);
+                    return Ok(response);
+                }
+                Ok(Ok(Reply::Status(_))) => {
+                    return Err(KvError::Refused(ServiceError::Invalid(
+                        "unexpected status reply".into(),
+                    )))
+                }
+                Ok(Ok(Reply::Error(error))) => match error {
+                    ServiceError::NotLeader {
+                        leader: Some(leader),
+                    } if leader != target && self.nodes.contains_key(&leader) => {
+                        last_problem = format!("node {target} redirected to {leader}");
+                        target = leader;
+                        self.leader.store(leader, Ordering::Relaxed);
+                        continue;
+                    }
+                    ServiceError::NotLeader { .. }
+                    | ServiceError::Unavailable
+                    | ServiceError::Overloaded
+                    | ServiceError::Stopped(_)
+                    | ServiceError::Storage(_) => {
+                        last_problem = format!("node {target}: {error}");
+                        true
+                    }
+                    ServiceError::OutcomeUnknown(_) => {
+                        maybe_applied = true;
+                        last_problem = format!("node {target}: {error}");
+                        true
+                    }
+                    ServiceError::ValueTooLarge { .. } | ServiceError::Invalid(_) => {
+                        return Err(KvError::Refused(error));
+                    }
+                    ServiceError::Session(_) => {
+                        // The session moved past this request: its outcome is whatever happened before.
+                        return Err(KvError::OutcomeUnknown(error.to_string()));
+                    }
+                },
+                Ok(Err(SendError::BeforeSending(problem))) => {
+                    last_problem = format!("node {target}: {problem}");
+                    true
+                }
+                Ok(Err(SendError::AfterSending(problem))) => {
+                    maybe_applied |= write;
+                    last_problem = format!("node {target}: {problem}");
+                    true
+                }
+                Err(_) => {
+                    maybe_applied |= write;
+                    self.forget_connection(target).await;
+                    last_problem = format!(
+                        "node {target} did not answer within {:?}",
+                        self.options.attempt_timeout
+                    );
+                    true
+                }
+            };
+            if retry_elsewhere {
+                self.leader.store(0, Ordering::Relaxed);
+                target = self.next_node(target);
+                let pause = self
+                    .backoff(attempt)
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                attempt += 1;
+                tokio::time::sleep(pause).await;
+            }
+        }
+        if maybe_applied {
+            Err(KvError::OutcomeUnknown(format!(
+                "no answer within {:?}; the last problem: {last_problem}",
+                self.options.operation_timeout
+            )))
+        } else {
+            Err(KvError::Unavailable(format!(
+                "no node could serve the request within {:?}; the last problem: {last_problem}. \
+                 Check that a majority of the nodes are running and reachable.",
+                self.options.operation_timeout
+            )))
+        }
+    }
+
+    async fn connection(&self, id: NodeId) -> Result<quinn::Connection, String> {
+        let mut connections = self.connections.lock().await;
+        if let Some(connection) = connections.get(&id) {
+            if connection.close_reason().is_none() {
+                return Ok(connection.clone());
+            }
+        }
+        let addr = *self
+            .nodes
+            .get(&id)
+            .ok_or_else(|| format!("unknown node {id}"))?;
+        let name = tls::server_name(&self.cluster, id);
+        let connecting = self
+            .endpoint
+            .connect(addr, &name)
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let connection = connecting
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        connections.insert(id, connection.clone());
+        Ok(connection)
+    }
+
+    async fn forget_connection(&self, id: NodeId) {
+        if let Some(connection) = self.connections.lock().await.remove(&id) {
+            connection.close(0u32.into(), b"retrying elsewhere");
+        }
+    }
+
+    async fn send(&self, id: NodeId, request: &Request) -> Result<Reply, SendError> {
+        let connection = self
+            .connection(id)
+            .await
+            .map_err(SendError::BeforeSending)?;
+        let (mut send, mut recv) = match connection.open_bi().await {
+            Ok(streams) => streams,
+            Err(error) => {
+                self.forget_connection(id).await;
+                return Err(SendError::BeforeSending(error.to_string()));
+            }
+        };
+        if let Err(error) = send.write_all(&wire::encode(request)).await {
+            self.forget_connection(id).await;
+            return Err(SendError::AfterSending(error.to_string()));
+        }
+        let _ = send.finish();
+        let bytes = match recv.read_to_end(MESSAGE_BYTES_MAX).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                self.forget_connection(id).await;
+                return Err(SendError::AfterSending(error.to_string()));
+            }
+        };
+        wire::decode::<Reply>(&bytes)
+            .map_err(|e| SendError::AfterSending(format!("reply does not decode: {e}")))
+    }
+
+    /// Closes the client's connections.
+    pub async fn close(&self) {
+        for (_, connection) in std::mem::take(&mut *self.connections.lock().await) {
+            connection.close(0u32.into(), b"client closing");
+        }
+        self.endpoint.wait_idle().await;
+    }
+}
+
+enum SendError {
+    /// The request certainly did not reach the node.
+    BeforeSending(String),
+    /// The request may have reached the node.
+    AfterSending(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::BeforeSending(problem) => write!(f, "{problem}"),
+            SendError::AfterSending(problem) => {
+                write!(f, "{problem} (the request may have arrived)")
+            }
+        }
+    }
+}
+
+fn unexpected(response: Response) -> KvError {
+    KvError::Refused(ServiceError::Invalid(format!(
+        "unexpected response {response:?}"
+    )))
+}

@@ -1,0 +1,216 @@
+//! `consensus-kv bench`: a closed-loop load generator. Each client has its
+//! own QUIC connection and one operation outstanding at a time; latency is
+//! recorded in an HDR histogram after a warm-up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{ClientOptions, KvClient, KvError};
+use crate::config::ClusterConfig;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Concurrent closed-loop clients (one connection each).
+    pub clients: usize,
+    /// Measured duration (after the warm-up).
+    pub duration: Duration,
+    /// Time run but not measured, so connections and leader caches are warm.
+    pub warmup: Duration,
+    /// Size of each written value.
+    pub value_bytes: usize,
+    /// Keys are chosen uniformly from `0..keys`.
+    pub keys: u64,
+    /// Fraction of operations that are reads (0.0 ..= 1.0).
+    pub read_ratio: f64,
+    /// Reads served by any node without a barrier (may be stale).
+    pub stale_reads: bool,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest.
+    pub max_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+/// The result of a load run (`--json` prints it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Clients.
+    pub clients: usize,
+    /// Measured seconds.
+    pub seconds: f64,
+    /// Successful operations measured.
+    pub ops: u64,
+    /// Successful operations per second.
+    pub ops_per_sec: f64,
+    /// Reads among them.
+    pub reads: u64,
+    /// Writes among them.
+    pub writes: u64,
+    /// Latency of successful operations.
+    pub latency: LatencyReport,
+    /// Failed operations by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl LoadReport {
+    /// A human-readable summary.
+    pub fn describe(&self) -> String {
+        let errors = if self.errors.is_empty() {
+            "none".to_string()
+        } else {
+            self.errors
+                .iter()
+                .map(|(kind, count)| format!("{kind}={count}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        format!(
+            "{} clients, {:.1} s: {:.0} ops/s ({} reads, {} writes); latency p50 {:.3} ms, p99 {:.3} ms, \
+             p99.9 {:.3} ms, max {:.3} ms; errors: {errors}",
+            self.clients,
+            self.seconds,
+            self.ops_per_sec,
+            self.reads,
+            self.writes,
+            self.latency.p50_us as f64 / 1000.0,
+            self.latency.p99_us as f64 / 1000.0,
+            self.latency.p999_us as f64 / 1000.0,
+            self.latency.max_us as f64 / 1000.0,
+        )
+    }
+}
+
+fn error_kind(error: &KvError) -> String {
+    match error {
+        KvError::OutcomeUnknown(_) => "outcome_unknown".into(),
+        KvError::Unavailable(_) => "unavailable".into(),
+        KvError::Refused(e) => {
+            let text = format!("{e:?}");
+            format!(
+                "refused_{}",
+                text.split(['(', ' ', '{'])
+                    .next()
+                    .unwrap_or("other")
+                    .to_lowercase()
+            )
+        }
+        KvError::Setup(_) => "setup".into(),
+    }
+}
+
+struct ClientResult {
+    histogram: Histogram<u64>,
+    reads: u64,
+    writes: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Runs the load against the cluster of `config`.
+pub async fn run(config: &ClusterConfig, options: &LoadOptions) -> Result<LoadReport, KvError> {
+    let client_options = ClientOptions::default();
+    let mut clients = Vec::with_capacity(options.clients);
+    for _ in 0..options.clients.max(1) {
+        clients.push(Arc::new(KvClient::from_config(
+            config,
+            client_options.clone(),
+        )?));
+    }
+    let start = Instant::now();
+    let measure_from = start + options.warmup;
+    let end = measure_from + options.duration;
+    let mut tasks = Vec::new();
+    for (index, client) in clients.iter().enumerate() {
+        let client = client.clone();
+        let options = options.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64 ^ client.client_id());
+            let value = Bytes::from(vec![b'v'; options.value_bytes]);
+            let mut result = ClientResult {
+                histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+                reads: 0,
+                writes: 0,
+                errors: BTreeMap::new(),
+            };
+            while Instant::now() < end {
+                let key = format!("key-{}", rng.random_range(0..options.keys.max(1)));
+                let read = rng.random_bool(options.read_ratio.clamp(0.0, 1.0));
+                let began = Instant::now();
+                let outcome = if read {
+                    client.get(&key, options.stale_reads).await.map(|_| ())
+                } else {
+                    client.put(&key, value.clone()).await
+                };
+                let finished = Instant::now();
+                if began < measure_from || finished > end {
+                    continue;
+                }
+                match outcome {
+                    Ok(()) => {
+                        let micros =
+                            u64::try_from((finished - began).as_micros()).unwrap_or(u64::MAX);
+                        result.histogram.saturating_record(micros.max(1));
+                        if read {
+                            result.reads += 1;
+                        } else {
+                            result.writes += 1;
+                        }
+                    }
+                    Err(error) => *result.errors.entry(error_kind(&error)).or_default() += 1,
+                }
+            }
+            result
+        }));
+    }
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut report = LoadReport {
+        clients: options.clients,
+        seconds: options.duration.as_secs_f64(),
+        ..LoadReport::default()
+    };
+    for task in tasks {
+        let result = task
+            .await
+            .map_err(|e| KvError::Setup(format!("client task failed: {e}")))?;
+        histogram
+            .add(&result.histogram)
+            .expect("compatible histograms");
+        report.reads += result.reads;
+        report.writes += result.writes;
+        for (kind, count) in result.errors {
+            *report.errors.entry(kind).or_default() += count;
+        }
+    }
+    for client in clients {
+        client.close().await;
+    }
+    report.ops = histogram.len();
+    report.ops_per_sec = report.ops as f64 / report.seconds.max(f64::MIN_POSITIVE);
+    if !histogram.is_empty() {
+        report.latency = LatencyReport {
+            p50_us: histogram.value_at_quantile(0.5),
+            p99_us: histogram.value_at_quantile(0.99),
+            p999_us: histogram.value_at_quantile(0.999),
+            max_us: histogram.max(),
+            mean_us: histogram.mean(),
+        };
+    }
+    Ok(report)
+}

@@ -1,0 +1,452 @@
+//! `consensus-kv`: the replicated key-value service (server, client, load
+//! generator, local demo cluster, certificate tool).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use consensus_kv::client::{ClientOptions, KvClient, KvError};
+use consensus_kv::config::ClusterConfig;
+use consensus_kv::demo::{prepare, LocalCluster};
+use consensus_kv::load::{self, LoadOptions};
+use consensus_kv::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "consensus-kv",
+    version,
+    about = "A replicated key-value store on Raft, Multi-Paxos, Paxos or ZAB"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run one node of a cluster.
+    Serve {
+        /// The cluster configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// This node's id in the file.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
+    Demo {
+        /// raft, multipaxos, paxos or zab.
+        #[arg(long, default_value = "raft")]
+        protocol: String,
+        /// Number of nodes (3 or 5).
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Where to put certificates, configuration, data and logs.
+        #[arg(long, default_value = "kv-demo")]
+        dir: PathBuf,
+    },
+    /// Create a cluster CA and node certificates.
+    Certs {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of nodes (ids 1..=N).
+        #[arg(long)]
+        nodes: u64,
+        /// The cluster id the certificates are for.
+        #[arg(long, default_value = "kv")]
+        cluster_id: String,
+    },
+    /// Read a key (linearizable unless --stale).
+    Get {
+        /// The key.
+        key: String,
+        /// Allow a possibly stale read from any node.
+        #[arg(long)]
+        stale: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove a key.
+    Delete {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Compare-and-set: set KEY to NEW if it holds EXPECTED ("-" means absent / delete).
+    Cas {
+        /// The key.
+        key: String,
+        /// The value the key must hold ("-": must be absent).
+        expected: String,
+        /// The new value ("-": delete).
+        new: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show every node's role, leader, epoch, indexes and follower lag.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Closed-loop load generator: ops/s and latency percentiles.
+    Bench {
+        /// Concurrent clients (one connection each).
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Measured duration, e.g. 10s, 500ms, 2m.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Unmeasured warm-up.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        warmup: Duration,
+        /// Bytes per written value.
+        #[arg(long, default_value_t = 100)]
+        value_bytes: usize,
+        /// Number of distinct keys.
+        #[arg(long, default_value_t = 1000)]
+        keys: u64,
+        /// Fraction of reads (0.0 - 1.0).
+        #[arg(long, default_value_t = 0.0)]
+        read_ratio: f64,
+        /// Reads may be stale (served by any node without a barrier).
+        #[arg(long)]
+        stale: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// The cluster configuration file.
+    #[arg(long, default_value = "cluster.toml")]
+    config: PathBuf,
+    /// Give up after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+impl Target {
+    fn load(&self) -> Result<(ClusterConfig, KvClient)> {
+        let config = ClusterConfig::load(&self.config)?;
+        let options = ClientOptions {
+            operation_timeout: self.timeout,
+            ..ClientOptions::default()
+        };
+        let client = KvClient::from_config(&config, options)?;
+        Ok((config, client))
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn value_arg(text: &str) -> Option<Bytes> {
+    (text != "-").then(|| Bytes::from(text.to_string()))
+}
+
+fn show(value: &Option<Bytes>) -> String {
+    match value {
+        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        None => "(absent)".into(),
+    }
+}
+
+/// Exit code 3: the outcome of a write is unknown.
+const EXIT_UNKNOWN: u8 = 3;
+/// Exit code 2: a compare-and-set did not match.
+const EXIT_CAS_MISMATCH: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            if let Some(KvError::OutcomeUnknown(reason)) = error.downcast_ref::<KvError>() {
+                eprintln!("outcome unknown: the write may or may not have been applied ({reason})");
+                return ExitCode::from(EXIT_UNKNOWN);
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Commands::Serve { config, id } => {
+            let config = ClusterConfig::load(&config)?;
+            let server = Server::start(&config, id)?;
+            eprintln!(
+                "node {id} of cluster {:?} running {} (peer {}, clients {})",
+                config.cluster_id,
+                config.protocol,
+                config.node(id)?.peer_addr,
+                config.node(id)?.client_addr
+            );
+            server.run(shutdown_signal()).await;
+        }
+        Commands::Demo {
+            protocol,
+            nodes,
+            dir,
+        } => demo(&protocol, nodes, &dir).await?,
+        Commands::Certs {
+            out,
+            nodes,
+            cluster_id,
+        } => {
+            let cluster = consensus::ClusterId::new(cluster_id)?;
+            consensus::certs::generate_cluster_dir(&out, &cluster, 1..=nodes)
+                .with_context(|| format!("writing certificates to {}", out.display()))?;
+            println!(
+                "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
+                out.display()
+            );
+            println!("keep ca-key.pem secret; each node needs ca.pem, node-<id>.pem and node-<id>-key.pem");
+        }
+        Commands::Get { key, stale, target } => {
+            let (_, client) = target.load()?;
+            let value = client.get(&key, stale).await?;
+            println!("{}", show(&value));
+            if stale {
+                eprintln!("note: --stale read from one node; it may miss recent writes");
+            }
+        }
+        Commands::Put { key, value, target } => {
+            let (_, client) = target.load()?;
+            client.put(&key, Bytes::from(value)).await?;
+            println!("ok");
+        }
+        Commands::Delete { key, target } => {
+            let (_, client) = target.load()?;
+            let existed = client.delete(&key).await?;
+            println!("{}", if existed { "deleted" } else { "absent" });
+        }
+        Commands::Cas {
+            key,
+            expected,
+            new,
+            target,
+        } => {
+            let (_, client) = target.load()?;
+            let (swapped, previous) = client
+                .cas(&key, value_arg(&expected), value_arg(&new))
+                .await?;
+            if swapped {
+                println!("swapped (was {})", show(&previous));
+            } else {
+                println!("not swapped: the value is {}", show(&previous));
+                return Ok(ExitCode::from(EXIT_CAS_MISMATCH));
+            }
+        }
+        Commands::Status { json, target } => status(&target, json).await?,
+        Commands::Bench {
+            clients,
+            duration,
+            warmup,
+            value_bytes,
+            keys,
+            read_ratio,
+            stale,
+            json,
+            target,
+        } => {
+            if !(0.0..=1.0).contains(&read_ratio) {
+                bail!("--read-ratio must be between 0.0 and 1.0");
+            }
+            let config = ClusterConfig::load(&target.config)?;
+            let options = LoadOptions {
+                clients,
+                duration,
+                warmup,
+                value_bytes,
+                keys,
+                read_ratio,
+                stale_reads: stale,
+            };
+            let report = load::run(&config, &options).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} on {}: {}",
+                    config.protocol,
+                    config.cluster_id,
+                    report.describe()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(target: &Target, json: bool) -> Result<()> {
+    let (config, client) = target.load()?;
+    let mut reports = Vec::new();
+    for node in &config.nodes {
+        match client.status(node.id).await {
+            Ok(report) => reports.push(Ok(report)),
+            Err(error) => reports.push(Err((node.id, error.to_string()))),
+        }
+    }
+    if json {
+        let values: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| match r {
+                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+                Err((id, error)) => serde_json::json!({ "id": id, "error": error }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&values)?);
+        return Ok(());
+    }
+    println!(
+        "{:>4} {:<10} {:>6} {:>8} {:>8} {:>8} {:>6} {:>10}  lag",
+        "node", "role", "leader", "epoch", "commit", "applied", "keys", "state crc"
+    );
+    for report in reports {
+        match report {
+            Ok(r) => {
+                let lag = r
+                    .follower_lag
+                    .iter()
+                    .map(|(id, lag)| format!("{id}:{lag}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                println!(
+                    "{:>4} {:<10} {:>6} {:>8} {:>8} {:>8} {:>6} {:>10x}  {}",
+                    r.id,
+                    r.role.to_string(),
+                    r.leader
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r.epoch,
+                    r.commit_index,
+                    r.applied_index,
+                    r.keys,
+                    r.state_crc,
+                    lag
+                );
+            }
+            Err((id, error)) => println!("{id:>4} unreachable: {error}"),
+        }
+    }
+    Ok(())
+}
+
+async fn demo(protocol: &str, nodes: u64, dir: &std::path::Path) -> Result<()> {
+    let protocol_checked: consensus::Protocol = protocol.parse()?;
+    if dir.join("cluster.toml").exists() {
+        bail!(
+            "{} already holds a demo cluster; remove it or pass --dir somewhere else",
+            dir.display()
+        );
+    }
+    let config_path =
+        prepare(dir, "demo", protocol_checked.name(), nodes, None).map_err(anyhow::Error::msg)?;
+    let binary = std::env::current_exe().context("locating this binary")?;
+    let mut cluster = LocalCluster::new(binary, &config_path).map_err(anyhow::Error::msg)?;
+    cluster.start_all().map_err(anyhow::Error::msg)?;
+    println!(
+        "{nodes}-node {protocol_checked} cluster running; configuration {}",
+        config_path.display()
+    );
+    for node in &cluster.config.nodes {
+        println!(
+            "  node {}: peers on {}, clients on {}, data in {}, log in {}",
+            node.id,
+            node.peer_addr,
+            node.client_addr,
+            node.data_dir.display(),
+            cluster.log_path(node.id).display()
+        );
+    }
+    println!(
+        "try:  consensus-kv put greeting hello --config {}",
+        config_path.display()
+    );
+    println!(
+        "      consensus-kv get greeting --config {}",
+        config_path.display()
+    );
+    println!(
+        "      consensus-kv status --config {}",
+        config_path.display()
+    );
+    println!("press Ctrl-C to stop the cluster");
+    shutdown_signal().await;
+    println!("stopping...");
+    cluster.stop_all(Duration::from_secs(5));
+    Ok(())
+}

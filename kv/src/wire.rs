@@ -1,0 +1,194 @@
+//! The client API on the wire: one QUIC bidirectional stream per request,
+//! carrying one postcard-encoded [`Request`] (the client then finishes its
+//! side) and one [`Reply`].
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use consensus::{ClientError, LogIndex, NodeId, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::state::Response;
+
+/// ALPN of the client API.
+pub const CLIENT_ALPN: &[u8] = b"consensus-kv/1";
+
+/// Largest request or reply accepted on the wire (values are limited
+/// separately, by the cluster's `limits.value_bytes_max`).
+pub const MESSAGE_BYTES_MAX: usize = 8 << 20;
+
+/// A client session: retries of one command reuse its `sequence`, so the
+/// replicated state machine applies it once.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The client's random id.
+    pub client: u64,
+    /// Increases by one per new command of this client.
+    pub sequence: u64,
+}
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Sets a key.
+    Put {
+        /// Session header.
+        session: Session,
+        /// The key.
+        key: String,
+        /// The value.
+        value: Bytes,
+    },
+    /// Removes a key.
+    Delete {
+        /// Session header.
+        session: Session,
+        /// The key.
+        key: String,
+    },
+    /// Compare-and-set.
+    Cas {
+        /// Session header.
+        session: Session,
+        /// The key.
+        key: String,
+        /// Required current value (`None`: absent).
+        expected: Option<Bytes>,
+        /// New value (`None`: delete).
+        new: Option<Bytes>,
+    },
+    /// Reads a key: linearizable unless `stale`.
+    Get {
+        /// The key.
+        key: String,
+        /// Serve from this node's state as it is (may be stale).
+        stale: bool,
+    },
+    /// This node's view of the cluster.
+    Status,
+}
+
+/// A node's report for `status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// The node.
+    pub id: NodeId,
+    /// Protocol name.
+    pub protocol: String,
+    /// Role.
+    pub role: Role,
+    /// Leader it believes in.
+    pub leader: Option<NodeId>,
+    /// Term / ballot / epoch.
+    pub epoch: u64,
+    /// Commit index.
+    pub commit_index: LogIndex,
+    /// Applied index.
+    pub applied_index: LogIndex,
+    /// Last log index.
+    pub last_index: LogIndex,
+    /// Snapshot index.
+    pub snapshot_index: LogIndex,
+    /// On a leader: entries each follower is behind.
+    pub follower_lag: BTreeMap<NodeId, u64>,
+    /// Keys in the state machine.
+    pub keys: u64,
+    /// CRC32C over the ordered state (equal on replicas at equal applied index).
+    pub state_crc: u32,
+    /// Index the state digest was taken at.
+    pub state_applied: LogIndex,
+    /// Commit latency p50 / p99 (µs) seen by this node's clients.
+    pub commit_p50_us: u64,
+    /// Commit latency p99 (µs).
+    pub commit_p99_us: u64,
+    /// fdatasync p50 (µs).
+    pub fsync_p50_us: u64,
+    /// Elections / epoch changes seen.
+    pub epoch_changes: u64,
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ServiceError {
+    /// Ask the leader instead (no effect here).
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// No quorum reachable from this node (no effect).
+    #[error("unavailable: no quorum reachable")]
+    Unavailable,
+    /// Too much pending work (no effect); retry with backoff.
+    #[error("overloaded")]
+    Overloaded,
+    /// The outcome is unknown: it may or may not have been applied.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The node is stopping or stopped.
+    #[error("node stopped: {0}")]
+    Stopped(String),
+    /// The node's storage failed; it accepts no more work.
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// The value exceeds the cluster's limit (nothing written).
+    #[error("value of {size} bytes exceeds the limit of {max} bytes")]
+    ValueTooLarge {
+        /// Value size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The session was evicted or the request is older than the client's
+    /// last one.
+    #[error("session error: {0}")]
+    Session(String),
+    /// The request did not decode or is otherwise invalid.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+impl ServiceError {
+    /// True when the request may have been applied.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, ServiceError::OutcomeUnknown(_))
+    }
+}
+
+impl From<ClientError> for ServiceError {
+    fn from(error: ClientError) -> Self {
+        match error {
+            ClientError::NotLeader { hint } => ServiceError::NotLeader { leader: hint },
+            ClientError::Unavailable => ServiceError::Unavailable,
+            ClientError::Overloaded => ServiceError::Overloaded,
+            ClientError::Timeout => ServiceError::OutcomeUnknown("timed out in the cluster".into()),
+            ClientError::OutcomeUnknown { .. } => {
+                ServiceError::OutcomeUnknown("leadership changed".into())
+            }
+            ClientError::Stopped(reason) => ServiceError::Stopped(reason),
+            ClientError::Storage(reason) => ServiceError::Storage(reason),
+            ClientError::Invalid(reason) => ServiceError::Invalid(reason),
+        }
+    }
+}
+
+/// What a node answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// A key-value result.
+    Kv(Response),
+    /// A status report.
+    Status(Box<NodeReport>),
+    /// A failure.
+    Error(ServiceError),
+}
+
+/// Encodes a request or reply.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("encoding to a Vec cannot fail")
+}
+
+/// Decodes a request or reply.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| e.to_string())
+}
