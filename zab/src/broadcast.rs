@@ -21,7 +21,9 @@
 
 use consensus_api::{Entry, NodeId, Payload, Rejected, Ticket};
 
-use crate::message::{Ack, Commit, Diff, Message, NewLeader, Proposal};
+use crate::history::History;
+use crate::message::{Ack, Commit, Diff, Message, NewLeader, Ping, Proposal};
+use crate::node::Output;
 use crate::node::ZabCore;
 use crate::role::{FollowerPhase, FollowerProgress, LeaderPhase, Stage, ZabRole};
 use crate::sync::Anchor;
@@ -71,9 +73,11 @@ impl ZabCore {
     /// PROPOSAL / COMMIT, a new ping round for read barriers). Called when
     /// the output is collected, so proposals made since are batched.
     pub(crate) fn leader_flush(&mut self) {
-        let window = self.config.inflight_messages_max.max(1);
-        let batch_entries = self.config.batch_entries_max.max(1);
-        let batch_bytes = self.config.batch_bytes_max;
+        let limits = StreamLimits {
+            window: self.config.inflight_messages_max.max(1),
+            batch_entries: self.config.batch_entries_max.max(1),
+            batch_bytes: self.config.batch_bytes_max,
+        };
         let history = &self.log.history;
         let commit = self.log.commit_index;
         let commit_zxid = self.log.commit_zxid();
@@ -84,69 +88,31 @@ impl ZabCore {
             return;
         }
         let epoch = leader.epoch;
-        let last = history.last_index();
+        let established = leader.phase == LeaderPhase::Broadcast;
         let mut need_snapshot = Vec::new();
         for (id, progress) in leader.followers.iter_mut() {
             if !matches!(progress.stage, Stage::Streaming) {
                 continue;
             }
-            while progress.inflight.len() < window && progress.sent < last {
-                let from = progress.sent + 1;
-                if from <= history.base_index() {
-                    need_snapshot.push(*id);
-                    break;
-                }
-                let first_epoch = history.entry(from).map_or(epoch, |e| e.epoch);
-                let as_proposal =
-                    (progress.synced || progress.newleader_sent.is_some()) && first_epoch == epoch;
-                let mut batch: Vec<Entry> = Vec::new();
-                let mut bytes = 0;
-                for entry in history.range(from, last) {
-                    if batch.len() >= batch_entries
-                        || (!batch.is_empty() && bytes + entry.size_bytes() > batch_bytes)
-                        || (as_proposal && entry.epoch != epoch)
-                    {
-                        break;
-                    }
-                    bytes += entry.size_bytes();
-                    batch.push(entry.clone());
-                }
-                let end = from + batch.len() as u64 - 1;
-                let message = if as_proposal {
-                    let zxid = history.zxid_at(from).expect("held");
-                    Message::Proposal(Proposal {
-                        zxid,
-                        entries: batch,
-                    })
-                } else {
-                    let prev_zxid = history.zxid_at(from - 1).expect("held");
-                    Message::Diff(Diff {
-                        epoch,
-                        prev_zxid,
-                        entries: batch,
-                    })
-                };
-                self.out.send(*id, message);
-                progress.sent = end;
-                progress.inflight.push_back(end);
+            if !stream_entries(*id, progress, history, epoch, &limits, &mut self.out) {
+                need_snapshot.push(*id);
+                continue;
             }
-            if !progress.synced && progress.newleader_sent.is_none() && progress.sent == last {
+            if !progress.synced
+                && progress.newleader_sent.is_none()
+                && progress.sent == history.last_index()
+            {
                 let zxid = history.last_zxid();
                 self.out
                     .send(*id, Message::NewLeader(NewLeader { epoch, zxid }));
-                progress.newleader_sent = Some(last);
+                progress.newleader_sent = Some(progress.sent);
             }
-            if progress.synced
-                && leader.phase == LeaderPhase::Broadcast
-                && commit > progress.commit_sent
-            {
-                self.out.send(
-                    *id,
-                    Message::Commit(Commit {
-                        epoch,
-                        zxid: commit_zxid,
-                    }),
-                );
+            if progress.synced && established && commit > progress.commit_sent {
+                let commit_message = Commit {
+                    epoch,
+                    zxid: commit_zxid,
+                };
+                self.out.send(*id, Message::Commit(commit_message));
                 progress.commit_sent = commit;
             }
         }
@@ -155,14 +121,12 @@ impl ZabCore {
             leader.ping_round += 1;
             let round = leader.ping_round;
             for id in leader.followers.keys() {
-                self.out.send(
-                    *id,
-                    Message::Ping(crate::message::Ping {
-                        epoch,
-                        commit: commit_zxid,
-                        round,
-                    }),
-                );
+                let ping = Ping {
+                    epoch,
+                    commit: commit_zxid,
+                    round,
+                };
+                self.out.send(*id, Message::Ping(ping));
             }
         }
         for id in need_snapshot {
@@ -307,6 +271,67 @@ impl ZabCore {
             self.become_looking();
         }
     }
+}
+
+/// Batching and pipelining limits of one follower's stream.
+struct StreamLimits {
+    window: usize,
+    batch_entries: usize,
+    batch_bytes: usize,
+}
+
+/// Sends entries after `progress.sent`, as DIFF (before NEWLEADER) or
+/// PROPOSAL (epoch `epoch` entries after it), in batches, while the window
+/// allows. Returns false when the next entry is compacted (SNAP needed).
+fn stream_entries(
+    id: NodeId,
+    progress: &mut FollowerProgress,
+    history: &History,
+    epoch: u64,
+    limits: &StreamLimits,
+    out: &mut Output,
+) -> bool {
+    let last = history.last_index();
+    while progress.inflight.len() < limits.window && progress.sent < last {
+        let from = progress.sent + 1;
+        if from <= history.base_index() {
+            return false;
+        }
+        let first_epoch = history.entry(from).map_or(epoch, |e| e.epoch);
+        let as_proposal =
+            (progress.synced || progress.newleader_sent.is_some()) && first_epoch == epoch;
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut bytes = 0;
+        for entry in history.range(from, last) {
+            if batch.len() >= limits.batch_entries
+                || (!batch.is_empty() && bytes + entry.size_bytes() > limits.batch_bytes)
+                || (as_proposal && entry.epoch != epoch)
+            {
+                break;
+            }
+            bytes += entry.size_bytes();
+            batch.push(entry.clone());
+        }
+        let end = from + batch.len() as u64 - 1;
+        let message = if as_proposal {
+            let zxid = history.zxid_at(from).expect("held");
+            Message::Proposal(Proposal {
+                zxid,
+                entries: batch,
+            })
+        } else {
+            let prev_zxid = history.zxid_at(from - 1).expect("held");
+            Message::Diff(Diff {
+                epoch,
+                prev_zxid,
+                entries: batch,
+            })
+        };
+        out.send(id, message);
+        progress.sent = end;
+        progress.inflight.push_back(end);
+    }
+    true
 }
 
 /// Go-back-N: resend from the last acked entry (at most once per heartbeat

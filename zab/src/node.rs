@@ -348,6 +348,33 @@ impl ZabCore {
         Ok(())
     }
 
+    /// The snapshot's index, zxid and membership (or the empty history of
+    /// `config.initial_membership`).
+    fn restore_base(
+        config: &CoreConfig,
+        state: &InitialState,
+    ) -> Result<(LogIndex, Zxid, Membership), RecoverError> {
+        match &state.snapshot {
+            Some(snapshot) => {
+                let meta = SnapshotMeta::decode(&snapshot.protocol_state)?;
+                if snapshot.index > 0 && meta.zxid.epoch() != snapshot.epoch {
+                    return Err(RecoverError::CorruptSnapshot(format!(
+                        "snapshot zxid {} does not match its epoch {}",
+                        meta.zxid, snapshot.epoch
+                    )));
+                }
+                Ok((snapshot.index, meta.zxid, snapshot.membership.clone()))
+            }
+            None => {
+                config
+                    .initial_membership
+                    .validate()
+                    .map_err(|e| RecoverError::InvalidConfig(e.to_string()))?;
+                Ok((0, Zxid::ZERO, config.initial_membership.clone()))
+            }
+        }
+    }
+
     fn restore_inner(config: CoreConfig, state: InitialState) -> Result<ZabCore, RecoverError> {
         Self::validate_config(&config)?;
         let hard = match &state.hard_state {
@@ -360,25 +387,7 @@ impl ZabCore {
                 hard.current_epoch, hard.accepted_epoch
             )));
         }
-        let (base_index, base_zxid, base_membership) = match &state.snapshot {
-            Some(snapshot) => {
-                let meta = SnapshotMeta::decode(&snapshot.protocol_state)?;
-                if snapshot.index > 0 && meta.zxid.epoch() != snapshot.epoch {
-                    return Err(RecoverError::CorruptSnapshot(format!(
-                        "snapshot zxid {} does not match its epoch {}",
-                        meta.zxid, snapshot.epoch
-                    )));
-                }
-                (snapshot.index, meta.zxid, snapshot.membership.clone())
-            }
-            None => {
-                config
-                    .initial_membership
-                    .validate()
-                    .map_err(|e| RecoverError::InvalidConfig(e.to_string()))?;
-                (0, Zxid::ZERO, config.initial_membership.clone())
-            }
-        };
+        let (base_index, base_zxid, base_membership) = Self::restore_base(&config, &state)?;
         let entries: Vec<Entry> = state
             .entries
             .into_iter()

@@ -202,21 +202,15 @@ impl ZabCore {
     /// Follower: a SNAP chunk.
     pub(crate) fn on_snap(&mut self, from: NodeId, message: Snap) {
         let commit = self.log.commit_index;
+        let epoch = message.epoch;
         let ZabRole::Following(follower) = &mut self.role else {
             return;
         };
-        let epoch = message.epoch;
         if follower.leader != from || follower.phase.epoch() != Some(epoch) {
             return;
         }
         follower.silence_ticks = 0;
-        let end = message.offset.checked_add(message.data.len() as u64);
-        if message.index == 0
-            || message.zxid.epoch() > epoch
-            || message.zxid == Zxid::ZERO
-            || end.is_none_or(|end| end > message.total_bytes)
-            || message.membership.validate().is_err()
-        {
+        if !well_formed(&message) {
             tracing::warn!(node = self.config.id, "malformed SNAP dropped");
             return;
         }
@@ -225,47 +219,26 @@ impl ZabCore {
             self.report(epoch, false);
             return;
         }
-        if message.offset == 0 {
-            follower.incoming = Some(IncomingSnapshot {
-                zxid: message.zxid,
-                index: message.index,
-                membership: message.membership.clone(),
-                total_bytes: message.total_bytes,
-                checksum: message.checksum,
-                data: Vec::new(),
-            });
-        }
-        let received = match follower.incoming.as_mut() {
-            Some(incoming)
-                if incoming.same_transfer(&message)
-                    && incoming.data.len() as u64 == message.offset =>
-            {
-                incoming.data.extend_from_slice(&message.data);
-                incoming.data.len() as u64
-            }
-            incoming => {
-                let have = incoming
+        match receive_chunk(&mut follower.incoming, &message) {
+            Ok(Some(complete)) => self.install_received(from, epoch, complete),
+            Ok(None) | Err(()) => {
+                let offset = follower
+                    .incoming
+                    .as_ref()
                     .filter(|i| i.same_transfer(&message))
                     .map_or(0, |i| i.data.len() as u64);
                 let ack = AckSnap {
                     epoch,
                     zxid: message.zxid,
-                    offset: have,
+                    offset,
                 };
                 self.send(from, Message::AckSnap(ack));
-                return;
             }
-        };
-        if received < message.total_bytes {
-            let ack = AckSnap {
-                epoch,
-                zxid: message.zxid,
-                offset: received,
-            };
-            self.send(from, Message::AckSnap(ack));
-            return;
         }
-        let incoming = follower.incoming.take().expect("just filled");
+    }
+
+    /// Follower: the last chunk arrived; check and install.
+    fn install_received(&mut self, from: NodeId, epoch: u64, incoming: IncomingSnapshot) {
         if crc32c::crc32c(&incoming.data) != incoming.checksum {
             tracing::warn!(
                 node = self.config.id,
@@ -273,7 +246,7 @@ impl ZabCore {
             );
             let ack = AckSnap {
                 epoch,
-                zxid: message.zxid,
+                zxid: incoming.zxid,
                 offset: 0,
             };
             self.send(from, Message::AckSnap(ack));
@@ -297,4 +270,42 @@ impl ZabCore {
         self.log.install(snapshot, incoming.zxid);
         self.report(epoch, false);
     }
+}
+
+/// A chunk's fields are consistent.
+fn well_formed(chunk: &Snap) -> bool {
+    let end = chunk.offset.checked_add(chunk.data.len() as u64);
+    chunk.index > 0
+        && chunk.zxid != Zxid::ZERO
+        && chunk.zxid.epoch() <= chunk.epoch
+        && end.is_some_and(|end| end <= chunk.total_bytes)
+        && chunk.membership.validate().is_ok()
+}
+
+/// Adds a chunk to the transfer in progress (a chunk at offset 0 starts a
+/// new one). `Ok(Some(_))`: the transfer is complete; `Ok(None)`: more to
+/// come; `Err`: out of order (dropped).
+fn receive_chunk(
+    incoming: &mut Option<IncomingSnapshot>,
+    chunk: &Snap,
+) -> Result<Option<IncomingSnapshot>, ()> {
+    if chunk.offset == 0 {
+        *incoming = Some(IncomingSnapshot {
+            zxid: chunk.zxid,
+            index: chunk.index,
+            membership: chunk.membership.clone(),
+            total_bytes: chunk.total_bytes,
+            checksum: chunk.checksum,
+            data: Vec::new(),
+        });
+    }
+    let transfer = incoming.as_mut().ok_or(())?;
+    if !transfer.same_transfer(chunk) || transfer.data.len() as u64 != chunk.offset {
+        return Err(());
+    }
+    transfer.data.extend_from_slice(&chunk.data);
+    if (transfer.data.len() as u64) < transfer.total_bytes {
+        return Ok(None);
+    }
+    Ok(incoming.take())
 }

@@ -215,55 +215,12 @@ impl ZabCore {
         let Some(first) = entries.first().map(|e| e.index) else {
             return Ok(false);
         };
-        if first == 0 {
-            return Err(());
-        }
-        // Compute the zxids the batch claims, validating its shape.
-        let mut zxids = Vec::with_capacity(entries.len());
-        let mut previous = match anchor {
-            Anchor::After(prev) => Some(prev),
-            Anchor::First(_) => None,
-        };
-        for (offset, entry) in entries.iter().enumerate() {
-            if entry.index != first + offset as u64 || entry.epoch > max_epoch {
-                return Err(());
-            }
-            let zxid = match (previous, anchor) {
-                (None, Anchor::First(zxid)) => {
-                    if zxid.epoch() != entry.epoch {
-                        return Err(());
-                    }
-                    zxid
-                }
-                (Some(prev), _) if entry.epoch == prev.epoch() => {
-                    if prev.counter() >= Zxid::PART_MAX {
-                        return Err(());
-                    }
-                    Zxid::new(entry.epoch, prev.counter() + 1)
-                }
-                (Some(prev), _) if entry.epoch > prev.epoch() && entry.epoch <= Zxid::PART_MAX => {
-                    Zxid::new(entry.epoch, 1)
-                }
-                _ => return Err(()),
-            };
-            zxids.push(zxid);
-            previous = Some(zxid);
-        }
+        let zxids = claimed_zxids(anchor, entries, max_epoch)?;
         let history = &self.log.history;
         let base = history.base_index();
         // The anchor must match what precedes the batch (when held).
-        if first > base {
-            let before = history.zxid_at(first - 1).ok_or(())?;
-            let fits = match anchor {
-                Anchor::After(prev) => before == prev,
-                Anchor::First(zxid) if zxid.counter() > 1 => {
-                    before == Zxid::new(zxid.epoch(), zxid.counter() - 1)
-                }
-                Anchor::First(zxid) => before.epoch() < zxid.epoch(),
-            };
-            if !fits {
-                return Err(());
-            }
+        if first > base && !anchor_fits(anchor, history.zxid_at(first - 1).ok_or(())?) {
+            return Err(());
         }
         // Held entries must agree; the rest continue the history.
         let mut appended = false;
@@ -349,5 +306,49 @@ impl ZabCore {
         }
         self.advance_sync();
         self.maybe_commit();
+    }
+}
+
+/// The zxids a batch claims, from its anchor; `Err` for a malformed batch
+/// (indexes not consecutive from a non-zero start, epochs decreasing or above
+/// `max_epoch`, counter overflow).
+fn claimed_zxids(anchor: Anchor, entries: &[Entry], max_epoch: u64) -> Result<Vec<Zxid>, ()> {
+    let first = entries.first().map_or(1, |e| e.index);
+    if first == 0 {
+        return Err(());
+    }
+    let mut zxids = Vec::with_capacity(entries.len());
+    let mut previous = match anchor {
+        Anchor::After(prev) => Some(prev),
+        Anchor::First(_) => None,
+    };
+    for (offset, entry) in entries.iter().enumerate() {
+        if entry.index != first + offset as u64 || entry.epoch > max_epoch {
+            return Err(());
+        }
+        let zxid = match (previous, anchor) {
+            (None, Anchor::First(zxid)) if zxid.epoch() == entry.epoch => zxid,
+            (Some(prev), _) if entry.epoch == prev.epoch() && prev.counter() < Zxid::PART_MAX => {
+                Zxid::new(entry.epoch, prev.counter() + 1)
+            }
+            (Some(prev), _) if entry.epoch > prev.epoch() && entry.epoch <= Zxid::PART_MAX => {
+                Zxid::new(entry.epoch, 1)
+            }
+            _ => return Err(()),
+        };
+        zxids.push(zxid);
+        previous = Some(zxid);
+    }
+    Ok(zxids)
+}
+
+/// Whether the zxid held just before a batch is the one its anchor implies.
+fn anchor_fits(anchor: Anchor, before: Zxid) -> bool {
+    match anchor {
+        Anchor::After(prev) => before == prev,
+        Anchor::First(zxid) if zxid.counter() > 1 => {
+            before == Zxid::new(zxid.epoch(), zxid.counter() - 1)
+        }
+        Anchor::First(zxid) => before.epoch() < zxid.epoch(),
     }
 }
