@@ -76,6 +76,7 @@ pub struct KvClient {
     options: ClientOptions,
     one_at_a_time: tokio::sync::Mutex<()>,
     rng: Mutex<rand::rngs::StdRng>,
+    lost_replies: AtomicU64,
 }
 
 impl KvClient {
@@ -114,6 +115,7 @@ impl KvClient {
             options,
             one_at_a_time: tokio::sync::Mutex::new(()),
             rng: Mutex::new(rand::SeedableRng::seed_from_u64(client_id)),
+            lost_replies: AtomicU64::new(0),
         })
     }
 
@@ -128,6 +130,19 @@ impl KvClient {
         })?;
         let nodes = config.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
         KvClient::new(&config.cluster_id, nodes, &ca_pem, options)
+    }
+
+    /// Fault injection for tests: the next `count` replies that reach this
+    /// client are thrown away as if the network had lost them (the server
+    /// did the work). The client then retries with the same session number.
+    pub fn inject_lost_replies(&self, count: u64) {
+        self.lost_replies.store(count, Ordering::Relaxed);
+    }
+
+    /// Sets the node this client sends to first (as if it were the cached
+    /// leader).
+    pub fn prefer(&self, id: NodeId) {
+        self.leader.store(id, Ordering::Relaxed);
     }
 
     /// This client's session id.
@@ -411,6 +426,13 @@ impl KvClient {
                 return Err(SendError::AfterSending(error.to_string()));
             }
         };
+        let lose = self
+            .lost_replies
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if lose {
+            return Err(SendError::AfterSending("reply lost (injected)".into()));
+        }
         wire::decode::<Reply>(&bytes)
             .map_err(|e| SendError::AfterSending(format!("reply does not decode: {e}")))
     }

@@ -1,0 +1,321 @@
+//! Multi-process tests: real `consensus-kv serve` processes on loopback, the
+//! same test body for every protocol (the proof that backends swap).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use consensus::{NodeId, Role};
+use consensus_kv::client::{ClientOptions, KvClient};
+use consensus_kv::demo::{prepare, LocalCluster};
+use consensus_kv::wire::NodeReport;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    cluster: LocalCluster,
+    protocol: &'static str,
+}
+
+impl Harness {
+    fn start(protocol: &'static str, nodes: u64) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = prepare(dir.path(), "kvtest", protocol, nodes, None).expect("prepare cluster");
+        let mut cluster =
+            LocalCluster::new(env!("CARGO_BIN_EXE_consensus-kv"), config).expect("cluster");
+        cluster.start_all().expect("start nodes");
+        Harness {
+            _dir: dir,
+            cluster,
+            protocol,
+        }
+    }
+
+    fn client(&self) -> KvClient {
+        let options = ClientOptions {
+            operation_timeout: WAIT,
+            ..ClientOptions::default()
+        };
+        KvClient::from_config(&self.cluster.config, options).expect("client")
+    }
+
+    fn log_tail(&self, id: NodeId) -> String {
+        let text = std::fs::read_to_string(self.cluster.log_path(id)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    async fn reports(&mut self, client: &KvClient) -> Vec<NodeReport> {
+        let mut reports = Vec::new();
+        for id in self.cluster.ids() {
+            if self.cluster.is_running(id) {
+                if let Ok(report) = client.status(id).await {
+                    reports.push(report);
+                }
+            }
+        }
+        reports
+    }
+
+    /// The node every running node agrees leads (leader-based protocols).
+    async fn leader(&mut self, client: &KvClient) -> Option<NodeId> {
+        let reports = self.reports(client).await;
+        let leader = reports.iter().find(|r| r.role == Role::Leader)?.id;
+        reports
+            .iter()
+            .all(|r| r.leader == Some(leader))
+            .then_some(leader)
+    }
+
+    /// Waits until every running node has applied `index` and all report
+    /// the same state digest.
+    async fn wait_converged(&mut self, client: &KvClient, index: u64) -> Vec<NodeReport> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let reports = self.reports(client).await;
+            let running = self
+                .cluster
+                .ids()
+                .into_iter()
+                .filter(|id| self.cluster.is_running(*id))
+                .count();
+            let applied =
+                reports.len() == running && reports.iter().all(|r| r.applied_index >= index);
+            let same_state = reports.windows(2).all(|w| {
+                w[0].state_applied != w[1].state_applied || w[0].state_crc == w[1].state_crc
+            });
+            assert!(
+                same_state,
+                "replicas at the same applied index differ: {reports:#?}"
+            );
+            if applied && reports.windows(2).all(|w| w[0].state_crc == w[1].state_crc) {
+                return reports;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: nodes did not converge on index {index}: {reports:#?}",
+                    self.protocol
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn applied_index(harness: &mut Harness, client: &KvClient) -> u64 {
+    harness
+        .reports(client)
+        .await
+        .iter()
+        .map(|r| r.commit_index)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The whole life of a 3-node cluster, for one protocol.
+async fn cluster_lifecycle(protocol: &'static str) {
+    let mut harness = Harness::start(protocol, 3);
+    let client = harness.client();
+
+    // The cluster comes up and takes writes.
+    client
+        .put("k0", Bytes::from("v0"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{protocol}: first put failed: {e}\nnode 1 log:\n{}",
+                harness.log_tail(1)
+            )
+        });
+
+    // A write sent to a follower is redirected and applied once.
+    if let Some(leader) = harness.leader(&client).await {
+        let follower = harness
+            .cluster
+            .ids()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        let before = harness.reports(&client).await;
+        client.prefer(follower);
+        client
+            .put("redirected", Bytes::from("once"))
+            .await
+            .expect("redirected put");
+        assert_eq!(
+            client.cached_leader(),
+            Some(leader),
+            "{protocol}: the client follows the redirect"
+        );
+        let after = harness.reports(&client).await;
+        let leader_before = before
+            .iter()
+            .find(|r| r.id == leader)
+            .expect("leader report");
+        let leader_after = after
+            .iter()
+            .find(|r| r.id == leader)
+            .expect("leader report");
+        if leader_before.epoch == leader_after.epoch {
+            assert_eq!(
+                leader_after.applied_index,
+                leader_before.applied_index + 1,
+                "{protocol}: the redirected put was applied exactly once"
+            );
+        }
+    } else {
+        // Leaderless: any node takes the write.
+        client.prefer(2);
+        client
+            .put("redirected", Bytes::from("once"))
+            .await
+            .expect("put at any node");
+    }
+    assert_eq!(
+        client.get("redirected", false).await.expect("get"),
+        Some(Bytes::from("once"))
+    );
+
+    // A retried compare-and-set after a lost reply is applied once: the
+    // retry returns the first (cached) answer, not "not swapped".
+    client.put("counter", Bytes::from("1")).await.expect("put");
+    client.inject_lost_replies(1);
+    let (swapped, previous) = client
+        .cas("counter", Some(Bytes::from("1")), Some(Bytes::from("2")))
+        .await
+        .expect("cas with a lost reply");
+    assert!(
+        swapped,
+        "{protocol}: the retry must see the first outcome (swapped), so it was applied once"
+    );
+    assert_eq!(previous, Some(Bytes::from("1")));
+    assert_eq!(
+        client.get("counter", false).await.expect("get"),
+        Some(Bytes::from("2"))
+    );
+
+    // kill -9 of the leader (or the node the client talks to): the next
+    // operations succeed after failover.
+    let victim = match harness.leader(&client).await {
+        Some(leader) => leader,
+        None => client.cached_leader().unwrap_or(1),
+    };
+    harness.cluster.kill(victim).expect("kill");
+    for i in 0..10 {
+        client
+            .put(&format!("after-kill-{i}"), Bytes::from(format!("{i}")))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{protocol}: write after killing node {victim} failed: {e}")
+            });
+    }
+
+    // The killed node restarts and catches up to the same state.
+    harness.cluster.start(victim).expect("restart");
+    let index = applied_index(&mut harness, &client).await;
+    harness.wait_converged(&client, index).await;
+
+    // Stop all, restart all: every acknowledged write is there.
+    harness.cluster.stop_all(Duration::from_secs(5));
+    harness.cluster.start_all().expect("restart all");
+    let client = harness.client();
+    for i in 0..10 {
+        assert_eq!(
+            client
+                .get(&format!("after-kill-{i}"), false)
+                .await
+                .expect("get after full restart"),
+            Some(Bytes::from(format!("{i}"))),
+            "{protocol}: lost after-kill-{i}"
+        );
+    }
+    assert_eq!(
+        client.get("k0", false).await.expect("get"),
+        Some(Bytes::from("v0"))
+    );
+    assert_eq!(
+        client.get("counter", false).await.expect("get"),
+        Some(Bytes::from("2"))
+    );
+    client.close().await;
+    harness.cluster.stop_all(Duration::from_secs(5));
+}
+
+/// Bad input: unreachable cluster, oversized values, malformed config.
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = prepare(dir.path(), "kvtest", "raft", 3, None).unwrap();
+    let binary = env!("CARGO_BIN_EXE_consensus-kv");
+    // Nothing runs: a bounded wait, then a clear message and a non-zero exit.
+    let output = std::process::Command::new(binary)
+        .args(["get", "k", "--timeout", "1s", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unavailable") && stderr.contains("majority"),
+        "{stderr}"
+    );
+    // A malformed config names the file, the line and the field.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "cluster_id = \"x\"\nprotocol = \"raft\"\n[[node]]\nid = 0\npeer_addr = \"1.2.3.4:1\"\nclient_addr = \"1.2.3.4:2\"\n").unwrap();
+    let output = std::process::Command::new(binary)
+        .args(["serve", "--id", "1", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml:4: field `node.id`"), "{stderr}");
+    // An unknown command is refused.
+    let output = std::process::Command::new(binary)
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
+
+#[test]
+fn value_over_the_limit_is_refused_and_nothing_is_written() {
+    runtime().block_on(async {
+        let mut harness = Harness::start("raft", 3);
+        let client = harness.client();
+        client.put("small", Bytes::from("ok")).await.expect("put");
+        let huge = Bytes::from(vec![
+            b'x';
+            consensus_kv::config::DEFAULT_VALUE_BYTES_MAX + 1
+        ]);
+        let error = client.put("huge", huge).await.expect_err("oversized value");
+        assert!(error.to_string().contains("exceeds the limit"), "{error}");
+        assert_eq!(client.get("huge", false).await.expect("get"), None);
+        client.close().await;
+        harness.cluster.stop_all(Duration::from_secs(5));
+        let _ = harness.reports(&client).await;
+    });
+}
+
+macro_rules! lifecycle {
+    ($name:ident, $protocol:literal) => {
+        #[test]
+        fn $name() {
+            runtime().block_on(async {
+                tokio::time::timeout(Duration::from_secs(240), cluster_lifecycle($protocol))
+                    .await
+                    .expect("test deadline");
+            });
+        }
+    };
+}
+
+lifecycle!(raft_cluster_lifecycle, "raft");
