@@ -409,3 +409,107 @@ fn a_leader_without_a_quorum_fails_fast_then_steps_down() {
     }
     panic!("the minority leader never stepped down");
 }
+
+// Learning (crate docs, "Phase 2 only"; PMMC §3): a follower holding a
+// value accepted under an old ballot at slot i must not take it as chosen
+// when a newer leader's frontier passes i — the newer leader may have
+// chosen something else there. It asks for the chosen value instead.
+#[test]
+fn a_follower_never_takes_a_stale_value_for_chosen() {
+    let mut h = Harness::new(5);
+    h.elect(1);
+    h.propose(1, "a").unwrap();
+    h.tick_all(3);
+    // "stale" reaches node 5 only, then node 1 crashes for good.
+    h.propose(1, "stale").unwrap();
+    for envelope in h.take(|e| matches!(e.message, Message::Accept(_))) {
+        if envelope.to == 5 {
+            h.deliver(envelope);
+        }
+    }
+    h.drop_all();
+    h.crash(1);
+    assert_eq!(
+        payload_text(&h.core(5).accepted(2).unwrap().payload),
+        "stale"
+    );
+    // Node 2 takes over with the quorum {2, 3, 4}, which never saw
+    // "stale": slot 2 gets "fresh". Node 5 is cut off meanwhile.
+    for other in 1..=4 {
+        h.cut.insert((5, other));
+        h.cut.insert((other, 5));
+    }
+    h.elect(2);
+    h.propose(2, "fresh").unwrap();
+    h.tick_all(3);
+    assert_eq!(h.applied_texts(2), ["a", "fresh"]);
+    // Reconnect node 5, but lose every Accept to it: it hears only
+    // heartbeats with frontier 2, while it holds "stale" at slot 2.
+    h.cut.clear();
+    for _ in 0..30 {
+        for id in 2..=5 {
+            h.tick(id);
+        }
+        h.process_all();
+        for _ in 0..1000 {
+            let Some(envelope) = h.queue.pop_front() else {
+                break;
+            };
+            if envelope.to == 5 && matches!(envelope.message, Message::Accept(_)) {
+                continue;
+            }
+            h.deliver(envelope);
+        }
+    }
+    assert_eq!(
+        h.applied_texts(5),
+        ["a", "fresh"],
+        "node 5 applied a stale value"
+    );
+    h.check_agreement();
+}
+
+// Reference: "Paxos Made Simple" §2.2, P2c — promises that disagree on a
+// slot: the value accepted under the highest ballot must win. Slot 1 holds
+// "x" (ballot of node 1) at nodes 1 and 2, and "y" (the later ballot of
+// node 3, chosen by {3, 4, 5}) at node 5; node 2's quorum {1, 2, 5} must
+// re-propose "y".
+#[test]
+fn the_highest_ballot_wins_when_promises_disagree() {
+    let mut h = Harness::new(5);
+    h.elect(1);
+    h.propose(1, "x").unwrap();
+    for envelope in h.take(|e| matches!(e.message, Message::Accept(_))) {
+        if envelope.to == 2 {
+            h.deliver(envelope);
+        }
+    }
+    h.drop_all();
+    h.crash(1);
+    // Node 3 leads {3, 4, 5} (node 2 cut off) and gets "y" chosen at slot 1.
+    for other in [1, 3, 4, 5] {
+        h.cut.insert((2, other));
+        h.cut.insert((other, 2));
+    }
+    h.elect(3);
+    h.propose(3, "y").unwrap();
+    h.stabilize();
+    assert_eq!(h.applied_texts(3), ["y"]);
+    // Now only {1, 2, 5} can talk; node 2 leads them.
+    h.cut.clear();
+    for a in [3, 4] {
+        for b in 1..=5 {
+            if a != b {
+                h.cut.insert((a, b));
+                h.cut.insert((b, a));
+            }
+        }
+    }
+    h.restart(1);
+    h.drop_all();
+    h.elect(2);
+    h.tick_all(5);
+    assert_eq!(h.applied_texts(2), ["y"]);
+    assert_eq!(h.applied_texts(1), ["y"]);
+    h.check_agreement();
+}
