@@ -47,8 +47,18 @@
 //! Node arguments are ids (`1`), aliases bound with `let`, or the words
 //! `leader` (the live leader with the highest epoch; without one, the
 //! lowest-id live node that reaches a quorum) and `follower` (the highest-id
-//! live node other than `leader`). `datadriven` arguments are unordered, so a
-//! command takes at most one bare argument; the rest are `name=value`.
+//! live node other than `leader`). `datadriven` 0.9 parses arguments into an
+//! unordered map and accepts only words, `name=value` and `name=(a,b)`, so a
+//! command takes at most one bare argument and the rest are `name=value`;
+//! hence `partition g1=(1) g2=(2,3)` rather than etcd's `partition (1) (2 3)`,
+//! and `change-membership 1 voters=(1,2,3) learners=(4)`.
+//!
+//! Shared scripts name nodes by role (`let l=leader f=follower`, then
+//! `crash f`, `committed f`): a protocol may elect a different id, and the
+//! output prints the alias, so it stays the same for every protocol. Neutral
+//! `committed` lists the commands of the agreed log up to the node's applied
+//! index (whether it applied them or restored them from a snapshot); trace
+//! `committed` lists the entries the node applied in this incarnation.
 //!
 //! | command | what it does |
 //! |---|---|
