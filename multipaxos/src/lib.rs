@@ -105,10 +105,38 @@
 //! instance. α = 1 keeps one ballot space and one log, and costs only a
 //! drained pipeline per (rare) configuration change.
 //!
-//! A leader removed by a configuration steps down once it is chosen; the
-//! remaining voters elect a new leader. Learners receive Accepts and
-//! Heartbeats and learn like followers, but are never counted in a quorum
-//! and never campaign.
+//! A leader removed by a configuration steps down once it is chosen and
+//! tells the new voters how far the chosen prefix goes (an empty `Chosen`):
+//! a new voter that has not learned the configuration yet does not know it
+//! may campaign, so it must catch up first. Any node that may not campaign
+//! (a learner, a removed node) does the same when its election timer
+//! expires, so a configuration whose voters all lag still gets a leader.
+//! Learners receive Accepts and Heartbeats and learn like followers, but
+//! are never counted in a quorum and never campaign. A candidate that
+//! learns, while catching up, that it was removed gives up.
+//!
+//! ## Storage
+//!
+//! The log handed to the store may be **sparse above the chosen frontier**
+//! (an acceptor accepts runs of slots independently; `Ready::append` may
+//! skip indexes) and is **never truncated** (`truncate_from` is always
+//! `None`): a stale value from a deposed ballot stays until a higher ballot
+//! overwrites its slot, and is never mistaken for chosen (see "Why it is
+//! safe"). Below the frontier the log is dense. The hard state
+//! ([`HardState`]) holds the promise and the frontier, postcard-encoded.
+//!
+//! ## Testing
+//!
+//! `cargo test -p multipaxos` runs: the rule tests (`tests/rules.rs`, each
+//! citing the paper section it checks, on a small in-test harness whose
+//! message queue the test controls); the seed article's failure game and
+//! recovery scenarios on the simulator (`tests/scenarios.rs`); golden
+//! message traces (`testdata/*.txt`, `REWRITE=1` regenerates them) and the
+//! shared protocol-neutral scripts of `consensus-testkit`
+//! (`tests/golden.rs`); a bounded randomized slice plus random membership
+//! changes (`tests/sim.rs`, `MULTIPAXOS_SIM_SEEDS=N` for more). The full
+//! sweep: `cargo run --release --bin consensus-sim -- run --protocol
+//! multipaxos --nodes 5 --faults all --seeds 1..2000`.
 //!
 //! ## Invariants (checked after every input: [`MultiPaxosCore::check_invariants`])
 //!

@@ -513,3 +513,42 @@ fn the_highest_ballot_wins_when_promises_disagree() {
     assert_eq!(h.applied_texts(1), ["y"]);
     h.check_agreement();
 }
+
+// Back-pressure: beyond `uncommitted_entries_max` slots in flight, the
+// leader answers Overloaded (no effect) instead of queueing without bound.
+#[test]
+fn a_leader_refuses_work_beyond_the_uncommitted_limit() {
+    let mut h = Harness::with_config(3, |c| c.uncommitted_entries_max = 3);
+    h.elect(1);
+    for i in 0..3 {
+        h.propose(1, &format!("c{i}")).unwrap();
+    }
+    assert_eq!(
+        h.core_mut(1).propose(command("c3")),
+        Err(consensus_api::Rejected::Overloaded)
+    );
+    h.stabilize();
+    h.propose(1, "c3").expect("room again once chosen");
+}
+
+// Durability: a restarted node re-applies its chosen prefix from the
+// frontier in its hard state, before hearing from anyone.
+#[test]
+fn a_restarted_node_reapplies_its_chosen_prefix_at_once() {
+    let mut h = Harness::new(3);
+    h.elect(1);
+    for text in ["a", "b", "c"] {
+        h.propose(1, text).unwrap();
+    }
+    h.stabilize();
+    h.propose(1, "d").unwrap();
+    h.stabilize();
+    h.crash(2);
+    h.restart(2);
+    let status = h.core(2).status();
+    assert!(status.commit_index >= 3, "frontier lost: {status:?}");
+    assert_eq!(
+        h.nodes[&2].applied_index, status.commit_index,
+        "re-applied on restart"
+    );
+}
