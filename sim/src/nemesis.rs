@@ -234,6 +234,7 @@ impl Nemesis {
                 Fault::LossyNetwork
             }
         };
+        tracing::debug!(tick = cluster.now_ticks(), %fault, "nemesis: inject");
         self.injected.push((cluster.now_ticks(), fault));
         self.active = true;
     }
@@ -241,6 +242,7 @@ impl Nemesis {
     /// Ends every fault: links healed, crashed nodes restarted, paused nodes
     /// resumed, the base network restored.
     pub(crate) fn heal<C: Core>(&mut self, cluster: &mut Cluster<C>) {
+        tracing::debug!(tick = cluster.now_ticks(), "nemesis: heal");
         cluster.heal();
         cluster.set_network(self.base_network.clone());
         for id in cluster.node_ids() {
