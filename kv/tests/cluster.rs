@@ -319,3 +319,6 @@ macro_rules! lifecycle {
 }
 
 lifecycle!(raft_cluster_lifecycle, "raft");
+lifecycle!(multipaxos_cluster_lifecycle, "multipaxos");
+lifecycle!(paxos_cluster_lifecycle, "paxos");
+lifecycle!(zab_cluster_lifecycle, "zab");

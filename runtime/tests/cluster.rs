@@ -202,3 +202,6 @@ macro_rules! protocol_suite {
 }
 
 protocol_suite!(raft_suite, raft::RaftCore);
+protocol_suite!(multipaxos_suite, multipaxos::MultiPaxosCore);
+protocol_suite!(paxos_suite, paxos::PaxosCore);
+protocol_suite!(zab_suite, zab::ZabCore);
