@@ -50,22 +50,22 @@ fn sweep(faults: FaultMode, default_seeds: u64, ops: usize) {
 
 #[test]
 fn no_faults() {
-    sweep(FaultMode::None, 4, 300);
+    sweep(FaultMode::None, 5, 2000);
 }
 
 #[test]
 fn partitions() {
-    sweep(FaultMode::Partitions, 4, 300);
+    sweep(FaultMode::Partitions, 10, 1000);
 }
 
 #[test]
 fn crashes() {
-    sweep(FaultMode::Crashes, 4, 300);
+    sweep(FaultMode::Crashes, 10, 1000);
 }
 
 #[test]
 fn all_faults() {
-    sweep(FaultMode::All, 6, 2000);
+    sweep(FaultMode::All, 20, 2000);
 }
 
 /// Random membership changes (the randomized runner does none) mixed with
@@ -74,12 +74,30 @@ fn all_faults() {
 /// liveness check once everything is healed.
 #[test]
 fn membership_chaos() {
+    let changes_done = membership_chaos_seeds(seeds(30));
+    assert!(changes_done > 0, "no membership change ever completed");
+    println!("{changes_done} membership changes completed");
+}
+
+/// Seeds that once failed, kept as regression tests.
+///
+/// * membership chaos seed 3: the leader that proposed configuration
+///   `(3 4)` was not part of it and stepped down at once; 3 and 4 had not
+///   learned the configuration, so they did not know they were voters, and
+///   nobody campaigned. Fixed by the hand-over nudge (crate docs,
+///   "Membership").
+#[test]
+fn regressions() {
+    membership_chaos_seeds([3]);
+}
+
+fn membership_chaos_seeds(seeds: impl IntoIterator<Item = u64>) -> usize {
     use consensus_api::{Membership, NodeId};
     use consensus_sim::Cluster;
     use rand::{Rng, SeedableRng};
 
     let mut changes_done = 0;
-    for seed in seeds(6) {
+    for seed in seeds {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut changes = Vec::new();
         let mut c = Cluster::<MultiPaxosCore>::new(3, seed);
@@ -195,6 +213,5 @@ fn membership_chaos() {
             })
             .count();
     }
-    assert!(changes_done > 0, "no membership change ever completed");
-    println!("{changes_done} membership changes completed");
+    changes_done
 }
