@@ -38,6 +38,9 @@ pub struct TransportStats {
     pub frame_errors: u64,
     /// Frames written (control and bulk).
     pub frames_sent: u64,
+    /// Stream writes (each carries every frame queued at that moment:
+    /// `frames_sent / writes` is the batching factor).
+    pub writes: u64,
     /// Frames received and delivered.
     pub frames_received: u64,
     /// Sends refused because a peer's queue was full.
@@ -56,6 +59,7 @@ pub(crate) struct Stats {
     pub handshake_mismatches: AtomicU64,
     pub frame_errors: AtomicU64,
     pub frames_sent: AtomicU64,
+    pub writes: AtomicU64,
     pub frames_received: AtomicU64,
     pub queue_full: AtomicU64,
     pub fault_drops: AtomicU64,
@@ -77,6 +81,7 @@ impl Stats {
             handshake_mismatches: get(&self.handshake_mismatches),
             frame_errors: get(&self.frame_errors),
             frames_sent: get(&self.frames_sent),
+            writes: get(&self.writes),
             frames_received: get(&self.frames_received),
             queue_full: get(&self.queue_full),
             fault_drops: get(&self.fault_drops),

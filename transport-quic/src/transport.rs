@@ -335,8 +335,22 @@ impl<M: ProtocolMessage> Transport<M> for QuicTransport<M> {
     }
 
     async fn recv(&self) -> Option<TransportEvent<M>> {
-        let mut shutdown = self.shared.shutdown.subscribe();
         let mut inbox = self.inbox.lock().await;
+        // Fast path: something is buffered or already in the channel.
+        loop {
+            if self.shared.is_closing() {
+                return None;
+            }
+            if let Some(event) = inbox.buffered.pop_front() {
+                return Some(event);
+            }
+            match inbox.rx.try_recv() {
+                Ok(batch) => inbox.buffered.extend(batch),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            }
+        }
+        let mut shutdown = self.shared.shutdown.subscribe();
         loop {
             if *shutdown.borrow_and_update() {
                 return None;

@@ -84,7 +84,7 @@ async fn random_bytes_instead_of_a_handshake_close_the_connection() {
 #[tokio::test]
 async fn random_bytes_after_the_handshake_close_the_connection() {
     timeout(TEST_TIMEOUT, async {
-        let (logs, _guard) = Logs::capture();
+        let logs = Logs::capture();
         let setup = setup();
         let one = &setup.nodes[0];
         let client = raw_client(&setup.pki.tls(3));

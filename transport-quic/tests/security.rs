@@ -106,7 +106,7 @@ async fn a_certificate_of_an_unknown_node_is_refused() {
         let pki = Pki::new([1, 2, 9]);
         let nodes = cluster(&pki, 2, &FaultController::new());
         let (one, two) = (&nodes[0], &nodes[1]);
-        let (logs, _guard) = Logs::capture();
+        let logs = Logs::capture();
         let refusal = raw_refusal(&pki.tls(9), one.local_addr(), 1).await;
         assert!(!refusal.is_empty());
         eventually(|| has_error(one, None, tls_error_containing("node 9 is not a member"))).await;
@@ -187,8 +187,8 @@ async fn two_clusters_sharing_a_ca_never_connect() {
 
 async fn mismatched_pair(
     change: impl FnOnce(&mut transport_quic::QuicConfig),
-) -> (Node, Node, Logs, tracing::subscriber::DefaultGuard) {
-    let (logs, guard) = Logs::capture();
+) -> (Node, Node, Logs) {
+    let logs = Logs::capture();
     let pki = Pki::new([1, 2]);
     let mut two_config = config(&pki, 2);
     change(&mut two_config);
@@ -197,7 +197,7 @@ async fn mismatched_pair(
     let one = nodes.next().unwrap();
     let two = nodes.next().unwrap();
     one.send(2, TestMessage::Ping { seq: 0 }).unwrap();
-    (one, two, logs, guard)
+    (one, two, logs)
 }
 
 fn mismatch_on(field: &'static str) -> impl Fn(&TransportError) -> bool {
@@ -207,8 +207,7 @@ fn mismatch_on(field: &'static str) -> impl Fn(&TransportError) -> bool {
 #[tokio::test]
 async fn a_node_of_another_protocol_is_refused() {
     timeout(TEST_TIMEOUT, async {
-        let (one, two, logs, _guard) =
-            mismatched_pair(|config| config.protocol = "zab".into()).await;
+        let (one, two, logs) = mismatched_pair(|config| config.protocol = "zab".into()).await;
         eventually(|| has_error(&one, Some(2), mismatch_on("protocol"))).await;
         eventually(|| has_error(&two, Some(1), mismatch_on("protocol"))).await;
         assert!(
@@ -237,7 +236,7 @@ async fn a_node_of_another_protocol_is_refused() {
 #[tokio::test]
 async fn a_node_of_another_wire_version_is_refused() {
     timeout(TEST_TIMEOUT, async {
-        let (one, two, logs, _guard) =
+        let (one, two, logs) =
             mismatched_pair(|config| config.wire_version = transport_quic::WIRE_VERSION + 1).await;
         eventually(|| has_error(&one, Some(2), mismatch_on("wire_version"))).await;
         eventually(|| has_error(&two, Some(1), mismatch_on("wire_version"))).await;
@@ -259,7 +258,7 @@ async fn a_node_of_another_wire_version_is_refused() {
 #[tokio::test]
 async fn a_handshake_with_another_cluster_id_or_node_id_is_refused() {
     timeout(TEST_TIMEOUT, async {
-        let (logs, _guard) = Logs::capture();
+        let logs = Logs::capture();
         let pki = Pki::new([1, 2]);
         let (_dead, dead) = dead_addr();
         let mut one_config = config(&pki, 1);

@@ -192,22 +192,30 @@ pub fn payload(len: usize, seed: u8) -> Bytes {
     )
 }
 
-/// Captured log output (tests run on a current-thread runtime, so a
-/// thread-local subscriber sees every task's events).
+/// Captured log output. One global subscriber per test binary writes into
+/// one buffer (per-test scoped subscribers lose events to tracing's
+/// callsite-interest cache when tests run in parallel); tests look for text
+/// that only they produce.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("transport_quic=debug")
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
+    pub fn capture() -> Logs {
+        static GLOBAL: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let logs = Logs::default();
+                let writer = logs.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_env_filter("transport_quic=debug")
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone())
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber");
+                logs
+            })
+            .clone()
     }
 
     pub fn text(&self) -> String {
