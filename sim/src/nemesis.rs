@@ -337,11 +337,7 @@ impl Nemesis {
             };
         }
         let bridge = others[cluster.rng().random_range(0..others.len())];
-        for &other in &others {
-            if other != bridge {
-                cluster.cut(leader, other);
-            }
-        }
+        cluster.quorum_loss(leader, bridge);
         Fault::QuorumLoss { leader, bridge }
     }
 
@@ -379,15 +375,8 @@ impl Nemesis {
 
     fn chained<C: Core>(&self, cluster: &mut Cluster<C>) -> Fault {
         let chain = Self::shuffled(cluster);
-        let mut links = Links::new();
-        for (i, &a) in chain.iter().enumerate() {
-            for (j, &b) in chain.iter().enumerate() {
-                if i.abs_diff(j) > 1 {
-                    links.cut_one_way(a, b);
-                }
-            }
-        }
-        cluster.set_links(links);
+        cluster.heal();
+        cluster.chain(&chain);
         Fault::Chained(chain)
     }
 

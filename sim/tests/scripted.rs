@@ -147,3 +147,26 @@ fn same_seed_same_run() {
     assert_eq!(trace(99), trace(99));
     assert_ne!(trace(99).1, trace(100).1);
 }
+
+#[test]
+fn partial_connectivity_helpers() {
+    let mut cluster: Cluster<TinyRaft> = Cluster::new(5, 21);
+    cluster.quorum_loss(1, 2);
+    assert!(cluster.links().is_up(1, 2) && cluster.links().is_up(2, 3));
+    assert!(!cluster.links().is_up(1, 3) && !cluster.links().is_up(5, 1));
+    cluster.heal();
+    cluster.chain(&[1, 2, 3]);
+    assert!(cluster.links().is_up(1, 2) && cluster.links().is_up(3, 2));
+    assert!(!cluster.links().is_up(1, 3) && !cluster.links().is_up(3, 1));
+    assert!(
+        cluster.links().is_up(1, 4),
+        "nodes outside the chain keep their links"
+    );
+    // A correct core stays safe (and here, with 4 and 5 fully connected, live).
+    assert!(cluster.run_until(1000, |c| c.leader().is_some()));
+    let leader = cluster.leader().unwrap();
+    assert_eq!(
+        cluster.write_sync(leader, "k", 1, 500),
+        Ok(KvResponse::Written)
+    );
+}

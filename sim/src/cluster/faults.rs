@@ -65,8 +65,8 @@ impl<C: Core> Cluster<C> {
 
     /// Arms a crash of the node at its next durable write, between the
     /// `write` and the `sync` (a random prefix of the unsynced batches
-    /// survives). Crashes at once if the node has nothing to write before
-    /// `crash_now_if_idle` is called; see [`Cluster::crash`].
+    /// survives). Until the node writes, it runs normally; the nemesis
+    /// crashes a node still armed when it heals ([`Cluster::crash_armed`]).
     pub fn crash_during_next_write(&mut self, id: NodeId) {
         if self.node(id).core.is_some() {
             self.node_mut(id).crash_armed = true;
@@ -161,6 +161,28 @@ impl<C: Core> Cluster<C> {
     /// Restores every link.
     pub fn heal(&mut self) {
         self.links.heal();
+    }
+
+    /// Partial connectivity, *quorum-loss* (Jensen et al., HAOC 2021):
+    /// `leader` keeps a link to `bridge` only; every other link stays up.
+    pub fn quorum_loss(&mut self, leader: NodeId, bridge: NodeId) {
+        for other in self.node_ids() {
+            if other != leader && other != bridge {
+                self.links.cut(leader, other);
+            }
+        }
+    }
+
+    /// Partial connectivity, *chained*: each node of `chain` reaches only its
+    /// neighbours in the chain (nodes not listed keep their links).
+    pub fn chain(&mut self, chain: &[NodeId]) {
+        for (i, &a) in chain.iter().enumerate() {
+            for (j, &b) in chain.iter().enumerate() {
+                if i.abs_diff(j) > 1 {
+                    self.links.cut_one_way(a, b);
+                }
+            }
+        }
     }
 
     /// Replaces the link table.
