@@ -161,7 +161,7 @@ impl MultiPaxosCore {
             && accept
                 .entries
                 .windows(2)
-                .all(|pair| pair[1].index == pair[0].index + 1)
+                .all(|pair| pair[0].index.checked_add(1) == Some(pair[1].index))
     }
 
     /// The leader's liveness signal: follow it, learn its frontier, answer.

@@ -153,7 +153,7 @@ impl MultiPaxosCore {
             && chosen
                 .entries
                 .windows(2)
-                .all(|pair| pair[1].index == pair[0].index + 1);
+                .all(|pair| pair[0].index.checked_add(1) == Some(pair[1].index));
         if !well_formed {
             tracing::warn!(node = self.config.id, from, "malformed Chosen dropped");
             return;

@@ -17,7 +17,7 @@ use crate::election::CandidateState;
 use crate::hard_state::HardState;
 use crate::leader::LeaderState;
 use crate::log::Log;
-use crate::message::Message;
+use crate::message::{Message, SLOT_MAX};
 use crate::snapshot::IncomingSnapshot;
 
 /// The part a node plays, with the data only that part needs.
@@ -396,6 +396,14 @@ impl Core for MultiPaxosCore {
                 node = self.config.id,
                 from,
                 "message with an impossible sender dropped"
+            );
+            return;
+        }
+        if message.highest_slot() > SLOT_MAX {
+            tracing::warn!(
+                node = self.config.id,
+                from,
+                "message naming an absurd slot dropped"
             );
             return;
         }

@@ -405,6 +405,33 @@ impl fmt::Display for SnapshotChunkResponse {
     }
 }
 
+/// Highest slot any message may name: far beyond any real log, and low
+/// enough that slot arithmetic never overflows.
+pub(crate) const SLOT_MAX: LogIndex = 1 << 62;
+
+impl Message {
+    /// The highest slot (or frontier) the message names, to drop absurd
+    /// ones before any arithmetic.
+    pub(crate) fn highest_slot(&self) -> LogIndex {
+        let last = |entries: &[Entry]| entries.iter().map(|e| e.index).max().unwrap_or(0);
+        match self {
+            Message::Probe(m) => m.commit,
+            Message::ProbeResponse(_) => 0,
+            Message::Prepare(m) => m.from,
+            Message::Promise(m) => m.from.max(m.commit).max(last(&m.entries)),
+            Message::Accept(m) => m.commit.max(last(&m.entries)),
+            Message::Accepted(m) => m.first.max(m.last).max(m.commit),
+            Message::Nack(_) => 0,
+            Message::Heartbeat(m) => m.commit,
+            Message::HeartbeatResponse(m) => m.commit,
+            Message::CatchUp(m) => m.from,
+            Message::Chosen(m) => m.commit.max(last(&m.entries)),
+            Message::SnapshotChunk(m) => m.index,
+            Message::SnapshotChunkResponse(m) => m.index,
+        }
+    }
+}
+
 impl ProtocolMessage for Message {
     fn class(&self) -> MessageClass {
         match self {

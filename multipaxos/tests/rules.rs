@@ -552,3 +552,108 @@ fn a_restarted_node_reapplies_its_chosen_prefix_at_once() {
         "re-applied on restart"
     );
 }
+
+// No panic on input: malformed or absurd messages are dropped.
+#[test]
+fn malformed_messages_are_dropped_without_panicking() {
+    use multipaxos::{
+        Accepted, CatchUp, Chosen, Heartbeat, Promise, SnapshotChunk, SnapshotChunkResponse,
+    };
+    let mut h = Harness::new(3);
+    h.elect(1);
+    h.propose(1, "a").unwrap();
+    h.stabilize();
+    let b = h.core(1).leader_ballot().unwrap();
+    let huge = u64::MAX;
+    let garbage = vec![
+        Message::Accept(Accept {
+            ballot: b,
+            entries: vec![],
+            commit: 0,
+        }),
+        Message::Accept(Accept {
+            ballot: b,
+            entries: vec![value(huge, b, "x"), value(1, b, "y")],
+            commit: huge,
+        }),
+        Message::Accept(Accept {
+            ballot: b,
+            entries: vec![value(0, b, "x")],
+            commit: 0,
+        }),
+        Message::Accept(Accept {
+            ballot: Ballot::new(9, 3),
+            entries: vec![value(5, b, "x")],
+            commit: 0,
+        }),
+        Message::Accepted(Accepted {
+            ballot: b,
+            first: 7,
+            last: 2,
+            commit: huge,
+        }),
+        Message::Heartbeat(Heartbeat {
+            ballot: Ballot::new(1, 2),
+            commit: huge,
+            round: huge,
+        }),
+        Message::CatchUp(CatchUp { from: 0 }),
+        Message::CatchUp(CatchUp { from: huge }),
+        Message::Chosen(Chosen {
+            entries: vec![value(3, b, "x"), value(2, b, "y")],
+            commit: 3,
+        }),
+        Message::Chosen(Chosen {
+            entries: vec![value(huge, b, "x")],
+            commit: huge,
+        }),
+        Message::Promise(Promise {
+            ballot: b,
+            from: 2,
+            commit: 0,
+            entries: vec![value(1, b, "early")],
+        }),
+        Message::Prepare(Prepare {
+            ballot: Ballot::new(50, 3),
+            from: 0,
+        }),
+        Message::SnapshotChunk(SnapshotChunk {
+            index: huge,
+            epoch: 0,
+            membership: consensus_api::Membership::new([1]),
+            protocol_state: Bytes::new(),
+            total_bytes: 3,
+            checksum: 0,
+            offset: 2,
+            data: Bytes::from_static(b"toolong"),
+        }),
+        Message::SnapshotChunkResponse(SnapshotChunkResponse {
+            index: 1,
+            checksum: 0,
+            next_offset: huge,
+        }),
+    ];
+    for message in garbage {
+        for id in [1, 2] {
+            h.core_mut(id).step(3, message.clone());
+            h.process(id);
+        }
+    }
+    h.drop_all();
+    for id in [1, 2] {
+        assert!(
+            h.core(id).status().last_index < 1 << 62,
+            "node {id} stored an absurd slot"
+        );
+    }
+    h.propose(1, "b").unwrap();
+    h.tick_all(5);
+    assert_eq!(h.applied_texts(3), ["a", "b"]);
+    // A new election over the same logs still works.
+    h.crash(1);
+    h.elect(2);
+    h.propose(2, "c").unwrap();
+    h.tick_all(5);
+    assert_eq!(h.applied_texts(3), ["a", "b", "c"]);
+    h.check_agreement();
+}
