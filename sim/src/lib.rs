@@ -121,10 +121,13 @@ mod run;
 pub mod testing;
 mod workload;
 
-pub use cluster::{Cluster, ClusterStats, Completion, InFlight, Stepped, DEFAULT_TICK_NS, SESSION_CAPACITY};
+pub use cluster::{
+    Cluster, ClusterStats, Completion, Delivered, InFlight, Stepped, DEFAULT_TICK_NS,
+    SESSION_CAPACITY,
+};
 pub use failure::SimFailure;
 pub use nemesis::{Fault, FaultMode, UnknownFaultMode};
 pub use network::{Links, NetworkConfig};
+pub use ops::{KvOutcome, OpError};
 pub use run::{run, run_with, SimConfig, SimReport};
 pub use workload::WorkloadSummary;
-pub use ops::{KvOutcome, OpError};
