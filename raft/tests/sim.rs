@@ -14,9 +14,12 @@
 //! --faults all --seeds 1..2000`, or this test with more seeds:
 //! `RAFT_SIM_SEEDS=500 RAFT_SIM_OPS=2000 cargo test --release -p raft --test sim`.
 
-use consensus_api::{Core, Role};
-use consensus_sim::{run_with, Cluster, FaultMode, SimConfig, SimFailure};
+use consensus_api::{Core, Membership, NodeId, Role};
+use consensus_sim::kv::KvResponse;
+use consensus_sim::{run_with, Cluster, FaultMode, NetworkConfig, SimConfig, SimFailure};
 use raft::RaftCore;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -138,6 +141,137 @@ fn regression_seeds() {
     for (faults, seed, ops) in REGRESSIONS.iter().copied() {
         run_slice(faults, seed..seed + 1, ops);
     }
+}
+
+/// One randomized run with membership changes (voters and learners drawn
+/// from seven nodes), leadership transfers, crashes, partitions and
+/// compaction under a lossy network, while writes keep coming. The cluster
+/// must stay safe throughout (the simulator's invariants and Leader
+/// Completeness after every event) and, once every fault is repaired, settle
+/// on a stable configuration and commit a new write.
+fn membership_run(seed: u64, steps: usize) -> Membership {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut cluster: Cluster<RaftCore> = Cluster::new(5, seed);
+    cluster.set_reproduce(format!(
+        "membership_run({seed}, {steps}) in raft/tests/sim.rs"
+    ));
+    cluster.add_invariant("leader completeness", leader_completeness);
+    for id in [6, 7] {
+        cluster.add_node(id, Membership::new(1..=5), |_| {});
+    }
+    cluster.set_network(NetworkConfig::faulty());
+    let all: Vec<NodeId> = (1..=7).collect();
+    let mut value = 0;
+    for _ in 0..steps {
+        let leader = cluster.leader();
+        match rng.random_range(0..100) {
+            0..=49 => {
+                if let Some(leader) = leader {
+                    value += 1;
+                    let _ = cluster.write(leader, "k", value);
+                }
+            }
+            50..=59 => {
+                if let Some(leader) = leader {
+                    let count = rng.random_range(3..=5);
+                    let mut voters: Vec<NodeId> = all.clone();
+                    while voters.len() > count {
+                        voters.remove(rng.random_range(0..voters.len()));
+                    }
+                    let learners: Vec<NodeId> = all
+                        .iter()
+                        .copied()
+                        .filter(|n| !voters.contains(n) && rng.random_bool(0.5))
+                        .collect();
+                    let _ = cluster
+                        .change_membership(leader, Membership::with_learners(voters, learners));
+                }
+            }
+            60..=64 => {
+                if let Some(leader) = leader {
+                    let to = all[rng.random_range(0..all.len())];
+                    let _ = cluster.transfer_leadership(leader, to);
+                }
+            }
+            65..=69 => {
+                let id = all[rng.random_range(0..all.len())];
+                if cluster.is_alive(id) {
+                    cluster.crash(id);
+                } else {
+                    cluster.restart(id);
+                }
+            }
+            70..=74 => {
+                let a = all[rng.random_range(0..all.len())];
+                let b = all[rng.random_range(0..all.len())];
+                if a != b {
+                    cluster.cut(a, b);
+                }
+            }
+            75..=79 => cluster.heal(),
+            80..=82 => {
+                let id = all[rng.random_range(0..all.len())];
+                if cluster.is_alive(id) {
+                    let _ = cluster.compact(id);
+                }
+            }
+            _ => {}
+        }
+        cluster.run_ticks(rng.random_range(1..8));
+        if let Err(failure) = cluster.check() {
+            panic!("{failure}");
+        }
+    }
+    // Repair everything; the cluster must settle and make progress.
+    cluster.heal();
+    cluster.set_network(NetworkConfig::default());
+    for id in all {
+        cluster.restart(id);
+    }
+    let settled = cluster.run_until(3000, |c| {
+        c.leader().is_some_and(|l| {
+            !c.status(l).membership.is_joint() && c.status(l).commit_index >= c.status(l).last_index
+        })
+    });
+    assert!(
+        settled,
+        "seed {seed}: no stable leader after the faults stopped"
+    );
+    // A write may meet a leadership transfer still running out: retry.
+    let mut outcome = None;
+    for _ in 0..10 {
+        let Some(leader) = cluster.leader() else {
+            cluster.run_ticks(50);
+            continue;
+        };
+        let result = cluster.write_sync(leader, "final", 1, 300);
+        if result == Ok(KvResponse::Written) {
+            outcome = Some(result);
+            break;
+        }
+        cluster.run_ticks(50);
+    }
+    assert!(
+        outcome.is_some(),
+        "seed {seed}: no progress after the faults stopped"
+    );
+    cluster.check().expect("no invariant broke");
+    let leader = cluster.leader().expect("leader");
+    cluster.status(leader).membership
+}
+
+#[test]
+fn randomized_membership_changes_and_transfers() {
+    let seeds = env_or("RAFT_SIM_SEEDS", 40);
+    let initial = Membership::new(1..=5);
+    let changed = (1..=seeds)
+        .map(|seed| membership_run(seed, 300))
+        .filter(|m| *m != initial)
+        .count();
+    assert!(
+        changed * 2 > seeds as usize,
+        "most runs end in another configuration ({changed} of {seeds})"
+    );
 }
 
 #[test]
