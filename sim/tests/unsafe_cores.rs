@@ -33,7 +33,7 @@ fn first_failure<C: consensus_api::Core>(
 
 #[test]
 fn lowest_id_leader_is_caught_under_partitions() {
-    let (seed, failure) = first_failure::<UnsafeLowestIdCore>(FaultMode::Partitions, 40, 400)
+    let (seed, failure) = first_failure::<UnsafeLowestIdCore>(FaultMode::Partitions, 40, 1000)
         .expect("the unsafe core survived 40 seeds under partitions: the simulator is blind");
     println!("unsafe-lowest-id caught at seed {seed} (seeds tried: {seed}):\n{failure}");
     assert!(
@@ -48,7 +48,7 @@ fn lowest_id_leader_is_caught_under_partitions() {
     );
     assert!(message.contains("--protocol unsafe-lowest-id"), "{message}");
     // The same seed fails the same way: the report reproduces.
-    let again = first_failure::<UnsafeLowestIdCore>(FaultMode::Partitions, seed, 400)
+    let again = first_failure::<UnsafeLowestIdCore>(FaultMode::Partitions, seed, 1000)
         .expect("the reproduction failed too");
     assert_eq!(
         again.1, failure,
