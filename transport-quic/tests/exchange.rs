@@ -418,3 +418,63 @@ async fn connection_events_are_reported() {
     .await
     .expect("test timed out");
 }
+
+/// Node 2 dies without a word (its runtime is dropped: no CONNECTION_CLOSE
+/// is sent) and comes back on the same address. Node 1's next keep-alive
+/// reaches the new incarnation, which answers with a stateless reset that
+/// node 1 accepts (the reset key is derived from node 2's private key), so
+/// node 1 notices at once instead of after the idle timeout, which is set
+/// far beyond the test's own time limit.
+#[tokio::test]
+async fn a_crashed_peer_that_restarts_is_noticed_without_waiting_for_the_idle_timeout() {
+    use std::time::Duration;
+    let idle = Duration::from_secs(600);
+    assert!(idle > TEST_TIMEOUT);
+    timeout(TEST_TIMEOUT, async {
+        let pki = Pki::new([1, 2]);
+        let mut one_config = config(&pki, 1);
+        one_config.timeouts.idle = idle;
+        let one: Node = QuicTransport::bind(one_config).unwrap();
+
+        // Node 2 runs on a runtime of its own, so that it can die silently.
+        let doomed = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut two_config = config(&pki, 2);
+        two_config.timeouts.idle = idle;
+        two_config.peers.insert(1, one.local_addr());
+        let two: Node = doomed
+            .spawn(async move { QuicTransport::bind(two_config).unwrap() })
+            .await
+            .unwrap();
+        let addr = two.local_addr();
+        one.add_peer(2, addr).unwrap();
+        one.send(2, TestMessage::Ping { seq: 0 }).unwrap();
+        assert_eq!(next_message(&two).await, (1, TestMessage::Ping { seq: 0 }));
+
+        doomed.shutdown_background();
+        drop(two);
+        assert!(one.is_connected(2), "node 1 has not noticed anything yet");
+
+        let mut two_config = config(&pki, 2);
+        two_config.bind = addr;
+        two_config.timeouts.idle = idle;
+        two_config.peers.insert(1, one.local_addr());
+        let two = loop {
+            match QuicTransport::<TestMessage>::bind(two_config.clone()) {
+                Ok(two) => break two,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        wait_disconnected(&one, 2).await;
+        wait_connected(&one, 2).await;
+        one.send(2, TestMessage::Ping { seq: 1 }).unwrap();
+        assert_eq!(next_message(&two).await, (1, TestMessage::Ping { seq: 1 }));
+        one.shutdown().await;
+        two.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
