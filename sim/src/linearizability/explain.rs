@@ -62,6 +62,9 @@ fn events_of(problem: &KeyProblem, op: OpRef, out: &mut Vec<usize>) {
     }
 }
 
+/// Unknown-outcome operations listed in an explanation (the latest ones).
+const LISTED_INFOS: usize = 8;
+
 /// A read (or applied cas) of a value nobody writes.
 pub(super) fn never_written(
     events: &[Event],
@@ -119,7 +122,7 @@ pub(super) fn frontier(
     let blocking = &problem.ops[f.blocking as usize];
     let _ = writeln!(
         text,
-        "Then this operation had to take effect (it completed before the operations after it were invoked) and could not, whatever order was chosen for its concurrent operations:"
+        "From there, this operation (the first of the remaining ones to complete) had to take effect before every operation invoked after it completed, and could not, whatever the order of the operations concurrent with it:"
     );
     let _ = writeln!(text, "  {}", completed_line(events, problem, blocking));
     events_of(problem, OpRef::Completed(f.blocking), &mut named);
@@ -133,9 +136,16 @@ pub(super) fn frontier(
             );
             events_of(problem, OpRef::Completed(c), &mut named);
         }
-        for &i in &f.info_candidates {
+        for &i in f.info_candidates.iter().rev().take(LISTED_INFOS) {
             let _ = writeln!(text, "  {}", info_line(events, problem, i));
             events_of(problem, OpRef::Info(i), &mut named);
+        }
+        if f.info_candidates.len() > LISTED_INFOS {
+            let _ = writeln!(
+                text,
+                "  and {} earlier operations of unknown outcome",
+                f.info_candidates.len() - LISTED_INFOS
+            );
         }
     }
     named.sort_unstable();

@@ -12,6 +12,9 @@
 //! extra unknown-outcome operations may simply never take effect. (With
 //! `I0 = I` this is the ordinary "already visited" test of Lowe's algorithm.)
 //!
+//! Entries are grouped by `(C, s)`, so the completed set is stored and
+//! compared once per group, and a lookup scans the group's info sets.
+//!
 //! Sets are stored compactly: a set of operation indices (numbered in
 //! invocation order) is `low` (the smallest index *not* in the set, so
 //! `0..low` are all in) plus the bitset words from `low / 64` up to the word
@@ -93,16 +96,25 @@ impl SetView<'_> {
     }
 }
 
-/// One stored configuration.
-struct Entry {
+/// The configurations sharing one `(C, s)`.
+struct Group {
     state: u32,
     c_low: u32,
-    i_low: u32,
     c_start: usize,
     c_len: u32,
+    /// First info-set entry of this group.
+    first: u32,
+    /// Next group with the same hash key, or `END`.
+    next: u32,
+}
+
+/// One stored configuration: an info set within its group.
+struct Entry {
+    after_info: bool,
+    i_low: u32,
     i_start: usize,
     i_len: u32,
-    /// Next entry with the same hash key, or `u32::MAX`.
+    /// Next entry of the same group, or `END`.
     next: u32,
 }
 
@@ -112,6 +124,7 @@ const END: u32 = u32::MAX;
 #[derive(Default)]
 pub(crate) struct Memo {
     heads: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>,
+    groups: Vec<Group>,
     entries: Vec<Entry>,
     words: Vec<u64>,
 }
@@ -125,6 +138,7 @@ impl Memo {
     /// Approximate heap bytes used.
     pub(crate) fn bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.groups.capacity() * std::mem::size_of::<Group>()
             + self.words.capacity() * 8
             + self.heads.capacity() * 16
     }
@@ -135,41 +149,60 @@ impl Memo {
         &mut self,
         c_hash: u64,
         state: u32,
+        after_info: bool,
         completed: &SetView<'_>,
         infos: &SetView<'_>,
     ) -> bool {
         let key = c_hash ^ mix64(u64::from(state) ^ 0xA5A5_5A5A_0F0F_F0F0);
         let c_window = completed.window();
         let head = self.heads.get(&key).copied().unwrap_or(END);
-        let mut at = head;
-        while at != END {
-            let entry = &self.entries[at as usize];
-            if entry.state == state
-                && entry.c_low == completed.low
-                && self.words[entry.c_start..entry.c_start + entry.c_len as usize] == *c_window
-                && self.info_subset(entry, infos)
+        let mut group = head;
+        while group != END {
+            let g = &self.groups[group as usize];
+            if g.state == state
+                && g.c_low == completed.low
+                && self.words[g.c_start..g.c_start + g.c_len as usize] == *c_window
             {
-                return false;
+                break;
             }
-            at = entry.next;
+            group = g.next;
+        }
+        if group == END {
+            let c_start = self.words.len();
+            self.words.extend_from_slice(c_window);
+            group = self.groups.len() as u32;
+            self.groups.push(Group {
+                state,
+                c_low: completed.low,
+                c_start,
+                c_len: c_window.len() as u32,
+                first: END,
+                next: head,
+            });
+            self.heads.insert(key, group);
+        } else {
+            let mut at = self.groups[group as usize].first;
+            while at != END {
+                let entry = &self.entries[at as usize];
+                if (after_info || !entry.after_info) && self.info_subset(entry, infos) {
+                    return false;
+                }
+                at = entry.next;
+            }
         }
         let i_window = infos.window();
-        let c_start = self.words.len();
-        self.words.extend_from_slice(c_window);
         let i_start = self.words.len();
         self.words.extend_from_slice(i_window);
         let id = self.entries.len() as u32;
+        let g = &mut self.groups[group as usize];
         self.entries.push(Entry {
-            state,
-            c_low: completed.low,
+            after_info,
             i_low: infos.low,
-            c_start,
-            c_len: c_window.len() as u32,
             i_start,
             i_len: i_window.len() as u32,
-            next: head,
+            next: g.first,
         });
-        self.heads.insert(key, id);
+        g.first = id;
         true
     }
 
@@ -210,6 +243,7 @@ mod tests {
         memo.visit(
             hash,
             s,
+            false,
             &SetView {
                 low: cl,
                 max: cm,

@@ -13,9 +13,7 @@
 //! * values are interned into small integers per key (0 is `null`, the
 //!   initial value);
 //! * `info` operations that provably cannot matter are pruned (see
-//!   [`prune_unobservable_infos`]);
-//! * values that no operation can tell apart are merged into one class for
-//!   the search (see [`classify_values`]).
+//!   [`prune_unobservable_infos`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -101,11 +99,6 @@ pub(crate) struct KeyProblem {
     pub(crate) infos: Vec<InfoOp>,
     /// Number of unknown-outcome operations pruned as unobservable.
     pub(crate) pruned_infos: usize,
-    /// Search class of each value id (see [`classify_values`]).
-    pub(crate) class_of: Vec<ValueId>,
-    /// The class of the merged unobserved values, if it has two members or
-    /// more.
-    pub(crate) merged_class: Option<ValueId>,
     /// Number of events dropped because they cannot constrain anything
     /// (failed reads and writes, reads of unknown outcome).
     pub(crate) dropped: usize,
@@ -223,7 +216,6 @@ pub(crate) fn partition(events: &[Event]) -> BTreeMap<String, KeyProblem> {
             problem.ops.sort_by_key(|o| o.call);
             problem.infos.sort_by_key(|o| o.call);
             prune_unobservable_infos(&mut problem);
-            classify_values(&mut problem);
             (key.to_string(), problem)
         })
         .collect()
@@ -299,41 +291,4 @@ pub(crate) fn value_never_written(problem: &KeyProblem) -> Option<&CompletedOp> 
         CompletedKind::Read(v) | CompletedKind::CasOk(v, _) => !written.contains(&v),
         CompletedKind::Write(_) | CompletedKind::CasFail(_) => false,
     })
-}
-
-/// Merges the values that no operation can distinguish.
-///
-/// A value is *observed* if an `ok` read returns it or a cas (applied,
-/// failed or of unknown outcome) compares against it. Two unobserved values
-/// behave identically for every operation of the key: a read returns
-/// neither, every cas comparison fails on both, and a write leaves the same
-/// state whatever was there. So a register holding one is equivalent
-/// (bisimilar) to a register holding the other, and the search may treat
-/// all of them as one value. This collapses configurations that differ only
-/// by which unread value is in the register, and makes all pending
-/// unknown-outcome writes of unread values interchangeable.
-pub(crate) fn classify_values(problem: &mut KeyProblem) {
-    let mut observed = vec![false; problem.values.len()];
-    for op in &problem.ops {
-        match op.kind {
-            CompletedKind::Read(v) | CompletedKind::CasOk(v, _) | CompletedKind::CasFail(v) => {
-                observed[v as usize] = true;
-            }
-            CompletedKind::Write(_) => {}
-        }
-    }
-    for info in &problem.infos {
-        if let InfoKind::Cas(e, _) = info.kind {
-            observed[e as usize] = true;
-        }
-    }
-    let representative = observed.iter().position(|&o| !o).map(|r| r as ValueId);
-    let members = observed.iter().filter(|&&o| !o).count();
-    problem.class_of = (0..problem.values.len() as ValueId)
-        .map(|v| match representative {
-            Some(r) if !observed[v as usize] => r,
-            _ => v,
-        })
-        .collect();
-    problem.merged_class = representative.filter(|_| members > 1);
 }

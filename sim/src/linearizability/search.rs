@@ -31,30 +31,56 @@
 //!   keeps any linearization legal (it changes no state, and every operation
 //!   that had to precede it already has). If the rest fails, the
 //!   configuration fails.
-//! * **Unknown-outcome operations last and lazily.** They are tried only
-//!   after every completed candidate, never when they would not change the
-//!   register (such a step is equivalent to not taking effect), and only one
-//!   of several identical ones (same `f` and values) is tried at a point:
-//!   being interchangeable, they lead to equivalent configurations.
+//! * **Dead values.** A value is *observed* by a remaining operation whose
+//!   outcome depends on the register holding it (a read of it, a cas
+//!   expecting it, applied, failed or unknown). Once no remaining operation
+//!   observes a value, the register holding it is indistinguishable from the
+//!   register holding any other such value, so the search state maps all of
+//!   them to one *dead* value. Configurations that differ only by which dead
+//!   value the register holds coincide in the memo.
+//! * **Unknown-outcome operations only where they matter.** Take a
+//!   linearization with the fewest unknown-outcome steps. Each maximal run
+//!   of them is followed by a completed operation (a run at the end can be
+//!   dropped: those operations never took effect), and that operation is not
+//!   a plain write (the write would erase the run's effect, so the run could
+//!   be dropped). Within the run only the first step can be a write and the
+//!   others are cas that apply (anything else could be dropped). So the
+//!   search (1) tries unknown-outcome operations only after every completed
+//!   candidate, (2) only when they change the register, (3) only when the
+//!   value they leave is wanted by a blocked completed candidate (a read of
+//!   it, an applied cas expecting it, or any other value for a blocked failed
+//!   cas) or, through a chain of candidate unknown-outcome cas, leads to such
+//!   a value, (4) never follows one with a plain write, and (5) tries only one
+//!   of several with identical effect (same operation, same value up to
+//!   deadness): being interchangeable, they lead to equivalent
+//!   configurations. Rule (4) makes "reached by an unknown-outcome step" part
+//!   of a configuration for the memo.
 //!
-//! Soundness and completeness: every configuration reachable by a legal
-//! sequence of steps is dominated by some configuration the search visits
-//! (induction on the length of the sequence, using the three rules above),
-//! so the search finds a linearization iff one exists, unless it stops at the
-//! state budget.
+//! Soundness and completeness: take a solvable configuration the search
+//! visits and, among its shortest linearizations, one with read-only
+//! operations as early as possible; its first step is one the rules above
+//! let the search take (or, for a read-only step, the one the search forces,
+//! by the exchange argument), and it leads to a solvable configuration with
+//! a strictly shorter linearization that is either visited or dominated by
+//! a visited one. By induction the search reaches a complete linearization
+//! whenever one exists, unless it stops at the state budget. The rules are
+//! also checked against a brute-force oracle on thousands of random small
+//! histories (`tests/linearizability_oracle.rs`).
 //!
 //! # Cost
 //!
 //! Each step scans the candidates (the operations concurrent with the
-//! earliest pending return, `w`) and the unknown-outcome candidates when the
-//! completed ones are exhausted. A history that is linearizable "in the
-//! obvious order" costs `O(n · w)`; backtracking is bounded by the number of
-//! distinct configurations, which in the worst case is exponential in the
-//! concurrency (linearizability checking is NP-complete), hence the budget.
+//! earliest pending return, `w`) and, when those are exhausted, the pending
+//! unknown-outcome operations invoked so far. A history that is linearizable
+//! "in the obvious order" costs `O(n · w)`; backtracking is bounded by the
+//! number of distinct configurations, which in the worst case is exponential
+//! in the concurrency and in the number of unknown-outcome operations
+//! (linearizability checking is NP-complete), hence the budget.
 
 use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 
-use super::memo::{mix64, Memo, SetView};
+use super::memo::{mix64, Memo, MixHasher, SetView};
 use super::prepare::{CompletedKind, InfoKind, KeyProblem, ValueId, NULL};
 
 const NIL: u32 = u32::MAX;
@@ -156,14 +182,25 @@ pub(crate) struct Search<'a> {
     info_bits: Vec<u64>,
     info_max: u32,
     zobrist: Vec<u64>,
-    /// Register value class (what the search branches on).
+    /// Register value as the search sees it: the value id, or `dead` for
+    /// any value no remaining operation can observe.
     state: ValueId,
+    /// Remaining observers of each value id (see [`observed`]).
+    observers: Vec<u32>,
+    /// The class of dead values: `problem.values.len()`.
+    dead: ValueId,
     /// The actual register value (for explanations).
     actual: ValueId,
     remaining: usize,
     stack: Vec<Frame>,
     memo: Memo,
-    seen_effects: HashSet<InfoKind>,
+    seen_effects: HashSet<InfoKind, BuildHasherDefault<MixHasher>>,
+    /// Scratch: values wanted by blocked candidates.
+    wanted: Vec<ValueId>,
+    /// Invocation rank of each unknown-outcome operation.
+    info_calls: Vec<u32>,
+    /// Whether any unknown-outcome operation is a cas.
+    any_info_cas: bool,
     frontier: Option<Frontier>,
     steps: u64,
 }
@@ -188,25 +225,30 @@ impl<'a> Search<'a> {
         let info_entries: Vec<u32> = (0..m as u32).collect();
         let info_head = m as u32;
         let (info_next, info_prev) = link(&info_entries, info_head);
-        let class = |v: ValueId| problem.class_of[v as usize];
-        let kinds = problem
-            .ops
-            .iter()
-            .map(|o| match o.kind {
-                CompletedKind::Read(v) => CompletedKind::Read(class(v)),
-                CompletedKind::Write(v) => CompletedKind::Write(class(v)),
-                CompletedKind::CasOk(e, v) => CompletedKind::CasOk(class(e), class(v)),
-                CompletedKind::CasFail(e) => CompletedKind::CasFail(class(e)),
-            })
-            .collect();
-        let info_kinds = problem
-            .infos
-            .iter()
-            .map(|o| match o.kind {
-                InfoKind::Write(v) => InfoKind::Write(class(v)),
-                InfoKind::Cas(e, v) => InfoKind::Cas(class(e), class(v)),
-            })
-            .collect();
+        let kinds: Vec<CompletedKind> = problem.ops.iter().map(|o| o.kind).collect();
+        let info_kinds: Vec<InfoKind> = problem.infos.iter().map(|o| o.kind).collect();
+        // Observers of each value: operations whose outcome depends on
+        // whether the register holds it.
+        let dead = problem.values.len() as ValueId;
+        let mut observers = vec![0u32; problem.values.len() + 1];
+        for kind in &kinds {
+            if let Some(v) = observed(*kind) {
+                observers[v as usize] += 1;
+            }
+        }
+        for kind in &info_kinds {
+            if let InfoKind::Cas(x, _) = kind {
+                observers[*x as usize] += 1;
+            }
+        }
+        // The dead class never counts as observed.
+        observers[dead as usize] = 0;
+        let initial = if observers[NULL as usize] == 0 {
+            dead
+        } else {
+            NULL
+        };
+        let any_info_cas = info_kinds.iter().any(|k| matches!(k, InfoKind::Cas(..)));
         Search {
             problem,
             kinds,
@@ -223,12 +265,17 @@ impl<'a> Search<'a> {
             info_bits: vec![0; m.div_ceil(64)],
             info_max: NIL,
             zobrist: (0..n as u64).map(mix64).collect(),
-            state: problem.class_of[NULL as usize],
+            state: initial,
+            observers,
+            dead,
             actual: NULL,
             remaining: n,
             stack: Vec::new(),
             memo: Memo::default(),
-            seen_effects: HashSet::new(),
+            seen_effects: HashSet::default(),
+            wanted: Vec::new(),
+            info_calls: problem.infos.iter().map(|i| i.call).collect(),
+            any_info_cas,
             frontier: None,
             steps: 0,
         }
@@ -245,7 +292,7 @@ impl<'a> Search<'a> {
 
     /// Runs the search, storing at most `max_states` configurations.
     pub(crate) fn run(&mut self, max_states: usize) -> Outcome {
-        self.visit();
+        self.visit(false);
         let mut resume = Resume::Fresh;
         loop {
             if self.remaining == 0 {
@@ -260,7 +307,7 @@ impl<'a> Search<'a> {
             if let Resume::Fresh = resume {
                 self.note_depth(first_return);
                 if let Some(op) = self.matching_read_only(first_return) {
-                    if self.lift(OpRef::Completed(op), self.state, true) {
+                    if self.lift(OpRef::Completed(op), true) {
                         continue;
                     }
                     // Already explored from here: this configuration fails.
@@ -330,7 +377,20 @@ impl<'a> Search<'a> {
 
     /// Tries the state-changing candidates from `resume` on; lifts the first
     /// one that leads to a new configuration.
+    /// Whether the current configuration was reached by an unknown-outcome
+    /// operation (see "Unknown-outcome operations" in the module docs).
+    fn after_info(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Frame {
+                op: OpRef::Info(_),
+                ..
+            })
+        )
+    }
+
     fn try_candidates(&mut self, resume: Resume, first_return: u32) -> bool {
+        let after_info = self.after_info();
         let mut e = match resume {
             Resume::Fresh => self.next[self.head as usize],
             Resume::Main(e) => e,
@@ -338,22 +398,77 @@ impl<'a> Search<'a> {
         };
         while e != first_return {
             let op = e / 2;
-            let after = match self.kinds[op as usize] {
-                CompletedKind::Write(v) => Some(v),
-                CompletedKind::CasOk(x, v) if x == self.state => Some(v),
-                _ => None,
+            let applies = match self.kinds[op as usize] {
+                // A write right after unknown-outcome operations would make
+                // them pointless: that order is covered without them.
+                CompletedKind::Write(_) => !after_info,
+                CompletedKind::CasOk(x, _) => x == self.state,
+                CompletedKind::Read(_) | CompletedKind::CasFail(_) => false,
             };
-            if let Some(v) = after {
-                if self.lift(OpRef::Completed(op), v, false) {
-                    return true;
-                }
+            if applies && self.lift(OpRef::Completed(op), false) {
+                return true;
             }
             e = self.next[e as usize];
         }
-        self.try_infos(resume, self.rank_of_entry(first_return))
+        self.try_infos(resume, first_return)
     }
 
-    fn try_infos(&mut self, resume: Resume, before_rank: u32) -> bool {
+    /// What the blocked completed candidates need from the register: the
+    /// values wanted by reads and applied cas, and whether a failed cas is
+    /// blocked (it then accepts any other value).
+    fn collect_wants(&mut self, first_return: u32) -> bool {
+        self.wanted.clear();
+        let mut failed_cas_blocked = false;
+        let mut e = self.next[self.head as usize];
+        while e != first_return {
+            match self.kinds[(e / 2) as usize] {
+                CompletedKind::Read(v) | CompletedKind::CasOk(v, _) if v != self.state => {
+                    self.wanted.push(v)
+                }
+                CompletedKind::CasFail(x) if x == self.state => failed_cas_blocked = true,
+                _ => {}
+            }
+            e = self.next[e as usize];
+        }
+        failed_cas_blocked
+    }
+
+    /// Adds to the wanted values the expected values of candidate
+    /// unknown-outcome cas that would produce a wanted value (a chain of
+    /// unknown-outcome operations), to a fixpoint.
+    fn close_wants_over_info_cas(&mut self, before_rank: u32) {
+        if !self.any_info_cas {
+            return;
+        }
+        loop {
+            let before = self.wanted.len();
+            let mut i = self.info_next[self.info_head as usize];
+            while i != NIL && self.info_calls[i as usize] < before_rank {
+                if let InfoKind::Cas(x, v) = self.info_kinds[i as usize] {
+                    if self.wanted.contains(&v) && !self.wanted.contains(&x) {
+                        self.wanted.push(x);
+                    }
+                }
+                i = self.info_next[i as usize];
+            }
+            if self.wanted.len() == before {
+                return;
+            }
+        }
+    }
+
+    fn try_infos(&mut self, resume: Resume, first_return: u32) -> bool {
+        if self.info_next[self.info_head as usize] == NIL {
+            return false;
+        }
+        let before_rank = self.rank_of_entry(first_return);
+        let failed_cas_blocked = self.collect_wants(first_return);
+        if !failed_cas_blocked {
+            if self.wanted.is_empty() {
+                return false;
+            }
+            self.close_wants_over_info_cas(before_rank);
+        }
         let mut skipping = match resume {
             Resume::AfterInfo(j) => Some(j),
             _ => None,
@@ -361,11 +476,15 @@ impl<'a> Search<'a> {
         self.seen_effects.clear();
         let mut i = self.info_next[self.info_head as usize];
         while i != NIL {
-            let info = &self.problem.infos[i as usize];
-            if info.call >= before_rank {
+            if self.info_calls[i as usize] >= before_rank {
                 break;
             }
-            let kind = self.info_kinds[i as usize];
+            // Identical effects: same operation, same value as far as the
+            // rest of the history can tell.
+            let kind = match self.info_kinds[i as usize] {
+                InfoKind::Write(v) => InfoKind::Write(self.live(v)),
+                InfoKind::Cas(x, v) => InfoKind::Cas(x, self.live(v)),
+            };
             if let Some(j) = skipping {
                 // Already tried (or equivalent to one tried) at this point.
                 self.seen_effects.insert(kind);
@@ -381,7 +500,10 @@ impl<'a> Search<'a> {
                 _ => None,
             };
             if let Some(v) = after {
-                if self.seen_effects.insert(kind) && self.lift(OpRef::Info(i), v, false) {
+                // Only a value some blocked operation (or some unknown cas)
+                // could use.
+                let useful = failed_cas_blocked || self.wanted.contains(&v);
+                if useful && self.seen_effects.insert(kind) && self.lift(OpRef::Info(i), false) {
                     return true;
                 }
             }
@@ -390,19 +512,43 @@ impl<'a> Search<'a> {
         false
     }
 
-    /// Linearizes `op`, leaving the register at `new_state`. If the new
-    /// configuration is dominated by a visited one, undoes it and returns
+    /// The search's view of value `v` now: `v`, or the dead class when no
+    /// remaining operation can observe it.
+    fn live(&self, v: ValueId) -> ValueId {
+        if self.observers[v as usize] == 0 {
+            self.dead
+        } else {
+            v
+        }
+    }
+
+    /// Linearizes `op` (the caller checked it may take effect now). If the
+    /// new configuration is dominated by a visited one, undoes it and returns
     /// `false`.
-    fn lift(&mut self, op: OpRef, new_state: ValueId, forced: bool) -> bool {
+    fn lift(&mut self, op: OpRef, forced: bool) -> bool {
         let previous_state = self.state;
         let previous_actual = self.actual;
-        let actual = match op {
-            OpRef::Completed(i) => match self.problem.ops[i as usize].kind {
-                CompletedKind::Write(v) | CompletedKind::CasOk(_, v) => v,
-                CompletedKind::Read(_) | CompletedKind::CasFail(_) => self.actual,
+        let (observed, written) = match op {
+            OpRef::Completed(i) => {
+                let kind = self.kinds[i as usize];
+                (observed(kind), written(kind))
+            }
+            OpRef::Info(i) => match self.info_kinds[i as usize] {
+                InfoKind::Write(v) => (None, Some(v)),
+                InfoKind::Cas(x, v) => (Some(x), Some(v)),
             },
-            OpRef::Info(i) => self.problem.infos[i as usize].kind.new_value(),
         };
+        if let Some(v) = observed {
+            self.observers[v as usize] -= 1;
+        }
+        match written {
+            Some(v) => {
+                self.state = self.live(v);
+                self.actual = v;
+            }
+            // A read may have been the last observer of the value it read.
+            None => self.state = self.live(self.state),
+        }
         let previous_max = match op {
             OpRef::Completed(i) => {
                 self.unlink(2 * i);
@@ -422,8 +568,6 @@ impl<'a> Search<'a> {
                 previous
             }
         };
-        self.state = new_state;
-        self.actual = actual;
         self.steps += 1;
         let frame = Frame {
             op,
@@ -432,7 +576,7 @@ impl<'a> Search<'a> {
             previous_max,
             forced,
         };
-        if self.visit() {
+        if self.visit(matches!(op, OpRef::Info(_))) {
             self.stack.push(frame);
             true
         } else {
@@ -444,6 +588,16 @@ impl<'a> Search<'a> {
     fn undo(&mut self, frame: Frame) {
         self.state = frame.previous_state;
         self.actual = frame.previous_actual;
+        let observed = match frame.op {
+            OpRef::Completed(i) => observed(self.kinds[i as usize]),
+            OpRef::Info(i) => match self.info_kinds[i as usize] {
+                InfoKind::Write(_) => None,
+                InfoKind::Cas(x, _) => Some(x),
+            },
+        };
+        if let Some(v) = observed {
+            self.observers[v as usize] += 1;
+        }
         match frame.op {
             OpRef::Completed(i) => {
                 self.relink(2 * i + 1);
@@ -477,7 +631,7 @@ impl<'a> Search<'a> {
     }
 
     /// Records the current configuration in the memo; `true` if new.
-    fn visit(&mut self) -> bool {
+    fn visit(&mut self, after_info: bool) -> bool {
         let completed_low = match self.next[self.head as usize] {
             NIL => self.problem.ops.len() as u32,
             e => e / 2,
@@ -496,8 +650,13 @@ impl<'a> Search<'a> {
             max: (self.info_max != NIL).then_some(self.info_max),
             bits: &self.info_bits,
         };
-        self.memo
-            .visit(self.completed_hash, self.state, &completed, &infos)
+        self.memo.visit(
+            self.completed_hash,
+            self.state,
+            after_info,
+            &completed,
+            &infos,
+        )
     }
 
     /// Remembers the configuration if it is the deepest so far.
@@ -566,6 +725,24 @@ impl<'a> Search<'a> {
         if n != NIL {
             self.info_prev[n as usize] = e;
         }
+    }
+}
+
+/// The value whose presence in the register decides the outcome of an
+/// operation of this kind, if any.
+fn observed(kind: CompletedKind) -> Option<ValueId> {
+    match kind {
+        CompletedKind::Read(v) | CompletedKind::CasOk(v, _) | CompletedKind::CasFail(v) => Some(v),
+        CompletedKind::Write(_) => None,
+    }
+}
+
+/// The value an operation of this kind leaves in the register, if it
+/// changes it.
+fn written(kind: CompletedKind) -> Option<ValueId> {
+    match kind {
+        CompletedKind::Write(v) | CompletedKind::CasOk(_, v) => Some(v),
+        CompletedKind::Read(_) | CompletedKind::CasFail(_) => None,
     }
 }
 
