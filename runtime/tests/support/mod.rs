@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use consensus_api::{
     Applied, ClientError, Core, CoreConfig, LogIndex, Membership, NodeId, ReadConsistency,
-    RecoverError, ReplicatedLog, Role, SessionCommand, Sessions, StateMachine,
+    RecoverError, ReplicatedLog, Role, SessionCommand, Sessions, StateMachine, Transport,
 };
 use consensus_runtime::{Node, RuntimeConfig};
 use consensus_storage::{DiskOptions, DiskStore};
@@ -63,6 +63,7 @@ pub struct TestCluster<C: Core> {
     pub certs: BTreeMap<NodeId, NodeCert>,
     pub addrs: BTreeMap<NodeId, SocketAddr>,
     pub nodes: BTreeMap<NodeId, Arc<Node<C>>>,
+    pub transports: BTreeMap<NodeId, Arc<QuicTransport<C::Message>>>,
     pub faults: FaultController,
     pub runtime: RuntimeConfig,
     client: u64,
@@ -79,6 +80,13 @@ impl<C: Core> TestCluster<C> {
     }
 
     pub async fn start_with(size: u64, runtime: RuntimeConfig) -> Self {
+        let all: Vec<NodeId> = (1..=size).collect();
+        Self::start_subset(size, &all, runtime).await
+    }
+
+    /// A cluster of `size` members of which only `running` start; the
+    /// others' addresses are reserved in every peer table.
+    pub async fn start_subset(size: u64, running: &[NodeId], runtime: RuntimeConfig) -> Self {
         let cluster_id = ClusterId::new("testcluster").unwrap();
         let (ca, certs) = generate_cluster(&cluster_id, 1..=size).expect("certificates");
         let certs: BTreeMap<NodeId, NodeCert> = certs.into_iter().map(|c| (c.node_id, c)).collect();
@@ -89,6 +97,7 @@ impl<C: Core> TestCluster<C> {
             certs,
             addrs: BTreeMap::new(),
             nodes: BTreeMap::new(),
+            transports: BTreeMap::new(),
             faults: FaultController::new(),
             runtime,
             client: 0x5eed_0000 + size,
@@ -110,7 +119,11 @@ impl<C: Core> TestCluster<C> {
             }
         }
         for (id, transport) in transports {
-            cluster.start_node(id, transport);
+            if running.contains(&id) {
+                cluster.start_node(id, transport);
+            } else {
+                transport.shutdown().await;
+            }
         }
         cluster
     }
@@ -144,6 +157,7 @@ impl<C: Core> TestCluster<C> {
         )
         .expect("open store");
         let state_machine = Sessions::new(Recorder::default(), 1024);
+        self.transports.insert(id, transport.clone());
         let node = Node::<C>::start(
             config,
             self.runtime.clone(),
