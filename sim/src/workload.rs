@@ -157,7 +157,7 @@ impl Workload {
             cluster.schedule_timer(cluster.now_ns() + gap * tick, token(K_NEMESIS_INJECT, 0, 0));
         }
         if self.config.compaction {
-            let gap = cluster.rng().random_range(20..200);
+            let gap = cluster.rng().random_range(10..80);
             cluster.schedule_timer(cluster.now_ns() + gap * tick, token(K_COMPACT, 0, 0));
         }
     }
@@ -268,7 +268,7 @@ impl Workload {
                     // A refusal (nothing new applied) is fine.
                     let _ = cluster.compact(id);
                 }
-                let gap = cluster.rng().random_range(20..200);
+                let gap = cluster.rng().random_range(10..80);
                 cluster.schedule_timer(cluster.now_ns() + gap * tick, token(K_COMPACT, 0, 0));
             }
             _ => {}
