@@ -17,7 +17,7 @@
 mod primary_order;
 
 use consensus_sim::{run_with, FaultMode, SimConfig};
-use primary_order::add_primary_order_invariants;
+use primary_order::{add_catch_up_invariant, add_primary_order_invariants};
 use zab::ZabCore;
 
 /// Seeds that once failed, with the fault mode and cluster size they failed
@@ -32,7 +32,11 @@ fn run_seed(seed: u64, faults: FaultMode, nodes: usize, ops: usize) {
         faults,
         ..SimConfig::default()
     };
-    if let Err(failure) = run_with::<ZabCore>(&config, add_primary_order_invariants) {
+    let checks = |cluster: &mut consensus_sim::Cluster<ZabCore>| {
+        add_primary_order_invariants(cluster);
+        add_catch_up_invariant(cluster, 50, 150);
+    };
+    if let Err(failure) = run_with::<ZabCore>(&config, checks) {
         panic!("{failure}");
     }
 }

@@ -138,3 +138,54 @@ impl Observed {
         Ok(())
     }
 }
+
+/// Catch-up (liveness): once every node is up, unpaused and fully connected
+/// for `settle_ticks`, record the highest applied index; within
+/// `catch_up_ticks` more of uninterrupted health every node must have
+/// applied at least that far. (The simulator's own liveness check only asks
+/// for one new commit, which a quorum provides even if a lagging node can
+/// never rejoin.)
+pub fn add_catch_up_invariant(
+    cluster: &mut Cluster<ZabCore>,
+    settle_ticks: u64,
+    catch_up_ticks: u64,
+) {
+    // (healthy since tick, checkpoint (tick, target index), crashes seen)
+    let state: RefCell<(Option<u64>, Option<(u64, LogIndex)>)> = RefCell::new((None, None));
+    cluster.add_invariant("zab-catch-up", move |c| {
+        let ids = c.node_ids();
+        let healthy = c.links().is_healed() && ids.iter().all(|id| c.is_alive(*id) && !c.is_paused(*id));
+        let now = c.now_ticks();
+        let mut state = state.borrow_mut();
+        if !healthy {
+            *state = (None, None);
+            return Ok(());
+        }
+        let since = *state.0.get_or_insert(now);
+        if state.1.is_none() && now >= since + settle_ticks {
+            let target = ids.iter().map(|id| c.applied_index(*id)).max().unwrap_or(0);
+            state.1 = Some((now, target));
+        }
+        if let Some((at, target)) = state.1 {
+            if now >= at + catch_up_ticks {
+                for id in &ids {
+                    if c.applied_index(*id) < target {
+                        let core = c.core(*id);
+                        return Err(format!(
+                            "catch-up: healthy since tick {since}, node {id} has applied {} < {target} \
+                             (the highest applied index at tick {at}); it is {} with {:?}, last zxid {}",
+                            c.applied_index(*id),
+                            core.state_name(),
+                            core.hard_state(),
+                            core.last_zxid()
+                        ));
+                    }
+                }
+                // Passed: start a new window.
+                state.1 = None;
+                state.0 = Some(now);
+            }
+        }
+        Ok(())
+    });
+}
