@@ -83,8 +83,11 @@ async fn setup() -> Setup {
         }
     }
 
-    // The bare loop: same certificates, default transport settings.
-    let transport = Arc::new(quinn::TransportConfig::default());
+    // The bare loop: same certificates, default transport settings (plus a
+    // keep-alive, so the connection survives while the other loop runs).
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(1)));
+    let transport = Arc::new(transport);
     let server_config = tls::server_config(
         &nodes[1].tls(&ca),
         &cluster,
@@ -136,12 +139,21 @@ async fn setup() -> Setup {
 }
 
 /// Sends `FRAMES` messages through the transport and waits for all of them.
+/// Like a replication pipeline, the sender keeps at most `WINDOW` messages
+/// in flight (so it never spins on a full queue; the queue bound is 4096).
 async fn run_transport(setup: &Setup) -> Duration {
+    const WINDOW: u64 = 2048;
+    let received = std::cell::Cell::new(0u64);
+    let progress = tokio::sync::Notify::new();
     let start = Instant::now();
     let send = async {
         let message = message();
         let mut sent = 0;
         while sent < FRAMES {
+            if sent - received.get() >= WINDOW {
+                progress.notified().await;
+                continue;
+            }
             match setup.sender.send(2, message.clone()) {
                 Ok(()) => sent += 1,
                 Err(TransportError::QueueFull(_)) => tokio::task::yield_now().await,
@@ -150,12 +162,12 @@ async fn run_transport(setup: &Setup) -> Duration {
         }
     };
     let receive = async {
-        let mut received = 0;
-        while received < FRAMES {
+        while received.get() < FRAMES {
             match setup.receiver.recv().await {
                 Some(TransportEvent::Message { message, .. }) => {
                     assert_eq!(message.payload.len(), PAYLOAD);
-                    received += 1;
+                    received.set(received.get() + 1);
+                    progress.notify_one();
                 }
                 Some(_) => {}
                 None => panic!("receiver closed"),
@@ -248,6 +260,31 @@ fn frames(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The same loops once more, long enough to read the process CPU time:
+    // CPU per frame does not depend on how busy the (shared) machine is.
+    let rounds = 50;
+    for (name, bare) in [("quic_transport", false), ("bare_quinn_stream", true)] {
+        let cpu_before = process_cpu();
+        let wall = runtime.block_on(async {
+            let mut total = Duration::ZERO;
+            for _ in 0..rounds {
+                total += if bare {
+                    run_bare(&mut setup, &batch).await
+                } else {
+                    run_transport(&setup).await
+                };
+            }
+            total
+        });
+        let cpu = process_cpu() - cpu_before;
+        let frames = FRAMES * rounds;
+        eprintln!(
+            "{name}: {frames} frames, {:.0} frames/s wall, {:.2} us CPU per frame (all threads)",
+            frames as f64 / wall.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / frames as f64
+        );
+    }
     let stats = setup.sender.stats();
     eprintln!(
         "transport sender: {} frames in {} writes ({:.1} frames per write)",
@@ -259,6 +296,22 @@ fn frames(c: &mut Criterion) {
         setup.sender.shutdown().await;
         setup.receiver.shutdown().await;
     });
+}
+
+/// User + system CPU time of this process, from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is the
+    // 12th, stime the 13th; both in clock ticks (100 per second on Linux).
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 criterion_group!(benches, frames);
