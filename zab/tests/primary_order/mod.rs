@@ -139,6 +139,15 @@ impl Observed {
     }
 }
 
+/// A period in which every node is up, unpaused and fully connected.
+#[derive(Default)]
+struct HealthyWindow {
+    /// Tick the period started.
+    since: Option<u64>,
+    /// (tick, highest applied index then) once the period settled.
+    checkpoint: Option<(u64, LogIndex)>,
+}
+
 /// Catch-up (liveness): once every node is up, unpaused and fully connected
 /// for `settle_ticks`, record the highest applied index; within
 /// `catch_up_ticks` more of uninterrupted health every node must have
@@ -150,23 +159,22 @@ pub fn add_catch_up_invariant(
     settle_ticks: u64,
     catch_up_ticks: u64,
 ) {
-    // (healthy since tick, checkpoint (tick, target index), crashes seen)
-    let state: RefCell<(Option<u64>, Option<(u64, LogIndex)>)> = RefCell::new((None, None));
+    let state = RefCell::new(HealthyWindow::default());
     cluster.add_invariant("zab-catch-up", move |c| {
         let ids = c.node_ids();
         let healthy = c.links().is_healed() && ids.iter().all(|id| c.is_alive(*id) && !c.is_paused(*id));
         let now = c.now_ticks();
         let mut state = state.borrow_mut();
         if !healthy {
-            *state = (None, None);
+            *state = HealthyWindow::default();
             return Ok(());
         }
-        let since = *state.0.get_or_insert(now);
-        if state.1.is_none() && now >= since + settle_ticks {
+        let since = *state.since.get_or_insert(now);
+        if state.checkpoint.is_none() && now >= since + settle_ticks {
             let target = ids.iter().map(|id| c.applied_index(*id)).max().unwrap_or(0);
-            state.1 = Some((now, target));
+            state.checkpoint = Some((now, target));
         }
-        if let Some((at, target)) = state.1 {
+        if let Some((at, target)) = state.checkpoint {
             if now >= at + catch_up_ticks {
                 for id in &ids {
                     if c.applied_index(*id) < target {
@@ -182,8 +190,8 @@ pub fn add_catch_up_invariant(
                     }
                 }
                 // Passed: start a new window.
-                state.1 = None;
-                state.0 = Some(now);
+                state.checkpoint = None;
+                state.since = Some(now);
             }
         }
         Ok(())
