@@ -731,6 +731,64 @@ pub struct HistoryWriter<W: Write = File> {
     written: u64,
 }
 
+/// Makes a history file end at a line boundary (see
+/// [`HistoryWriter::append_to`]).
+fn repair_tail(file: &mut File) -> io::Result<Option<TruncatedLine>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut byte)?;
+    if byte[0] == b'\n' {
+        return Ok(None);
+    }
+    // The start of the last line: after the last newline, read backwards.
+    let mut start = 0u64;
+    let mut end = len;
+    let mut chunk = vec![0u8; 4096];
+    while end > 0 {
+        let from = end.saturating_sub(chunk.len() as u64);
+        let n = (end - from) as usize;
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk[..n])?;
+        if let Some(p) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            start = from + p as u64 + 1;
+            break;
+        }
+        end = from;
+    }
+    let mut last = vec![0u8; (len - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut last)?;
+    let error = match serde_json::from_slice::<Event>(&last) {
+        Ok(_) => {
+            file.write_all(b"\n")?;
+            return Ok(None);
+        }
+        Err(e) => e,
+    };
+    // Its line number, for the report.
+    let mut newlines = 0usize;
+    let mut at = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    file.seek(SeekFrom::Start(0))?;
+    while at < start {
+        let n = ((start - at) as usize).min(buf.len());
+        file.read_exact(&mut buf[..n])?;
+        newlines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        at += n as u64;
+    }
+    file.set_len(start)?;
+    Ok(Some(TruncatedLine {
+        line: newlines + 1,
+        bytes: last,
+        message: error.to_string(),
+    }))
+}
+
 impl HistoryWriter<File> {
     /// Creates (or truncates) the file at `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
@@ -745,19 +803,31 @@ impl HistoryWriter<File> {
     }
 
     /// Opens the file at `path` for appending, creating it if needed.
-    pub fn append_to(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+    ///
+    /// If the file ends in a torn line (a writer crashed mid-line), the torn
+    /// bytes are cut off first so that new events start on a line of their
+    /// own; a last line that is a complete event but lacks its newline gets
+    /// the newline instead. Returns the torn line that was removed, if any.
+    pub fn append_to(
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, Option<TruncatedLine>), HistoryError> {
         let path = path.as_ref();
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| io_error(path, e))?;
-        Ok(HistoryWriter {
-            out: file,
-            path: path.to_path_buf(),
-            line: Vec::with_capacity(128),
-            written: 0,
-        })
+        let torn = repair_tail(&mut file).map_err(|e| io_error(path, e))?;
+        Ok((
+            HistoryWriter {
+                out: file,
+                path: path.to_path_buf(),
+                line: Vec::with_capacity(128),
+                written: 0,
+            },
+            torn,
+        ))
     }
 
     /// `fdatasync`s the file: everything appended so far survives a machine

@@ -120,12 +120,48 @@ fn append_to_continues_an_existing_file() {
         first.append(e).expect("append");
     }
     drop(first);
-    let mut second = HistoryWriter::append_to(&path).expect("open");
+    let (mut second, torn) = HistoryWriter::append_to(&path).expect("open");
+    assert_eq!(torn, None);
     for e in &events[3..] {
         second.append(e).expect("append");
     }
     drop(second);
     assert_eq!(read_history(&path).expect("read"), events);
+}
+
+#[test]
+fn append_to_after_a_crash_cuts_the_torn_line_or_completes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = example_events();
+    let full = to_text(&events);
+    let last_start = full[..full.len() - 1].rfind('\n').expect("several lines") + 1;
+    for cut in last_start..full.len() {
+        let path = dir.path().join(format!("cut{cut}.jsonl"));
+        std::fs::write(&path, &full.as_bytes()[..cut]).expect("write");
+        let (mut writer, torn) = HistoryWriter::append_to(&path).expect("open");
+        // The restarted run continues with a fresh process.
+        let next = Event::invoke(9, "k1", Op::Read(None));
+        writer.append(&next).expect("append");
+        drop(writer);
+        let read = read_history(&path).expect("a clean file again");
+        let kept = if cut == last_start || cut == full.len() - 1 {
+            // Nothing torn, or a complete event that only lacked its newline.
+            assert_eq!(torn, None, "cut {cut}");
+            if cut == last_start {
+                5
+            } else {
+                6
+            }
+        } else {
+            let torn = torn.expect("torn line reported");
+            assert_eq!(torn.line, 6, "cut {cut}");
+            assert_eq!(torn.bytes, full.as_bytes()[last_start..cut]);
+            5
+        };
+        let mut expected = events[..kept].to_vec();
+        expected.push(next);
+        assert_eq!(read, expected, "cut {cut}");
+    }
 }
 
 #[test]
