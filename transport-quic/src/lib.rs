@@ -37,7 +37,10 @@
 //! * **Who dials**: of two nodes, the one with the **lower id dials**; the
 //!   other only accepts. A connection accepted from a peer replaces any
 //!   older connection from the same peer (it restarted), which is closed
-//!   with [`CloseCode::Superseded`]. So each pair has one connection.
+//!   with [`CloseCode::Superseded`]. So each pair has one connection. Both
+//!   nodes must list each other ([`QuicTransport::add_peer`] on membership
+//!   changes): the acceptor refuses a certificate that is not in its table,
+//!   and a higher id that is not in the lower id's table is never dialed.
 //! * The dialer reconnects after a failure with exponential backoff and
 //!   jitter ([`Backoff`]); the attempt counter resets after a successful
 //!   handshake.
@@ -122,6 +125,18 @@
 //! the typed [`TransportError`] is kept in
 //! [`QuicTransport::recent_errors`]. Bad input only ever closes the
 //! connection it came on: the node and its other connections carry on.
+//!
+//! ## Running
+//!
+//! ```text
+//! cargo test -p transport-quic                  # unit + loopback tests (~30 s)
+//! cargo bench -p transport-quic --bench frames  # transport vs bare quinn loop
+//! ```
+//!
+//! The benchmark prints frames/s of 100-byte messages through the transport
+//! and through a bare quinn stream loop (pre-built frames of the same size
+//! written in batches), then CPU time per frame of both and the transport's
+//! frames per write.
 //!
 //! ## Fault injection
 //!

@@ -93,11 +93,6 @@ impl<M: ProtocolMessage> Shared<M> {
     }
 }
 
-struct Inbox<M> {
-    rx: mpsc::Receiver<EventBatch<M>>,
-    buffered: VecDeque<TransportEvent<M>>,
-}
-
 /// The [`Transport`] over QUIC. See the crate documentation for the wire
 /// format, the connection rules and the certificate layout.
 ///
@@ -106,7 +101,10 @@ struct Inbox<M> {
 /// (queued frames are lost).
 pub struct QuicTransport<M: ProtocolMessage> {
     shared: Arc<Shared<M>>,
-    inbox: tokio::sync::Mutex<Inbox<M>>,
+    /// The receiving end of the event channel (one consumer).
+    inbox: tokio::sync::Mutex<mpsc::Receiver<EventBatch<M>>>,
+    /// Events of the last batch taken from the channel, not yet returned.
+    buffered: Mutex<VecDeque<TransportEvent<M>>>,
     local_addr: SocketAddr,
 }
 
@@ -212,10 +210,8 @@ impl<M: ProtocolMessage> QuicTransport<M> {
         );
         Ok(QuicTransport {
             shared,
-            inbox: tokio::sync::Mutex::new(Inbox {
-                rx,
-                buffered: VecDeque::new(),
-            }),
+            inbox: tokio::sync::Mutex::new(rx),
+            buffered: Mutex::new(VecDeque::new()),
             local_addr,
         })
     }
@@ -295,6 +291,16 @@ impl<M: ProtocolMessage> QuicTransport<M> {
         self.shared.stats.recent_errors()
     }
 
+    fn buffered_event(&self) -> Option<TransportEvent<M>> {
+        let mut buffered = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
+        buffered.pop_front()
+    }
+
+    fn buffer(&self, batch: EventBatch<M>) {
+        let mut buffered = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
+        buffered.extend(batch);
+    }
+
     fn stop_now(&self) {
         self.shared.closing.store(true, Ordering::Release);
         self.shared.shutdown.send_replace(true);
@@ -335,17 +341,23 @@ impl<M: ProtocolMessage> Transport<M> for QuicTransport<M> {
     }
 
     async fn recv(&self) -> Option<TransportEvent<M>> {
-        let mut inbox = self.inbox.lock().await;
-        // Fast path: something is buffered or already in the channel.
+        // Fast path without any await: an event is already buffered.
+        if self.shared.is_closing() {
+            return None;
+        }
+        if let Some(event) = self.buffered_event() {
+            return Some(event);
+        }
+        let mut rx = self.inbox.lock().await;
         loop {
             if self.shared.is_closing() {
                 return None;
             }
-            if let Some(event) = inbox.buffered.pop_front() {
+            if let Some(event) = self.buffered_event() {
                 return Some(event);
             }
-            match inbox.rx.try_recv() {
-                Ok(batch) => inbox.buffered.extend(batch),
+            match rx.try_recv() {
+                Ok(batch) => self.buffer(batch),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return None,
             }
@@ -355,12 +367,12 @@ impl<M: ProtocolMessage> Transport<M> for QuicTransport<M> {
             if *shutdown.borrow_and_update() {
                 return None;
             }
-            if let Some(event) = inbox.buffered.pop_front() {
+            if let Some(event) = self.buffered_event() {
                 return Some(event);
             }
             tokio::select! {
-                batch = inbox.rx.recv() => match batch {
-                    Some(batch) => inbox.buffered.extend(batch),
+                batch = rx.recv() => match batch {
+                    Some(batch) => self.buffer(batch),
                     None => return None,
                 },
                 _ = shutdown.changed() => {}
