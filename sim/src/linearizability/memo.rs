@@ -237,13 +237,17 @@ mod tests {
     }
 
     fn visit(memo: &mut Memo, c: &[u32], s: u32, i: &[u32]) -> bool {
+        visit_flagged(memo, c, s, false, i)
+    }
+
+    fn visit_flagged(memo: &mut Memo, c: &[u32], s: u32, after_info: bool, i: &[u32]) -> bool {
         let (cb, cl, cm) = set(c, 200);
         let (ib, il, im) = set(i, 200);
         let hash = c.iter().fold(0, |h, &x| h ^ mix64(u64::from(x)));
         memo.visit(
             hash,
             s,
-            false,
+            after_info,
             &SetView {
                 low: cl,
                 max: cm,
@@ -280,5 +284,18 @@ mod tests {
         // An empty info set dominates everything with the same (C, s).
         assert!(visit(&mut memo, &[0, 1], 3, &[]));
         assert!(!visit(&mut memo, &[0, 1], 3, &[199]));
+    }
+
+    #[test]
+    fn configurations_reached_by_unknown_outcome_steps_have_fewer_moves() {
+        let mut memo = Memo::default();
+        // A restricted entry does not cover an unrestricted configuration...
+        assert!(visit_flagged(&mut memo, &[0], 2, true, &[3]));
+        assert!(visit_flagged(&mut memo, &[0], 2, false, &[3]));
+        // ...but an unrestricted one covers both kinds.
+        assert!(!visit_flagged(&mut memo, &[0], 2, true, &[3]));
+        assert!(!visit_flagged(&mut memo, &[0], 2, true, &[3, 4]));
+        assert!(!visit_flagged(&mut memo, &[0], 2, false, &[3, 9]));
+        assert_eq!(memo.len(), 2);
     }
 }
