@@ -206,6 +206,14 @@ impl ZabCore {
                         }
                     }
                     if message.resend {
+                        if index < progress.acked {
+                            // The follower says its history ends below what
+                            // we believed: trust it (acked stays a lower
+                            // bound; the commit point never moves back).
+                            progress.acked = index;
+                            progress.acked_at_heartbeat = index;
+                            progress.last_go_back = None;
+                        }
                         go_back(progress, now, interval, false);
                     }
                     false

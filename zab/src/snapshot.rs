@@ -203,6 +203,7 @@ impl ZabCore {
     pub(crate) fn on_snap(&mut self, from: NodeId, message: Snap) {
         let commit = self.log.commit_index;
         let epoch = message.epoch;
+        let holds_prefix = self.log.history.index_of(message.zxid) == Some(message.index);
         let ZabRole::Following(follower) = &mut self.role else {
             return;
         };
@@ -214,8 +215,11 @@ impl ZabCore {
             tracing::warn!(node = self.config.id, "malformed SNAP dropped");
             return;
         }
-        if message.index <= commit {
-            // Already covered (a duplicate after installing): report.
+        if message.index <= commit || holds_prefix {
+            // The history already holds the snapshot's prefix (a duplicate,
+            // or the leader went back further than needed). Installing would
+            // drop proposals after it that this follower may have acked, and
+            // the leader counted: just report the last zxid instead.
             self.report(epoch, false);
             return;
         }

@@ -667,3 +667,62 @@ fn learners_follow_but_never_count() {
     assert!(net.outcome(leader, ticket).is_none());
     assert_eq!(net.status(leader).commit_index, 1);
 }
+
+/// Regression (simulator seed 240, `--faults all`, found by the catch-up
+/// invariant): a follower that already holds the prefix a SNAP covers must
+/// not install it, since that would drop proposals after it which it has
+/// acked and the leader counted toward commits.
+#[test]
+fn sync_snap_never_drops_acknowledged_proposals() {
+    let mut net = Net::new(3);
+    let leader = net.elect();
+    let follower = if leader == 1 { 2 } else { 1 };
+    // Seven proposals reach the follower, which acks them all, but it never
+    // hears a COMMIT (nor a PING carrying one): its commit point stays 0.
+    for i in 0..7 {
+        net.propose(leader, &format!("v{i}")).unwrap();
+    }
+    for _ in 0..200 {
+        let Some((from, to, m)) = net.queue.pop_front() else {
+            break;
+        };
+        let hides_commit = to == follower && matches!(m, Message::Commit(_) | Message::Ping(_));
+        if !hides_commit {
+            net.deliver(from, to, m);
+        }
+    }
+    assert_eq!(net.status(follower).last_index, 7);
+    assert_eq!(net.status(follower).commit_index, 0);
+    assert_eq!(net.status(leader).commit_index, 7);
+    // The leader snapshots at 5 and (as after a go-back below its
+    // compaction point) sends that snapshot to the follower.
+    let epoch = net.core(leader).following_epoch().unwrap();
+    let data = common::encode_machine(&net.nodes[&leader].machine[..5].to_vec());
+    let snap = zab::Snap {
+        epoch,
+        zxid: net.core(leader).zxid_at(5).unwrap(),
+        index: 5,
+        membership: Membership::new([1, 2, 3]),
+        offset: 0,
+        total_bytes: data.len() as u64,
+        checksum: crc32c::crc32c(&data),
+        data,
+    };
+    net.tracing = true;
+    net.deliver(leader, follower, Message::Snap(snap));
+    assert_eq!(net.status(follower).last_index, 7, "acked proposals kept");
+    assert!(net.nodes[&follower].truncations.is_empty());
+    assert_eq!(net.nodes[&follower].snapshots_installed, 0);
+    assert_eq!(net.stored(follower).len(), 7);
+    assert!(
+        net.trace
+            .iter()
+            .any(|l| l.starts_with(&format!("{follower}->{leader} Ack"))),
+        "the follower reports its last zxid instead: {:?}",
+        net.trace
+    );
+    net.run(5);
+    net.propose(leader, "v7").unwrap();
+    net.run(5);
+    assert_eq!(net.status(follower).applied_index, 8);
+}
