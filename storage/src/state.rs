@@ -35,9 +35,18 @@ impl LogState {
     /// Checks a batch without changing anything, so that an invalid batch is
     /// refused before any of it is written.
     pub fn validate(&self, batch: &WriteBatch<'_>) -> Result<(), StorageError> {
-        let floor = batch.snapshot.map_or(self.snapshot_index(), |s| {
-            s.index.max(self.snapshot_index())
-        });
+        Self::validate_above(self.snapshot_index(), batch)
+    }
+
+    /// [`LogState::validate`] for a store whose snapshot covers
+    /// `snapshot_index` (no need to hold the whole state).
+    pub fn validate_above(
+        snapshot_index: LogIndex,
+        batch: &WriteBatch<'_>,
+    ) -> Result<(), StorageError> {
+        let floor = batch
+            .snapshot
+            .map_or(snapshot_index, |s| s.index.max(snapshot_index));
         let mut previous = 0;
         for entry in batch.append {
             if entry.index == 0 {
