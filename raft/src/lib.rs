@@ -97,7 +97,29 @@
 //! the minimum election timeout), proposals beyond `uncommitted_entries_max`
 //! uncommitted entries are refused with `Overloaded`, and a leader that has
 //! not heard from a quorum within two heartbeat intervals answers
-//! `Unavailable`.
+//! `Unavailable`. The read mode is not part of `CoreConfig`: call
+//! [`RaftCore::set_read_mode`] after every [`Core::restore`], with the same
+//! mode on every node (lease reads rely on the followers' behaviour too).
+//!
+//! ## Testing
+//!
+//! * `tests/unit/`: one test per rule, citing the paper section (elections,
+//!   pre-vote, check-quorum, Figure 8, conflict-hint backtracking counted in
+//!   round trips, pipelining and batching limits, snapshots, joint
+//!   consensus, leadership transfer, ReadIndex and lease reads), over a
+//!   small deterministic network of cores and `MemStore`s.
+//! * `tests/scenarios.rs`: the seed article's failure scenarios in the
+//!   simulator (3-2 partition with writes to the old leader, paused leader,
+//!   slow follower by log and by snapshot, split votes, leader crash during
+//!   a membership change).
+//! * `tests/golden.rs`: message-level traces under `testdata/`
+//!   (`REWRITE=1 cargo test -p raft --test golden` regenerates them) and the
+//!   shared protocol-neutral scripts of `consensus-testkit`.
+//! * `tests/sim.rs`: randomized simulator runs (a bounded slice per fault
+//!   mode, plus randomized membership changes and transfers; more with
+//!   `RAFT_SIM_SEEDS=N`), and the regression seeds.
+//! * The long run: `cargo run --release --bin consensus-sim -- run
+//!   --protocol raft --nodes 5 --faults all --seeds 1..2000`.
 #![deny(missing_docs)]
 
 mod election;
