@@ -21,14 +21,16 @@
 //! the snapshot is answered with a `Learn` beacon (the sender is behind and
 //! will catch up).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use consensus_api::{Entry, LogIndex, NodeId};
 
 use crate::ballot::Ballot;
 use crate::core::PaxosCore;
 use crate::membership::{Configs, ALPHA};
-use crate::message::{Accept, AcceptedValue, NackSlot, Prepare, PromiseSlot, SlotBallot};
+use crate::message::{
+    Accept, AcceptedValue, ChosenValue, NackSlot, Prepare, PromiseSlot, SlotBallot,
+};
 
 /// An acceptor ignores Prepare requests for slots this far beyond its chosen
 /// frontier (it is lagging and catches up first); this keeps the promises
@@ -75,6 +77,14 @@ impl PaxosCore {
         None
     }
 
+    /// The chosen value of `slot` with its origin, if this node knows it.
+    pub(crate) fn chosen_value(&self, slot: LogIndex) -> Option<ChosenValue> {
+        self.known_chosen(slot).map(|entry| ChosenValue {
+            entry: entry.clone(),
+            origin: self.origin_of(slot),
+        })
+    }
+
     /// Answers a request for a slot that is no longer an open instance.
     /// Returns true when it did.
     fn answer_decided(&mut self, from: NodeId, slot: LogIndex) -> bool {
@@ -82,8 +92,8 @@ impl PaxosCore {
             self.output.to(from).learn = true;
             return true;
         }
-        if let Some(entry) = self.known_chosen(slot).cloned() {
-            self.output.to(from).chosen.insert(slot, entry);
+        if let Some(chosen) = self.chosen_value(slot) {
+            self.output.to(from).chosen.insert(slot, chosen);
             return true;
         }
         false
@@ -127,6 +137,7 @@ impl PaxosCore {
             let accepted = self.log.get(&slot).map(|entry| AcceptedValue {
                 ballot: Ballot::from_epoch(entry.epoch),
                 payload: entry.payload.clone(),
+                origin: self.origin_of(slot),
             });
             self.output.to(from).promise.push(PromiseSlot {
                 slot,
@@ -138,6 +149,9 @@ impl PaxosCore {
 
     /// Phase 2b.
     pub(crate) fn on_accept(&mut self, from: NodeId, message: Accept) {
+        // The learners to notify, per configuration (a batch nearly always
+        // has one).
+        let mut recipients: Option<(LogIndex, Vec<NodeId>)> = None;
         for proposal in message.slots {
             let slot = proposal.slot;
             let ballot = proposal.ballot;
@@ -178,6 +192,11 @@ impl PaxosCore {
                 self.log.insert(slot, entry.clone());
                 self.output.append.insert(slot, entry);
             }
+            if proposal.origin.is_zero() {
+                self.log_origins.remove(&slot);
+            } else {
+                self.log_origins.insert(slot, proposal.origin);
+            }
             if self
                 .acceptor
                 .promises
@@ -188,7 +207,16 @@ impl PaxosCore {
                 self.output.hard_state_dirty = true;
             }
             self.acceptor.highest_accepted = self.acceptor.highest_accepted.max(slot);
-            for learner in self.accepted_recipients(slot, from) {
+            let key = if Configs::known(slot, self.frontier) {
+                self.configs.start_of(slot)
+            } else {
+                LogIndex::MAX
+            };
+            if recipients.as_ref().is_none_or(|(k, _)| *k != key) {
+                recipients = Some((key, self.accepted_recipients(slot, from)));
+            }
+            let (_, learners) = recipients.as_ref().expect("set above");
+            for &learner in learners {
                 self.output
                     .to(learner)
                     .accepted
@@ -200,7 +228,7 @@ impl PaxosCore {
     /// Who hears about an acceptance in `slot`: the proposer and every node
     /// of the slot's configuration (or of every known configuration when
     /// this node cannot tell the slot's one yet).
-    fn accepted_recipients(&self, slot: LogIndex, proposer: NodeId) -> BTreeSet<NodeId> {
+    fn accepted_recipients(&self, slot: LogIndex, proposer: NodeId) -> Vec<NodeId> {
         let mut recipients = if Configs::known(slot, self.frontier) {
             self.configs.at(slot).all_nodes()
         } else {
@@ -208,6 +236,6 @@ impl PaxosCore {
         };
         recipients.insert(proposer);
         recipients.insert(self.me);
-        recipients
+        recipients.into_iter().collect()
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::acceptor::AcceptorState;
 use crate::ballot::Ballot;
 use crate::learner::LearnerState;
-use crate::membership::{Configs, PendingConfigs};
+use crate::membership::{Configs, PendingConfigs, ALPHA};
 use crate::message::{Learn, Message};
 use crate::output::{Limits, Output};
 use crate::proposer::{OwnValue, ProposerState};
@@ -40,8 +40,10 @@ pub(crate) struct HardState {
     pub(crate) counter: u32,
     /// Every slot up to this one is chosen and its chosen value is stored.
     pub(crate) frontier: LogIndex,
-    /// Outstanding promises `(slot, ballot)` above the frontier.
-    pub(crate) promises: Vec<(LogIndex, Ballot)>,
+    /// Outstanding promises above the frontier, as runs
+    /// `(first slot, last slot, ballot)` of consecutive slots promised the
+    /// same ballot (a batch of fresh slots is one run).
+    pub(crate) promises: Vec<(LogIndex, LogIndex, Ballot)>,
 }
 
 /// Classic Paxos for every log slot: one node, which is proposer, acceptor
@@ -61,6 +63,9 @@ pub struct PaxosCore {
     /// in `learner.chosen_above` the chosen value, elsewhere the value this
     /// acceptor accepted (epoch = its ballot).
     pub(crate) log: BTreeMap<LogIndex, Entry>,
+    /// The origin ([`crate::Proposal::origin`]) of stored values, when
+    /// known (volatile: forgotten on restart).
+    pub(crate) log_origins: BTreeMap<LogIndex, Ballot>,
     /// The latest snapshot (taken or installed), served to lagging peers.
     pub(crate) snapshot: Option<Snapshot>,
     /// Every slot `<= frontier` is chosen and its value stored (or covered
@@ -83,10 +88,27 @@ pub struct PaxosCore {
     pub(crate) output: Output,
 }
 
+/// Groups promises into runs of consecutive slots with the same ballot.
+fn promise_runs(promises: &BTreeMap<LogIndex, Ballot>) -> Vec<(LogIndex, LogIndex, Ballot)> {
+    let mut runs: Vec<(LogIndex, LogIndex, Ballot)> = Vec::new();
+    for (&slot, &ballot) in promises {
+        match runs.last_mut() {
+            Some((_, last, b)) if *last + 1 == slot && *b == ballot => *last = slot,
+            _ => runs.push((slot, slot, ballot)),
+        }
+    }
+    runs
+}
+
 impl PaxosCore {
     /// The snapshot index (0 without one).
     pub(crate) fn snapshot_index(&self) -> LogIndex {
         self.snapshot.as_ref().map_or(0, |s| s.index)
+    }
+
+    /// The origin of the value stored in `slot` (zero when unknown).
+    pub(crate) fn origin_of(&self, slot: LogIndex) -> Ballot {
+        self.log_origins.get(&slot).copied().unwrap_or(Ballot::ZERO)
     }
 
     /// Message size limits from the configuration.
@@ -138,12 +160,7 @@ impl PaxosCore {
         HardState {
             counter: self.counter,
             frontier: self.frontier,
-            promises: self
-                .acceptor
-                .promises
-                .iter()
-                .map(|(slot, ballot)| (*slot, *ballot))
-                .collect(),
+            promises: promise_runs(&self.acceptor.promises),
         }
     }
 
@@ -349,15 +366,21 @@ impl Core for PaxosCore {
             incoming: None,
             output: Output::default(),
             log,
+            log_origins: BTreeMap::new(),
             config,
         };
         core.output.hard_state_dirty = true;
         core.output.hard_state_sync = true;
-        core.acceptor.promises = hard_state
-            .promises
-            .into_iter()
-            .filter(|(slot, _)| *slot > frontier)
-            .collect();
+        for (first, last, ballot) in hard_state.promises {
+            if last.saturating_sub(first) > 64 * ALPHA {
+                return Err(RecoverError::CorruptHardState(format!(
+                    "promise run {first}..={last} is longer than any window"
+                )));
+            }
+            for slot in first.max(frontier + 1)..=last {
+                core.acceptor.promises.insert(slot, ballot);
+            }
+        }
         core.acceptor.highest_accepted = core
             .log
             .keys()

@@ -25,7 +25,7 @@ use crate::acceptor::PREPARE_HORIZON;
 use crate::ballot::Ballot;
 use crate::core::PaxosCore;
 use crate::membership::{Configs, ALPHA};
-use crate::message::{Ask, CatchUp, Chosen, Learn, SlotBallot};
+use crate::message::{Ask, CatchUp, Chosen, ChosenValue, Learn, SlotBallot};
 use crate::proposer::Phase;
 
 /// What this node knows of a peer.
@@ -127,11 +127,14 @@ impl PaxosCore {
             return;
         }
         match self.value_at(slot, ballot) {
-            Some(payload) => self.learn_chosen(Entry {
-                index: slot,
-                epoch: ballot.to_epoch(),
-                payload,
-            }),
+            Some((payload, origin)) => self.learn_chosen(
+                Entry {
+                    index: slot,
+                    epoch: ballot.to_epoch(),
+                    payload,
+                },
+                origin,
+            ),
             None => {
                 if self.learner.missing.insert(slot, ballot).is_none() {
                     self.ask_value(slot, ballot);
@@ -140,19 +143,23 @@ impl PaxosCore {
         }
     }
 
-    /// The value proposed in `slot` under `ballot`, if this node has it.
-    pub(crate) fn value_at(&self, slot: LogIndex, ballot: Ballot) -> Option<Payload> {
+    /// The value proposed in `slot` under `ballot` and its origin, if this
+    /// node has it.
+    pub(crate) fn value_at(&self, slot: LogIndex, ballot: Ballot) -> Option<(Payload, Ballot)> {
         if let Some(instance) = self.proposer.instances.get(&slot) {
             if instance.ballot == ballot {
-                if let Phase::Accept { payload, .. } = &instance.phase {
-                    return Some(payload.clone());
+                if let Phase::Accept {
+                    payload, origin, ..
+                } = &instance.phase
+                {
+                    return Some((payload.clone(), *origin));
                 }
             }
         }
         self.log
             .get(&slot)
             .filter(|entry| entry.epoch == ballot.to_epoch())
-            .map(|entry| entry.payload.clone())
+            .map(|entry| (entry.payload.clone(), self.origin_of(slot)))
     }
 
     /// Asks a node that accepted `(slot, ballot)` for the value.
@@ -180,7 +187,7 @@ impl PaxosCore {
     /// `entry` is chosen: store it (an accepted value under a higher ballot
     /// is necessarily the same value and is kept) and tell the proposer.
     /// The frontier moves in `advance_frontier`.
-    pub(crate) fn learn_chosen(&mut self, entry: Entry) {
+    pub(crate) fn learn_chosen(&mut self, entry: Entry, origin: Ballot) {
         let slot = entry.index;
         if slot <= self.frontier || self.learner.chosen_above.contains(&slot) {
             return;
@@ -197,10 +204,18 @@ impl PaxosCore {
                     );
                     return;
                 }
+                if self.origin_of(slot).is_zero() && !origin.is_zero() {
+                    self.log_origins.insert(slot, origin);
+                }
             }
             _ => {
                 self.log.insert(slot, entry.clone());
                 self.output.append.insert(slot, entry.clone());
+                if origin.is_zero() {
+                    self.log_origins.remove(&slot);
+                } else {
+                    self.log_origins.insert(slot, origin);
+                }
             }
         }
         self.acceptor.highest_accepted = self.acceptor.highest_accepted.max(slot);
@@ -208,7 +223,8 @@ impl PaxosCore {
         self.learner.chosen_above.insert(slot);
         self.learner.votes.remove(&slot);
         self.learner.missing.remove(&slot);
-        self.slot_chosen(slot, &entry.payload);
+        let origin = self.origin_of(slot);
+        self.slot_chosen(slot, &entry.payload, origin);
     }
 
     /// Moves the frontier over every chosen slot, committing them in order.
@@ -260,7 +276,7 @@ impl PaxosCore {
     pub(crate) fn on_chosen(&mut self, from: NodeId, message: Chosen) {
         self.answered(from);
         let before = self.frontier;
-        for entry in message.entries {
+        for ChosenValue { entry, origin } in message.entries {
             let ballot = Ballot::from_epoch(entry.epoch);
             if entry.index == 0 || ballot.is_zero() || entry.index <= self.snapshot_index() {
                 continue;
@@ -271,7 +287,7 @@ impl PaxosCore {
                     continue;
                 }
             }
-            self.learn_chosen(entry);
+            self.learn_chosen(entry, origin);
         }
         self.advance_frontier();
         let peer_frontier = self.learner.peers.get(&from).map_or(0, |p| p.frontier);
@@ -284,23 +300,26 @@ impl PaxosCore {
     /// A learner counted a quorum for these slots and wants the values.
     pub(crate) fn on_ask(&mut self, from: NodeId, message: Ask) {
         for SlotBallot { slot, ballot } in message.slots {
-            if let Some(entry) = self.known_chosen(slot).cloned() {
-                self.output.to(from).chosen.insert(slot, entry);
+            if let Some(chosen) = self.chosen_value(slot) {
+                self.output.to(from).chosen.insert(slot, chosen);
                 continue;
             }
             if slot <= self.snapshot_index() {
                 self.output.to(from).learn = true;
                 continue;
             }
-            if let Some(payload) = self.value_at(slot, ballot) {
+            if let Some((payload, origin)) = self.value_at(slot, ballot) {
                 let entry = Entry {
                     index: slot,
                     epoch: ballot.to_epoch(),
                     payload,
                 };
                 // The asker counted a quorum: the value is chosen.
-                self.learn_chosen(entry.clone());
-                self.output.to(from).chosen.insert(slot, entry);
+                self.learn_chosen(entry.clone(), origin);
+                self.output
+                    .to(from)
+                    .chosen
+                    .insert(slot, ChosenValue { entry, origin });
             }
         }
     }
@@ -329,12 +348,15 @@ impl PaxosCore {
                 break;
             }
             bytes += entry.size_bytes();
-            entries.push(entry.clone());
+            entries.push(ChosenValue {
+                entry: entry.clone(),
+                origin: self.origin_of(entry.index),
+            });
         }
         let outbox = self.output.to(from);
         outbox.learn = true;
-        for entry in entries {
-            outbox.chosen.insert(entry.index, entry);
+        for chosen in entries {
+            outbox.chosen.insert(chosen.entry.index, chosen);
         }
     }
 

@@ -160,6 +160,6 @@ pub use crate::ballot::Ballot;
 pub use crate::core::PaxosCore;
 pub use crate::membership::ALPHA;
 pub use crate::message::{
-    Accept, Accepted, AcceptedValue, Ask, CatchUp, Chosen, Learn, Message, Nack, NackSlot, Prepare,
-    Promise, PromiseSlot, Proposal, SlotBallot, SnapshotChunk, SnapshotCursor,
+    Accept, Accepted, AcceptedValue, Ask, CatchUp, Chosen, ChosenValue, Learn, Message, Nack,
+    NackSlot, Prepare, Promise, PromiseSlot, Proposal, SlotBallot, SnapshotChunk, SnapshotCursor,
 };

@@ -72,6 +72,32 @@ impl Configs {
             .expect("the base configuration starts at slot 0")
     }
 
+    /// The first slot of the configuration governing `slot` (identifies
+    /// that configuration).
+    pub(crate) fn start_of(&self, slot: LogIndex) -> LogIndex {
+        self.starts
+            .range(..=slot)
+            .next_back()
+            .map(|(k, _)| *k)
+            .expect("the base configuration starts at slot 0")
+    }
+
+    /// The voters of `slot`'s configuration, in order, without allocating
+    /// a set.
+    pub(crate) fn voters_of(&self, slot: LogIndex) -> Vec<NodeId> {
+        let membership = self.at(slot);
+        let mut voters: Vec<NodeId> = membership.voters.iter().copied().collect();
+        if let Some(outgoing) = &membership.outgoing {
+            voters.extend(
+                outgoing
+                    .iter()
+                    .copied()
+                    .filter(|n| !membership.voters.contains(n)),
+            );
+        }
+        voters
+    }
+
     /// True when the configuration of `slot` is determined by what a node
     /// with chosen frontier `frontier` knows.
     pub(crate) fn known(slot: LogIndex, frontier: LogIndex) -> bool {

@@ -93,6 +93,8 @@ pub struct AcceptedValue {
     pub ballot: Ballot,
     /// The value.
     pub payload: Payload,
+    /// The value's origin (see [`Proposal::origin`]); zero when unknown.
+    pub origin: Ballot,
 }
 
 /// Phase 2a: "accept request" for each listed slot.
@@ -111,6 +113,13 @@ pub struct Proposal {
     pub ballot: Ballot,
     /// The proposed value.
     pub payload: Payload,
+    /// Where the value was born: the ballot under which its proposer first
+    /// proposed it as its own in this slot. A proposer that adopts a value
+    /// keeps its origin, so a proposer recognises its own command when the
+    /// slot is decided, even if another client's command is byte-for-byte
+    /// identical. Zero when unknown (an acceptor that restarted forgets
+    /// origins: they are not persisted).
+    pub origin: Ballot,
 }
 
 /// Phase 2b: the sender accepted these (slot, ballot) proposals.
@@ -138,12 +147,21 @@ pub struct NackSlot {
     pub promised: Ballot,
 }
 
-/// Chosen values. `Entry::epoch` is a ballot ([`Ballot::to_epoch`]) under
-/// which a quorum accepted the value.
+/// Chosen values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Chosen {
     /// The chosen entries, in slot order.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<ChosenValue>,
+}
+
+/// One chosen value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChosenValue {
+    /// The slot, its value, and (`Entry::epoch`, see [`Ballot::to_epoch`])
+    /// a ballot under which a quorum accepted it.
+    pub entry: Entry,
+    /// The value's origin ([`Proposal::origin`]); zero when unknown.
+    pub origin: Ballot,
 }
 
 /// "A quorum accepted these (slot, ballot): send me the value."
@@ -315,11 +333,11 @@ impl fmt::Display for Message {
             Message::Chosen(m) => {
                 write!(f, "Chosen")?;
                 if m.entries.len() > 4 {
-                    let slots: Vec<LogIndex> = m.entries.iter().map(|e| e.index).collect();
+                    let slots: Vec<LogIndex> = m.entries.iter().map(|e| e.entry.index).collect();
                     write!(f, " ")?;
                     return write_slots(f, &slots);
                 }
-                for entry in &m.entries {
+                for ChosenValue { entry, .. } in &m.entries {
                     let ballot = Ballot::from_epoch(entry.epoch);
                     write!(f, " {}@{}:{}", entry.index, ballot, entry.payload)?;
                 }
@@ -374,11 +392,13 @@ mod tests {
                     slot: 4,
                     ballot: b,
                     payload: Payload::Command(Bytes::from_static(b"x")),
+                    origin: b,
                 },
                 Proposal {
                     slot: 9,
                     ballot: Ballot::new(2, 3),
                     payload: Payload::Noop,
+                    origin: Ballot::new(2, 3),
                 },
             ],
         });

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use consensus_api::{Entry, LogIndex, NodeId, Rejected, Snapshot, Ticket};
 
 use crate::message::{
-    Accept, Accepted, Ask, CatchUp, Chosen, Learn, Message, Nack, NackSlot, Prepare, Promise,
-    PromiseSlot, Proposal, SlotBallot, SnapshotChunk,
+    Accept, Accepted, Ask, CatchUp, Chosen, ChosenValue, Learn, Message, Nack, NackSlot, Prepare,
+    Promise, PromiseSlot, Proposal, SlotBallot, SnapshotChunk,
 };
 
 /// What is queued for one peer.
@@ -23,7 +23,7 @@ pub(crate) struct PeerOutbox {
     pub(crate) accept: Vec<Proposal>,
     pub(crate) accepted: Vec<SlotBallot>,
     pub(crate) nack: Vec<NackSlot>,
-    pub(crate) chosen: BTreeMap<LogIndex, Entry>,
+    pub(crate) chosen: BTreeMap<LogIndex, ChosenValue>,
     pub(crate) ask: Vec<SlotBallot>,
     pub(crate) catch_up: Option<CatchUp>,
     pub(crate) learn: bool,
@@ -116,8 +116,8 @@ impl PeerOutbox {
         for slots in split(self.ask, limits, small_item) {
             messages.push(Message::Ask(Ask { slots }));
         }
-        let chosen: Vec<Entry> = self.chosen.into_values().collect();
-        for entries in split(chosen, limits, Entry::size_bytes) {
+        let chosen: Vec<ChosenValue> = self.chosen.into_values().collect();
+        for entries in split(chosen, limits, |c: &ChosenValue| c.entry.size_bytes() + 8) {
             messages.push(Message::Chosen(Chosen { entries }));
         }
         if let Some(catch_up) = self.catch_up {

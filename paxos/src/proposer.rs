@@ -119,6 +119,8 @@ pub(crate) enum Phase {
     Accept {
         /// The value proposed.
         payload: Payload,
+        /// Its origin ([`crate::Proposal::origin`]).
+        origin: Ballot,
         /// Acceptors that accepted it.
         accepted: BTreeSet<NodeId>,
     },
@@ -137,6 +139,8 @@ pub(crate) struct Instance {
     pub(crate) own: Option<OwnValue>,
     /// An `Accept` carried `own`: it stays here until the slot is decided.
     pub(crate) bound: bool,
+    /// The origin of `own` once bound: the ballot of its first `Accept`.
+    pub(crate) origin: Ballot,
     /// Read barriers that will use this slot as read point if Phase 1
     /// qualifies it.
     pub(crate) reads: Vec<PendingRead>,
@@ -188,22 +192,11 @@ impl PaxosCore {
         Ticket(self.proposer.last_ticket)
     }
 
-    /// Client values this node is responsible for (queued, in flight, or
-    /// chosen but not yet committed).
+    /// Client values this node is responsible for, counted in O(1): queued
+    /// ones, plus every slot it drives (including no-op fillers) or waits
+    /// on, an upper bound that is exact under plain load.
     fn own_outstanding(&self) -> usize {
-        let in_flight = self
-            .proposer
-            .instances
-            .values()
-            .filter(|i| i.own.is_some())
-            .count();
-        let awaiting: usize = self
-            .proposer
-            .awaiting
-            .values()
-            .map(|list| list.iter().filter(|a| a.read_since.is_none()).count())
-            .sum();
-        self.proposer.queue.len() + in_flight + awaiting
+        self.proposer.queue.len() + self.proposer.instances.len() + self.proposer.awaiting.len()
     }
 
     /// Queues a client value (`propose`, `change_membership`).
@@ -315,6 +308,7 @@ impl PaxosCore {
             },
             own,
             bound: false,
+            origin: Ballot::ZERO,
             reads,
             drive,
             attempts: 0,
@@ -348,6 +342,7 @@ impl PaxosCore {
                 },
                 own: None,
                 bound: false,
+                origin: Ballot::ZERO,
                 reads: Vec::new(),
                 drive: true,
                 attempts: 0,
@@ -370,13 +365,8 @@ impl PaxosCore {
             slot,
             ballot: instance.ballot,
         };
-        let voters: Vec<NodeId> = self
-            .configs
-            .at(slot)
-            .all_voters()
-            .into_iter()
-            .filter(|v| !promises.contains_key(v))
-            .collect();
+        let mut voters = self.configs.voters_of(slot);
+        voters.retain(|v| !promises.contains_key(v));
         for voter in voters {
             self.output.to(voter).prepare.push(item);
         }
@@ -387,21 +377,22 @@ impl PaxosCore {
         let Some(instance) = self.proposer.instances.get(&slot) else {
             return;
         };
-        let Phase::Accept { payload, accepted } = &instance.phase else {
+        let Phase::Accept {
+            payload,
+            origin,
+            accepted,
+        } = &instance.phase
+        else {
             return;
         };
         let proposal = Proposal {
             slot,
             ballot: instance.ballot,
             payload: payload.clone(),
+            origin: *origin,
         };
-        let voters: Vec<NodeId> = self
-            .configs
-            .at(slot)
-            .all_voters()
-            .into_iter()
-            .filter(|v| !accepted.contains(v))
-            .collect();
+        let mut voters = self.configs.voters_of(slot);
+        voters.retain(|v| !accepted.contains(v));
         for voter in voters {
             self.output.to(voter).accept.push(proposal.clone());
         }
@@ -456,16 +447,18 @@ impl PaxosCore {
         // The slot is above every value accepted by the quorum, hence above
         // every value chosen before this Phase 1 started.
         let qualifies = adopted.is_none() && highest < slot;
-        let payload = match adopted {
-            Some(accepted) => accepted.payload,
-            None if instance.bound || qualifies => {
-                instance.bound = instance.own.is_some();
-                instance
-                    .own
-                    .as_ref()
-                    .map_or(Payload::Noop, OwnValue::payload)
+        let (payload, origin) = match adopted {
+            Some(accepted) => (accepted.payload, accepted.origin),
+            None if instance.own.is_some() && (instance.bound || qualifies) => {
+                if !instance.bound {
+                    // The command is born in this slot under this ballot.
+                    instance.bound = true;
+                    instance.origin = instance.ballot;
+                }
+                let own = instance.own.as_ref().expect("checked");
+                (own.payload(), instance.origin)
             }
-            None => Payload::Noop,
+            None => (Payload::Noop, instance.ballot),
         };
         let reads = std::mem::take(&mut instance.reads);
         let relocated = if instance.bound {
@@ -475,6 +468,7 @@ impl PaxosCore {
         };
         instance.phase = Phase::Accept {
             payload,
+            origin,
             accepted: BTreeSet::new(),
         };
         instance.drive = true;
@@ -554,8 +548,17 @@ impl PaxosCore {
         self.random_ticks(1, max + 1)
     }
 
-    /// `slot` is decided with `payload`: finish or move what rode on it.
-    pub(crate) fn slot_chosen(&mut self, slot: LogIndex, payload: &Payload) {
+    /// `slot` is decided with `payload` born under `origin`: finish or move
+    /// what rode on it.
+    ///
+    /// The command rode on this slot only if it was bound here. It won if
+    /// the chosen value has its origin. A chosen value with another known
+    /// origin is another proposal (even if its bytes are the same): the
+    /// command moves on. Without a known origin (acceptors restarted and
+    /// forgot it) an equal value may or may not be this command, so the
+    /// ticket finishes `OutcomeUnknown` rather than risk a duplicate or a
+    /// false acknowledgement.
+    pub(crate) fn slot_chosen(&mut self, slot: LogIndex, payload: &Payload, origin: Ballot) {
         let Some(instance) = self.proposer.instances.remove(&slot) else {
             return;
         };
@@ -563,7 +566,14 @@ impl PaxosCore {
         let Some(own) = instance.own else {
             return;
         };
-        if instance.bound && own.payload() == *payload {
+        let same_value = own.payload() == *payload;
+        if instance.bound && same_value && origin.is_zero() {
+            tracing::debug!(node = self.me, slot, "origin of the chosen value unknown");
+            self.output
+                .complete(own.ticket(), Err(Rejected::OutcomeUnknown { hint: None }));
+            return;
+        }
+        if instance.bound && same_value && origin == instance.origin {
             match own {
                 OwnValue::Command { ticket, .. } => {
                     self.proposer

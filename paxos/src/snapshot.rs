@@ -64,6 +64,7 @@ impl PaxosCore {
             data,
         };
         self.log = self.log.split_off(&(applied_index + 1));
+        self.log_origins = self.log_origins.split_off(&(applied_index + 1));
         self.output.append.retain(|slot, _| *slot > applied_index);
         self.configs.compact(applied_index);
         self.snapshot = Some(snapshot.clone());
@@ -189,6 +190,7 @@ impl PaxosCore {
         tracing::debug!(node = self.me, index, "installing a snapshot");
         self.configs = Configs::from_snapshot(snapshot.membership.clone(), pending);
         self.log = self.log.split_off(&(index + 1));
+        self.log_origins = self.log_origins.split_off(&(index + 1));
         self.output.append.retain(|slot, _| *slot > index);
         // The state machine is restored from the snapshot before `committed`
         // is applied: nothing at or below it may be applied on top.

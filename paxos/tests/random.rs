@@ -5,7 +5,7 @@
 //! acknowledged command sits at the slot its ticket named, and after the
 //! faults stop everything proposed and acknowledged commits everywhere.
 //!
-//! `PAXOS_RANDOM_SEEDS=N` runs more seeds (default 60, and 3 membership
+//! `PAXOS_RANDOM_SEEDS=N` runs more seeds (default 40, and 3 membership
 //! seeds; N/5+1 of those with the variable). Seed 0 of the first test is
 //! the regression of the first bug found here: gap filling limited to
 //! `batch_entries_max` slots per round, with a backoff growing while the
@@ -162,7 +162,7 @@ fn randomized_runs_keep_every_slot_consistent() {
     let seeds: u64 = std::env::var("PAXOS_RANDOM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(40);
     for seed in 0..seeds {
         run_seed(seed);
     }

@@ -21,6 +21,7 @@ fn accept(slot: u64, ballot: Ballot, value: &str) -> Message {
             slot,
             ballot,
             payload: payload(value),
+            origin: ballot,
         }],
     })
 }
@@ -140,6 +141,7 @@ fn malformed_requests_are_dropped() {
             slot: 4,
             ballot: Ballot::new(5, 2),
             payload: Payload::Membership(joint),
+            origin: Ballot::new(5, 2),
         }],
     });
     assert!(exchange(&mut core, &mut store, 2, bad).is_empty());
@@ -575,4 +577,36 @@ fn a_configuration_change_takes_effect_alpha_slots_later() {
     net.run(5);
     assert!(matches!(net.outcome(1, after), Some(Ok(_))));
     net.check_agreement();
+}
+
+// Two clients send byte-identical commands to two nodes, which pick the same
+// slot. Comparing values would let both proposers believe they won; the
+// origin carried with each value tells them apart: one command per slot,
+// two slots, two acknowledgements at two different slots.
+#[test]
+fn identical_commands_from_two_proposers_are_both_committed() {
+    let mut net = Net::new(3);
+    let first = net.propose(1, "same");
+    let second = net.propose(3, "same");
+    for _ in 0..200 {
+        if !net.deliver_random() {
+            break;
+        }
+    }
+    net.run(50);
+    net.check_agreement();
+    for id in 1..=3 {
+        assert_eq!(net.commands(id), vec!["same", "same"], "node {id}");
+    }
+    let a = net
+        .outcome(1, first)
+        .cloned()
+        .expect("finished")
+        .expect("ok");
+    let b = net
+        .outcome(3, second)
+        .cloned()
+        .expect("finished")
+        .expect("ok");
+    assert_ne!(a, b, "each command has its own slot");
 }
