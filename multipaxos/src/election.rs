@@ -9,7 +9,7 @@
 //! (durably) and send `Prepare(ballot, from = commit + 1)`: one Phase 1 for
 //! **all** slots from its first unchosen one.
 //!
-//! [`evaluate_phase1`] decides when Phase 1 is complete and what to
+//! `evaluate_phase1` decides when Phase 1 is complete and what to
 //! propose, slot by slot from the frontier:
 //! 1. a quorum of the configuration deciding those slots must have
 //!    promised;

@@ -18,7 +18,7 @@
 //!
 //! ## The phases
 //!
-//! **Failure detection** ([`election`](crate::election)). The leader sends a
+//! **Failure detection** (`election`). The leader sends a
 //! Heartbeat every `heartbeat_interval_ticks`. A follower that hears
 //! nothing from it for a randomized timeout in
 //! `[election_timeout_ticks_min, election_timeout_ticks_max)` campaigns.
@@ -42,7 +42,7 @@
 //! P2c) or a **no-op** where nobody accepted anything (PMS §3, gap
 //! filling), and re-proposes all of them under `b` before any new command.
 //!
-//! **Phase 2 only, afterwards** ([`leader`](crate::leader); PMMC §3, the
+//! **Phase 2 only, afterwards** (`leader`; PMMC §3, the
 //! commanders). New commands take the next slots at once; Accepts carry
 //! runs of consecutive slots (batched by `batch_entries_max` /
 //! `batch_bytes_max`), many in flight per peer (`inflight_messages_max`),
@@ -52,9 +52,9 @@
 //! marks slot `i` chosen when the frontier of ballot `b` covers `i` and it
 //! holds the value it accepted under that same `b` (the leader of `b`
 //! proposes one value per slot); for any other slot below the frontier it
-//! asks for the chosen value ([`catchup`](crate::catchup)), which any node
+//! asks for the chosen value (`catchup`), which any node
 //! that knows it may supply — by snapshot chunks once compacted
-//! ([`snapshot`](crate::snapshot)).
+//! (`snapshot`).
 //!
 //! **Stepping down.** Any message carrying a ballot above the promise
 //! raises the promise; a leader or candidate whose Accept / Prepare /
@@ -176,15 +176,15 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`ballot`](crate::ballot) | ballots and their `u64` encoding |
-//! | [`message`](crate::message) | the wire messages, one struct each |
+//! | `ballot` | ballots and their `u64` encoding |
+//! | `message` | the wire messages, one struct each |
 //! | `acceptor` | Prepare/Accept/Heartbeat handling, learning the frontier (PMS §2.2, PMMC acceptor) |
-//! | [`election`](crate::election) | failure detection, pre-vote, Phase 1 and its verdict (PMS §3, PMMC scout) |
+//! | `election` | failure detection, pre-vote, Phase 1 and its verdict (PMS §3, PMMC scout) |
 //! | `leader` | Phase 2 pipeline, commit, heartbeats, reads, reconfiguration (PMMC leader, commander) |
-//! | [`catchup`](crate::catchup) | pulling chosen values (PMMC replica learning decisions) |
-//! | [`snapshot`](crate::snapshot) | compaction and chunked snapshot transfer |
+//! | `catchup` | pulling chosen values (PMMC replica learning decisions) |
+//! | `snapshot` | compaction and chunked snapshot transfer |
 //! | `log` | accepted values, chosen frontier, configuration history |
-//! | [`hard_state`](crate::hard_state) | the durable promise and frontier |
+//! | `hard_state` | the durable promise and frontier |
 #![deny(missing_docs)]
 
 mod acceptor;
