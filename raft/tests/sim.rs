@@ -14,7 +14,7 @@
 //! --faults all --seeds 1..2000`, or this test with more seeds:
 //! `RAFT_SIM_SEEDS=500 RAFT_SIM_OPS=2000 cargo test --release -p raft --test sim`.
 
-use consensus_api::{Core, Membership, NodeId, Role};
+use consensus_api::{Core, CoreConfig, Membership, NodeId, Role};
 use consensus_sim::kv::KvResponse;
 use consensus_sim::{run_with, Cluster, FaultMode, NetworkConfig, SimConfig, SimFailure};
 use raft::RaftCore;
@@ -78,6 +78,15 @@ fn leader_completeness(cluster: &Cluster<RaftCore>) -> Result<(), String> {
 }
 
 fn run_slice(faults: FaultMode, seeds: std::ops::Range<u64>, ops: usize) {
+    run_configured(faults, seeds, ops, None);
+}
+
+fn run_configured(
+    faults: FaultMode,
+    seeds: std::ops::Range<u64>,
+    ops: usize,
+    configure: Option<fn(&mut CoreConfig)>,
+) {
     let mut failures: Vec<SimFailure> = Vec::new();
     for seed in seeds {
         let config = SimConfig {
@@ -86,6 +95,7 @@ fn run_slice(faults: FaultMode, seeds: std::ops::Range<u64>, ops: usize) {
             ops,
             clients: 6,
             faults,
+            configure,
             ..SimConfig::default()
         };
         if let Err(failure) = run_with::<RaftCore>(&config, |cluster| {
@@ -132,15 +142,44 @@ fn randomized_all_faults() {
     slice(FaultMode::All, 150);
 }
 
-/// Seeds at which the simulator once found a bug (see the crate's git log
-/// and the final report); each must keep passing with the parameters that
-/// exposed it.
+/// Classic Raft: no pre-vote, no check-quorum (terms inflate, isolated
+/// leaders linger until they hear a higher term).
+fn classic(config: &mut CoreConfig) {
+    config.pre_vote = false;
+    config.check_quorum = false;
+}
+
+/// Tight limits: one message in flight, tiny batches and snapshot chunks, a
+/// short uncommitted tail, so probing, stall recovery, chunking and
+/// back-pressure run all the time.
+fn tight(config: &mut CoreConfig) {
+    config.inflight_messages_max = 1;
+    config.batch_entries_max = 2;
+    config.batch_bytes_max = 64;
+    config.snapshot_chunk_bytes = 32;
+    config.uncommitted_entries_max = 16;
+}
+
 #[test]
-fn regression_seeds() {
-    const REGRESSIONS: &[(FaultMode, u64, usize)] = &[];
-    for (faults, seed, ops) in REGRESSIONS.iter().copied() {
-        run_slice(faults, seed..seed + 1, ops);
-    }
+fn randomized_classic_raft_without_pre_vote_or_check_quorum() {
+    let seeds = env_or("RAFT_SIM_SEEDS", 60);
+    run_configured(
+        FaultMode::All,
+        1..seeds + 1,
+        env_or("RAFT_SIM_OPS", 300) as usize,
+        Some(classic),
+    );
+}
+
+#[test]
+fn randomized_tight_limits() {
+    let seeds = env_or("RAFT_SIM_SEEDS", 60);
+    run_configured(
+        FaultMode::All,
+        1..seeds + 1,
+        env_or("RAFT_SIM_OPS", 300) as usize,
+        Some(tight),
+    );
 }
 
 /// One randomized run with membership changes (voters and learners drawn
