@@ -61,7 +61,13 @@
 //! per peer. Up to `ALPHA` slots above the chosen frontier are in use. A
 //! command that loses its slot is re-proposed in a later slot (it never
 //! existed anywhere else, so there is no duplicate; client sessions dedupe
-//! retries anyway). Dueling proposers on one slot back off for randomized,
+//! retries anyway). To know whether it lost, a proposer cannot compare
+//! bytes (two clients may send identical commands): every proposal carries
+//! its *origin*, the ballot under which its proposer first proposed it in
+//! that slot, kept when another proposer adopts it. A proposer claims a
+//! slot only for a chosen value of its own origin; when the origin is
+//! unknown (acceptors keep origins in memory only, so a restart forgets
+//! them) and the bytes are equal, the ticket ends `OutcomeUnknown`. Dueling proposers on one slot back off for randomized,
 //! exponentially growing delays (§2.4: progress needs luck or a leader; the
 //! safety argument never uses timing).
 //!
@@ -129,8 +135,9 @@
 //!   Retransmission interval: half of `election_timeout_ticks_min`.
 //! * `heartbeat_interval_ticks`: `Learn` beacons; backoff base.
 //! * `batch_entries_max`, `batch_bytes_max`: per-message limits.
-//! * `uncommitted_entries_max`: commands this node holds that are not yet
-//!   committed; beyond it `propose` answers `Overloaded`.
+//! * `uncommitted_entries_max`: bound on this node's queued commands plus
+//!   the slots it drives or waits on; beyond it `propose` answers
+//!   `Overloaded`.
 //! * `snapshot_chunk_bytes`: snapshot transfer.
 //! * `pre_vote`, `check_quorum`, `inflight_messages_max`: not used (no
 //!   leader; the in-flight bound is the `ALPHA` window).
