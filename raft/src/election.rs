@@ -115,13 +115,13 @@ impl RaftCore {
             self.become_candidate(false);
             return;
         }
-        self.request_votes(self.term + 1, true, false);
+        self.request_votes(self.term.saturating_add(1), true, false);
     }
 
     /// §5.2: "increment currentTerm, vote for self, reset election timer,
     /// send RequestVote RPCs to all other servers".
     fn become_candidate(&mut self, transfer: bool) {
-        self.term += 1;
+        self.term = self.term.saturating_add(1);
         self.vote = Some(self.id);
         self.hard_state_dirty = true;
         tracing::debug!(id = self.id, term = self.term, transfer, "starts election");
@@ -204,7 +204,7 @@ impl RaftCore {
     /// Counts a vote; wins or gives up when the outcome is decided.
     pub(crate) fn on_request_vote_response(&mut self, from: NodeId, response: RequestVoteResponse) {
         let expected_term = match self.role {
-            Role::PreCandidate(_) if response.pre_vote => self.term + 1,
+            Role::PreCandidate(_) if response.pre_vote => self.term.saturating_add(1),
             Role::Candidate(_) if !response.pre_vote => self.term,
             _ => return,
         };

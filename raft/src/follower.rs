@@ -159,7 +159,8 @@ impl RaftCore {
 fn entries_are_well_formed(request: &AppendEntries) -> bool {
     let mut previous_term = request.prev_log_term;
     request.entries.iter().enumerate().all(|(i, entry)| {
-        let dense = entry.index == request.prev_log_index + 1 + i as u64;
+        let expected = request.prev_log_index.checked_add(1 + i as u64);
+        let dense = Some(entry.index) == expected && entry.index < u64::MAX;
         let ordered = entry.epoch >= previous_term && entry.epoch <= request.term;
         previous_term = entry.epoch;
         dense && ordered

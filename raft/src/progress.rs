@@ -102,7 +102,11 @@ impl Progress {
     pub(crate) fn on_conflict(&mut self, prev_log_index: LogIndex, hint_next: LogIndex) -> bool {
         match &self.state {
             ProgressState::Replicate { .. } if prev_log_index <= self.match_index => false,
-            ProgressState::Probe { .. } if prev_log_index + 1 != self.next_index => false,
+            ProgressState::Probe { .. }
+                if prev_log_index.checked_add(1) != Some(self.next_index) =>
+            {
+                false
+            }
             ProgressState::Snapshot(_) => false,
             _ => {
                 self.next_index = hint_next

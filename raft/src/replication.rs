@@ -123,6 +123,15 @@ impl RaftCore {
                 conflict_term,
                 conflict_index,
             } => {
+                if prev_log_index > last {
+                    tracing::warn!(
+                        id = self.id,
+                        from,
+                        prev_log_index,
+                        "rejection beyond our log dropped"
+                    );
+                    return;
+                }
                 let hint_next = if conflict_term == 0 {
                     conflict_index
                 } else {

@@ -188,10 +188,11 @@ impl RaftCore {
         if !self.accept_leader(from) {
             return;
         }
-        let well_formed = chunk
-            .offset
-            .checked_add(chunk.data.len() as u64)
-            .is_some_and(|end| end <= chunk.total_bytes)
+        let well_formed = chunk.snapshot_index < u64::MAX
+            && chunk
+                .offset
+                .checked_add(chunk.data.len() as u64)
+                .is_some_and(|end| end <= chunk.total_bytes)
             && chunk.snapshot_term <= chunk.term
             && chunk.membership.validate().is_ok();
         if !well_formed {

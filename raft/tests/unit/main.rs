@@ -8,5 +8,6 @@ mod election;
 mod membership;
 mod read;
 mod replication;
+mod robustness;
 mod snapshot;
 mod transfer;
