@@ -53,3 +53,103 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
+
+/// The message of the QUIC round-trip probe.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum Probe {
+    /// Asks for an echo.
+    Ping(u64),
+    /// The echo.
+    Pong(u64),
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Ping(n) => write!(f, "Ping {n}"),
+            Probe::Pong(n) => write!(f, "Pong {n}"),
+        }
+    }
+}
+
+impl consensus::ProtocolMessage for Probe {}
+
+/// Round trips of a small message between two `QuicTransport`s on loopback
+/// (the same transport, TLS and framing the protocols use).
+pub async fn measure_quic_rtt(samples: usize) -> Result<Percentiles, String> {
+    use consensus::{Transport, TransportEvent};
+    use std::sync::Arc;
+    use transport_quic::{ClusterId, QuicConfig, QuicTransport};
+
+    let cluster = ClusterId::new("floor").map_err(|e| e.to_string())?;
+    let (ca, certs) =
+        consensus::certs::generate_cluster(&cluster, [1, 2]).map_err(|e| e.to_string())?;
+    let bind = |id: u64| {
+        let config = QuicConfig::new(
+            id,
+            "127.0.0.1:0".parse().expect("address"),
+            cluster.clone(),
+            "probe",
+            certs[(id - 1) as usize].tls(&ca),
+        );
+        QuicTransport::<Probe>::bind(config).map_err(|e| e.to_string())
+    };
+    let one = Arc::new(bind(1)?);
+    let two = Arc::new(bind(2)?);
+    one.add_peer(2, two.local_addr())
+        .map_err(|e| e.to_string())?;
+    two.add_peer(1, one.local_addr())
+        .map_err(|e| e.to_string())?;
+    let echo = {
+        let two = two.clone();
+        tokio::spawn(async move {
+            while let Some(event) = two.recv().await {
+                if let TransportEvent::Message {
+                    from,
+                    message: Probe::Ping(n),
+                } = event
+                {
+                    let _ = two.send(from, Probe::Pong(n));
+                }
+            }
+        })
+    };
+    let mut histogram = micros_histogram();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    // Warm up: the first round trip includes the connection handshake.
+    let mut n = 0u64;
+    let mut measured = 0;
+    while measured < samples {
+        if Instant::now() > deadline {
+            return Err("the QUIC round-trip probe timed out".into());
+        }
+        n += 1;
+        let started = Instant::now();
+        one.send(2, Probe::Ping(n)).map_err(|e| e.to_string())?;
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while let Some(event) = one.recv().await {
+                if let TransportEvent::Message {
+                    message: Probe::Pong(m),
+                    ..
+                } = event
+                {
+                    if m == n {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if answered && n > 10 {
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            histogram.saturating_record(us.max(1));
+            measured += 1;
+        }
+    }
+    one.shutdown().await;
+    two.shutdown().await;
+    echo.abort();
+    Ok(Percentiles::of(&histogram))
+}

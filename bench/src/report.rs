@@ -56,6 +56,33 @@ pub fn text_table(comparison: &Comparison) -> String {
             );
         }
     }
+    if !comparison.service.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "service level: consensus-kv processes + a separate load generator process"
+        );
+        let _ = writeln!(
+            out,
+            "{:<11} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7}",
+            "protocol", "clients", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+        );
+        for service in &comparison.service {
+            for point in &service.load {
+                let _ = writeln!(
+                    out,
+                    "{:<11} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+                    service.protocol,
+                    point.clients,
+                    point.ops_per_sec,
+                    point.latency.p50_us / 1000.0,
+                    point.latency.p99_us / 1000.0,
+                    point.latency.p999_us / 1000.0,
+                    point.errors
+                );
+            }
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -97,6 +124,17 @@ fn chart_error<E: std::fmt::Debug>(error: E) -> String {
 
 /// Throughput (ops/s) against client count, one line per protocol.
 pub fn throughput_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
+    throughput_chart_titled(
+        protocols,
+        "Throughput vs closed-loop clients (library level)",
+    )
+}
+
+/// [`throughput_chart`] with a title.
+pub fn throughput_chart_titled(
+    protocols: &[ProtocolResults],
+    title: &str,
+) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -112,7 +150,7 @@ pub fn throughput_chart(protocols: &[ProtocolResults]) -> Result<String, String>
             .flat_map(|p| p.load.iter().map(|l| l.ops_per_sec))
             .fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(&root)
-            .caption("Throughput vs closed-loop clients", ("sans-serif", 20))
+            .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -122,6 +160,8 @@ pub fn throughput_chart(protocols: &[ProtocolResults]) -> Result<String, String>
             .configure_mesh()
             .x_desc("clients")
             .y_desc("committed ops/s")
+            .x_label_formatter(&|x| x.to_string())
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(chart_error)?;
         for (index, protocol) in protocols.iter().enumerate() {
@@ -273,6 +313,7 @@ pub fn failover_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
                 }
             })
             .y_desc("ms")
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(chart_error)?;
         for (index, protocol) in protocols.iter().enumerate() {
@@ -410,6 +451,7 @@ mod tests {
             },
             floor: Default::default(),
             protocols: vec![protocol("raft", 1000.0), protocol("zab", 900.0)],
+            service: vec![],
         };
         let html = html_report(&comparison).unwrap();
         assert_eq!(

@@ -128,6 +128,16 @@ pub struct RunInfo {
     pub quick: bool,
 }
 
+/// Service-level results: `consensus-kv serve` processes driven by a
+/// separate load-generator process over the client API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceResults {
+    /// Protocol.
+    pub protocol: String,
+    /// One point per client count.
+    pub load: Vec<LoadPoint>,
+}
+
 /// The whole comparison.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -135,6 +145,9 @@ pub struct Comparison {
     pub run: RunInfo,
     /// The physical floor.
     pub floor: Floor,
-    /// One entry per protocol.
+    /// One entry per protocol (library level: the runtime driven directly).
     pub protocols: Vec<ProtocolResults>,
+    /// Service level (key-value service processes), when measured.
+    #[serde(default)]
+    pub service: Vec<ServiceResults>,
 }

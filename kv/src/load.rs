@@ -38,6 +38,8 @@ pub struct LoadOptions {
 pub struct LatencyReport {
     /// Median.
     pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
     /// 99th percentile.
     pub p99_us: u64,
     /// 99.9th percentile.
@@ -206,6 +208,7 @@ pub async fn run(config: &ClusterConfig, options: &LoadOptions) -> Result<LoadRe
     if !histogram.is_empty() {
         report.latency = LatencyReport {
             p50_us: histogram.value_at_quantile(0.5),
+            p90_us: histogram.value_at_quantile(0.9),
             p99_us: histogram.value_at_quantile(0.99),
             p999_us: histogram.value_at_quantile(0.999),
             max_us: histogram.max(),
