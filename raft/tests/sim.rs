@@ -78,7 +78,7 @@ fn leader_completeness(cluster: &Cluster<RaftCore>) -> Result<(), String> {
 }
 
 fn run_slice(faults: FaultMode, seeds: std::ops::Range<u64>, ops: usize) {
-    run_configured(faults, seeds, ops, None);
+    run_configured(faults, seeds, ops, None, None);
 }
 
 fn run_configured(
@@ -86,6 +86,7 @@ fn run_configured(
     seeds: std::ops::Range<u64>,
     ops: usize,
     configure: Option<fn(&mut CoreConfig)>,
+    network: Option<NetworkConfig>,
 ) {
     let mut failures: Vec<SimFailure> = Vec::new();
     for seed in seeds {
@@ -96,6 +97,7 @@ fn run_configured(
             clients: 6,
             faults,
             configure,
+            network: network.clone(),
             ..SimConfig::default()
         };
         if let Err(failure) = run_with::<RaftCore>(&config, |cluster| {
@@ -168,6 +170,7 @@ fn randomized_classic_raft_without_pre_vote_or_check_quorum() {
         1..seeds + 1,
         env_or("RAFT_SIM_OPS", 300) as usize,
         Some(classic),
+        None,
     );
 }
 
@@ -179,6 +182,30 @@ fn randomized_tight_limits() {
         1..seeds + 1,
         env_or("RAFT_SIM_OPS", 300) as usize,
         Some(tight),
+        None,
+    );
+}
+
+/// A hostile network: 5% loss, 5% duplicates, and 5% of messages held back
+/// up to 60 ticks (four election timeouts), so messages of old terms and
+/// long-gone leaders keep arriving.
+#[test]
+fn randomized_hostile_network() {
+    let seeds = env_or("RAFT_SIM_SEEDS", 60);
+    let network = NetworkConfig {
+        drop_rate: 0.05,
+        duplicate_rate: 0.05,
+        delay_ticks_min: 0.05,
+        delay_ticks_max: 2.0,
+        long_delay_rate: 0.05,
+        long_delay_ticks: 60.0,
+    };
+    run_configured(
+        FaultMode::All,
+        1..seeds + 1,
+        env_or("RAFT_SIM_OPS", 300) as usize,
+        None,
+        Some(network),
     );
 }
 
