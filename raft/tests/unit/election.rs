@@ -419,3 +419,32 @@ fn learners_never_campaign() {
     let core: &RaftCore = net.core(4);
     assert!(!core.is_leader());
 }
+
+// Figure 2 persistence, torn batch: a crash may keep a batch's entries but
+// lose its hard state. Entries of term 3 prove the node saw term 3, so it
+// restarts in term 3 (its vote in 3 was never sent: messages leave only
+// after the sync) and persists that at once.
+#[test]
+fn restore_adopts_the_term_of_entries_persisted_without_their_hard_state() {
+    let state = stored(1, Some(1), log_with_terms(&[1, 3]));
+    let mut core = RaftCore::restore(config(2, &[1, 2, 3]), state).expect("restore");
+    assert_eq!(core.status().epoch, 3);
+    let ready = core.ready().expect("the raised term is persisted");
+    let hard_state =
+        HardState::decode(ready.hard_state.as_ref().expect("hard state")).expect("decodes");
+    assert_eq!(
+        hard_state,
+        HardState {
+            term: 3,
+            vote: None
+        }
+    );
+    assert!(ready.must_sync);
+    // A corrupt hard state is refused rather than guessed.
+    let corrupt = InitialState {
+        hard_state: Some(consensus_api::Bytes::from_static(&[0xff, 0xff])),
+        snapshot: None,
+        entries: Vec::new(),
+    };
+    assert!(RaftCore::restore(config(2, &[1, 2, 3]), corrupt).is_err());
+}
