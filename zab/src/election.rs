@@ -151,7 +151,14 @@ impl ZabCore {
     pub(crate) fn on_vote(&mut self, from: NodeId, vote: Vote) {
         let membership = self.log.membership();
         if !membership.contains(from) {
-            tracing::debug!(node = self.id(), from, "vote from a non-member dropped");
+            // Not a member in this server's view: never counted, but answered
+            // (ZooKeeper's `validVoter` check), so that a server whose
+            // configuration is newer (a reconfiguration this server has not
+            // received yet) still learns the votes it needs.
+            if vote.state == ServerState::Looking {
+                let current = self.current_vote();
+                self.send(from, Message::Vote(current));
+            }
             return;
         }
         if !matches!(self.role, ZabRole::Looking(_)) {
