@@ -1,0 +1,621 @@
+//! `consensus-coord`: the coordination service (server, local demo cluster,
+//! certificates) and its command-line client.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use consensus_coord::client::{ClientError, ClientOptions, CoordClient, Read};
+use consensus_coord::recipes::{Election, Lock, LostReason};
+use consensus_coord::server::Server;
+use consensus_coord::{ClusterConfig, CreateMode, Stat};
+use consensus_kv::demo::{prepare, LocalCluster};
+
+#[derive(Parser)]
+#[command(
+    name = "consensus-coord",
+    version,
+    about = "A ZooKeeper-style coordination service on Raft, Multi-Paxos, Paxos or ZAB"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run one node of a cluster.
+    Serve {
+        /// The cluster configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// This node's id in the file.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
+    Demo {
+        /// raft, multipaxos, paxos or zab.
+        #[arg(long, default_value = "raft")]
+        protocol: String,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Where to put certificates, configuration, data and logs.
+        #[arg(long, default_value = "coord-demo")]
+        dir: PathBuf,
+    },
+    /// Create a cluster CA and node certificates.
+    Certs {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of nodes (ids 1..=N).
+        #[arg(long)]
+        nodes: u64,
+        /// The cluster id the certificates are for.
+        #[arg(long, default_value = "coord")]
+        cluster_id: String,
+    },
+    /// Every node's role, indexes, sessions and state digest.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Create a node: -e ephemeral (lives as long as this command's
+    /// session, i.e. until it exits), -s sequential.
+    Create {
+        /// Ephemeral.
+        #[arg(short = 'e')]
+        ephemeral: bool,
+        /// Sequential.
+        #[arg(short = 's')]
+        sequential: bool,
+        /// The path (for -s, the prefix).
+        path: String,
+        /// The data.
+        #[arg(default_value = "")]
+        data: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print a node's data; -w waits for the next change and prints it.
+    Get {
+        /// Leave a watch and wait for it.
+        #[arg(short = 'w')]
+        watch: bool,
+        /// Show the stat too.
+        #[arg(long)]
+        stat: bool,
+        /// Linearizable read (sync barrier first).
+        #[arg(long)]
+        linearizable: bool,
+        /// The path.
+        path: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Replace a node's data (only at version -v, if given).
+    Set {
+        /// The path.
+        path: String,
+        /// The data.
+        data: String,
+        /// Required version.
+        #[arg(short = 'v')]
+        version: Option<u32>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a node (only at version -v, if given).
+    Delete {
+        /// The path.
+        path: String,
+        /// Required version.
+        #[arg(short = 'v')]
+        version: Option<u32>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List children; -w waits for the next children change and prints it.
+    Ls {
+        /// Leave a watch and wait for it.
+        #[arg(short = 'w')]
+        watch: bool,
+        /// Linearizable read (sync barrier first).
+        #[arg(long)]
+        linearizable: bool,
+        /// The path.
+        path: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Bring the connected node up to date with the leader.
+    Sync {
+        /// The path.
+        path: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Campaign in election NAME (directory /election/NAME); prints
+    /// `leader NAME token N` once elected and leads until interrupted or
+    /// until leadership is lost (exit code 4).
+    Elect {
+        /// The election.
+        name: String,
+        /// Data to store in the candidate node.
+        #[arg(long, default_value = "")]
+        data: String,
+        /// Also print `events N` whenever a watch notification arrives.
+        #[arg(long)]
+        print_events: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run COMMAND while holding lock NAME (directory /locks/NAME); the
+    /// fencing token is in $COORD_FENCING_TOKEN. The command is killed if
+    /// the lock is lost (exit code 4).
+    Lock {
+        /// The lock.
+        name: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// The cluster configuration file.
+    #[arg(long, default_value = "cluster.toml")]
+    config: PathBuf,
+    /// Give up on one operation after this long.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// The session timeout.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    session_timeout: Duration,
+    /// Connect to this node first.
+    #[arg(long)]
+    node: Option<u64>,
+}
+
+impl Target {
+    async fn connect(&self) -> Result<(ClusterConfig, CoordClient)> {
+        let config = ClusterConfig::load(&self.config)?;
+        let options = ClientOptions {
+            session_timeout: self.session_timeout,
+            operation_timeout: self.timeout,
+            prefer: self.node,
+        };
+        let client = CoordClient::connect_config(&config, options).await?;
+        Ok((config, client))
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" | "" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Exit code 3: the outcome of a write is unknown.
+const EXIT_UNKNOWN: u8 = 3;
+/// Exit code 4: leadership / lock lost.
+const EXIT_LOST: u8 = 4;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            if let Some(ClientError::OutcomeUnknown(reason)) = error.downcast_ref::<ClientError>() {
+                eprintln!("outcome unknown: the write may or may not have been applied ({reason})");
+                return ExitCode::from(EXIT_UNKNOWN);
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+fn show_stat(stat: &Stat) -> String {
+    format!(
+        "created={} modified={} children_modified={} version={} children_version={} ephemeral_owner={:#x} data_length={} children={}",
+        stat.created,
+        stat.modified,
+        stat.children_modified,
+        stat.version,
+        stat.children_version,
+        stat.ephemeral_owner,
+        stat.data_length,
+        stat.children
+    )
+}
+
+fn say(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Commands::Serve { config, id } => {
+            let config = ClusterConfig::load(&config)?;
+            let server = Server::start(&config, id)?;
+            eprintln!(
+                "coordination node {id} of cluster {:?} running {} (peer {}, clients {})",
+                config.cluster_id,
+                config.protocol,
+                config.node(id)?.peer_addr,
+                config.node(id)?.client_addr
+            );
+            server.run(shutdown_signal()).await;
+        }
+        Commands::Demo {
+            protocol,
+            nodes,
+            dir,
+        } => demo(&protocol, nodes, &dir).await?,
+        Commands::Certs {
+            out,
+            nodes,
+            cluster_id,
+        } => {
+            let cluster = consensus::ClusterId::new(cluster_id)?;
+            consensus::certs::generate_cluster_dir(&out, &cluster, 1..=nodes)
+                .with_context(|| format!("writing certificates to {}", out.display()))?;
+            println!(
+                "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
+                out.display()
+            );
+        }
+        Commands::Status { json, target } => status(&target, json).await?,
+        Commands::Create {
+            ephemeral,
+            sequential,
+            path,
+            data,
+            target,
+        } => {
+            let (_, client) = target.connect().await?;
+            let created = client
+                .create(
+                    &path,
+                    Bytes::from(data),
+                    CreateMode::from_flags(ephemeral, sequential),
+                )
+                .await?;
+            say(&created);
+            if ephemeral {
+                eprintln!(
+                    "note: the ephemeral node is deleted now that this command's session ends"
+                );
+            }
+            client.close().await?;
+        }
+        Commands::Get {
+            watch,
+            stat,
+            linearizable,
+            path,
+            target,
+        } => {
+            let (_, client) = target.connect().await?;
+            let (data, node_stat, handle) = client
+                .get(
+                    &path,
+                    Read {
+                        watch,
+                        linearizable,
+                    },
+                )
+                .await?;
+            say(&String::from_utf8_lossy(&data));
+            if stat {
+                say(&show_stat(&node_stat));
+            }
+            if let Some(handle) = handle {
+                let event = handle.await?;
+                say(&format!(
+                    "watch: {} {} at index {}",
+                    event.kind, event.path, event.index
+                ));
+            }
+            client.close().await?;
+        }
+        Commands::Set {
+            path,
+            data,
+            version,
+            target,
+        } => {
+            let (_, client) = target.connect().await?;
+            let stat = client.set_data(&path, Bytes::from(data), version).await?;
+            say(&format!("version {}", stat.version));
+            client.close().await?;
+        }
+        Commands::Delete {
+            path,
+            version,
+            target,
+        } => {
+            let (_, client) = target.connect().await?;
+            client.delete(&path, version).await?;
+            say("deleted");
+            client.close().await?;
+        }
+        Commands::Ls {
+            watch,
+            linearizable,
+            path,
+            target,
+        } => {
+            let (_, client) = target.connect().await?;
+            let (children, handle) = client
+                .children(
+                    &path,
+                    Read {
+                        watch,
+                        linearizable,
+                    },
+                )
+                .await?;
+            say(&format!("[{}]", children.join(", ")));
+            if let Some(handle) = handle {
+                let event = handle.await?;
+                say(&format!(
+                    "watch: {} {} at index {}",
+                    event.kind, event.path, event.index
+                ));
+            }
+            client.close().await?;
+        }
+        Commands::Sync { path, target } => {
+            let (_, client) = target.connect().await?;
+            let index = client.sync(&path).await?;
+            say(&format!("synced at index {index}"));
+            client.close().await?;
+        }
+        Commands::Elect {
+            name,
+            data,
+            print_events,
+            target,
+        } => return elect(&name, data, print_events, &target).await,
+        Commands::Lock {
+            name,
+            command,
+            target,
+        } => return lock(&name, &command, &target).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn named_dir(root: &str, name: &str) -> Result<String> {
+    let dir = format!("{root}/{name}");
+    consensus_coord::path::validate(&dir).map_err(|e| anyhow::anyhow!("bad name {name:?}: {e}"))?;
+    Ok(dir)
+}
+
+async fn elect(name: &str, data: String, print_events: bool, target: &Target) -> Result<ExitCode> {
+    let dir = named_dir("/election", name)?;
+    let (_, client) = target.connect().await?;
+    say(&format!("session {:#x}", client.session_id()));
+    let election = Election::new(&client, &dir).data(Bytes::from(data));
+    let reporter = print_events.then(|| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let events = client.events_received();
+                if events != seen {
+                    seen = events;
+                    say(&format!("events {events}"));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    });
+    let leadership = tokio::select! {
+        result = election.campaign() => result?,
+        _ = shutdown_signal() => {
+            let _ = client.close().await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    say(&format!(
+        "leader {name} token {} node {}",
+        leadership.token(),
+        leadership.path()
+    ));
+    let code = tokio::select! {
+        reason = leadership.lost() => {
+            say(&format!("lost {}", describe(reason)));
+            ExitCode::from(EXIT_LOST)
+        }
+        _ = shutdown_signal() => ExitCode::SUCCESS,
+    };
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
+    let _ = client.close().await;
+    Ok(code)
+}
+
+fn describe(reason: LostReason) -> &'static str {
+    match reason {
+        LostReason::Deleted => "node-deleted",
+        LostReason::SessionExpired => "session-expired",
+        LostReason::Disconnected => "disconnected",
+    }
+}
+
+async fn lock(name: &str, command: &[String], target: &Target) -> Result<ExitCode> {
+    let dir = named_dir("/locks", name)?;
+    let (_, client) = target.connect().await?;
+    let guard = Lock::new(&client, &dir).acquire().await?;
+    eprintln!("lock {name} acquired, fencing token {}", guard.token());
+    let (program, arguments) = command.split_first().expect("clap requires a command");
+    let mut child = tokio::process::Command::new(program)
+        .args(arguments)
+        .env("COORD_FENCING_TOKEN", guard.token().to_string())
+        .env("COORD_LOCK_PATH", guard.path())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let code = tokio::select! {
+        status = child.wait() => {
+            let status = status.context("waiting for the command")?;
+            ExitCode::from(status.code().map(|c| c as u8).unwrap_or(1))
+        }
+        reason = guard.lost() => {
+            eprintln!("lock {name} lost ({}); stopping the command", describe(reason));
+            let _ = child.kill().await;
+            ExitCode::from(EXIT_LOST)
+        }
+    };
+    let _ = guard.release().await;
+    let _ = client.close().await;
+    Ok(code)
+}
+
+async fn status(target: &Target, json: bool) -> Result<()> {
+    let config = ClusterConfig::load(&target.config)?;
+    let mut reports = Vec::new();
+    for node in &config.nodes {
+        reports.push((
+            node.id,
+            consensus_coord::client::admin_status(&config, node.id, target.timeout).await,
+        ));
+    }
+    if json {
+        let values: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(id, r)| match r {
+                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+                Err(error) => serde_json::json!({ "id": id, "error": error.to_string() }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&values)?);
+        return Ok(());
+    }
+    println!(
+        "{:>4} {:<10} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>5} {:>10}",
+        "node",
+        "role",
+        "leader",
+        "epoch",
+        "commit",
+        "applied",
+        "znodes",
+        "sessions",
+        "conns",
+        "digest"
+    );
+    for (id, report) in reports {
+        match report {
+            Ok(r) => println!(
+                "{:>4} {:<10} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>5} {:>10x}{}",
+                r.id,
+                r.role.to_string(),
+                r.leader
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.epoch,
+                r.commit_index,
+                r.applied_index,
+                r.znodes,
+                r.sessions,
+                r.connections,
+                r.digest,
+                if r.expirer { "  (expirer)" } else { "" }
+            ),
+            Err(error) => println!("{id:>4} unreachable: {error}"),
+        }
+    }
+    Ok(())
+}
+
+async fn demo(protocol: &str, nodes: u64, dir: &PathBuf) -> Result<()> {
+    let protocol_checked: consensus::Protocol = protocol.parse()?;
+    if dir.join("cluster.toml").exists() {
+        bail!(
+            "{} already holds a demo cluster; remove it or pass --dir somewhere else",
+            dir.display()
+        );
+    }
+    let config_path =
+        prepare(dir, "coord", protocol_checked.name(), nodes, None).map_err(anyhow::Error::msg)?;
+    let binary = std::env::current_exe().context("locating this binary")?;
+    let mut cluster = LocalCluster::new(binary, &config_path).map_err(anyhow::Error::msg)?;
+    cluster.start_all().map_err(anyhow::Error::msg)?;
+    println!(
+        "{nodes}-node {protocol_checked} coordination cluster running; configuration {}",
+        config_path.display()
+    );
+    let c = config_path.display();
+    println!("try:  consensus-coord create /app hello --config {c}");
+    println!("      consensus-coord get -w /app --config {c}     (and in another shell: consensus-coord set /app bye --config {c})");
+    println!("      consensus-coord elect scheduler --config {c}  (in several shells; Ctrl-C the leader)");
+    println!("      consensus-coord lock reports --config {c} -- sh -c 'echo token $COORD_FENCING_TOKEN; sleep 5'");
+    println!("      consensus-coord status --config {c}");
+    println!("press Ctrl-C to stop the cluster");
+    shutdown_signal().await;
+    println!("stopping...");
+    cluster.stop_all(Duration::from_secs(5));
+    Ok(())
+}

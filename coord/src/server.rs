@@ -1,0 +1,892 @@
+//! `consensus-coord serve`: one node of the coordination service.
+//!
+//! A client attaches to any node and sends everything there, on one ordered
+//! session stream. Reads are served from this node's replica (possibly
+//! stale unless the client asks for `sync` or a linearizable read). Writes
+//! are proposed locally, or forwarded to the leader's server when this node
+//! is not the leader, and are answered only once **this** node applied
+//! them, so the client reads its own writes and sees the watch events of a
+//! change before the reply that reflects it.
+//!
+//! Three background tasks per server: the accept loop; the heartbeat
+//! batcher (client pings become one `Touch` entry per batch, at most one per
+//! session every quarter timeout); and the expirer loop (see
+//! [`crate::expiry`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use consensus::{
+    certs, ClientError, ClusterId, ConsensusNode, LogIndex, NodeBuilder, NodeId, ReadConsistency,
+    ReplicatedLog, Role,
+};
+use consensus_kv::config::ClusterConfig;
+use rand::Rng;
+use thiserror::Error;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::machine::{ConnId, CoordMachine, Hub, MachineQuery, QueryAnswer};
+use crate::state::{Command, CommandResponse, Write};
+use crate::tls;
+use crate::types::{CoordError, Op, SessionId};
+use crate::wire::{
+    self, Admin, AdminReply, Answer, AppendReply, Attached, BarrierReply, ClientFrame, Forward,
+    Hello, NodeReport, Open, Request, ServerFrame, ServiceError,
+};
+
+/// How long a write or barrier is retried (redirects, elections) before the
+/// server answers unavailable / outcome unknown.
+const PROPOSE_DEADLINE: Duration = Duration::from_secs(8);
+/// How long a server waits to catch up with a reconnecting client's last
+/// seen index before refusing it.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
+/// Heartbeat batching window.
+const TOUCH_BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// Expirer loop period.
+const EXPIRER_PERIOD: Duration = Duration::from_millis(25);
+
+/// Why a server could not start.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The configuration does not list the node.
+    #[error(transparent)]
+    Config(#[from] consensus_kv::config::ConfigError),
+    /// The certificates could not be loaded.
+    #[error("certificates in {dir}: {message} (create them with `consensus-coord certs --out {dir} --nodes N`)")]
+    Certificates {
+        /// The directory.
+        dir: String,
+        /// What failed.
+        message: String,
+    },
+    /// The consensus node could not start.
+    #[error("starting the consensus node: {0}")]
+    Node(#[from] consensus::BuildError),
+    /// The client endpoint could not be set up.
+    #[error("client API on {addr}: {message}")]
+    ClientApi {
+        /// The address.
+        addr: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A running coordination node.
+pub struct Server {
+    node: Arc<ConsensusNode>,
+    endpoint: quinn::Endpoint,
+    id: NodeId,
+    hub: Arc<Hub>,
+    data_bytes_max: usize,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    cluster: ClusterId,
+    forward_endpoint: quinn::Endpoint,
+    forward_connections: Mutex<BTreeMap<NodeId, quinn::Connection>>,
+    touches: mpsc::UnboundedSender<SessionId>,
+    touch_queue: std::sync::Mutex<Option<mpsc::UnboundedReceiver<SessionId>>>,
+    next_conn: AtomicU64,
+    expirer: std::sync::atomic::AtomicBool,
+}
+
+impl Server {
+    /// Starts node `id` of `config`.
+    pub fn start(config: &ClusterConfig, id: NodeId) -> Result<Arc<Server>, ServeError> {
+        let entry = config.node(id)?.clone();
+        let certificates = |message: String| ServeError::Certificates {
+            dir: config.certs_dir.display().to_string(),
+            message,
+        };
+        let cluster =
+            ClusterId::new(config.cluster_id.clone()).map_err(|e| certificates(e.to_string()))?;
+        let material = certs::load_node_tls(&config.certs_dir, &cluster, id)
+            .map_err(|e| certificates(e.to_string()))?;
+        let hub = Arc::new(Hub::new());
+        let node = NodeBuilder::new(config.protocol, config.cluster_id.clone(), id)
+            .listen(entry.peer_addr)
+            .peers(
+                config
+                    .nodes
+                    .iter()
+                    .filter(|n| n.id != id)
+                    .map(|n| (n.id, n.peer_addr)),
+            )
+            .data_dir(entry.data_dir.clone())
+            .tls(material.clone())
+            .tuning(config.tuning.clone())
+            .start(CoordMachine::new(hub.clone()))?;
+        let api = |message: String| ServeError::ClientApi {
+            addr: entry.client_addr.to_string(),
+            message,
+        };
+        let endpoint = quinn::Endpoint::server(
+            tls::server_config(&material).map_err(api)?,
+            entry.client_addr,
+        )
+        .map_err(|e| api(e.to_string()))?;
+        let bind: SocketAddr = if entry.client_addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
+        .parse()
+        .expect("address");
+        let bind = if entry.client_addr.ip().is_loopback() {
+            SocketAddr::new(entry.client_addr.ip(), 0)
+        } else {
+            bind
+        };
+        let mut forward_endpoint =
+            quinn::Endpoint::client(bind).map_err(|e| api(format!("forwarding endpoint: {e}")))?;
+        forward_endpoint
+            .set_default_client_config(tls::node_client_config(&material).map_err(api)?);
+        let (touches, touch_queue) = mpsc::unbounded_channel();
+        tracing::info!(
+            node = id,
+            protocol = %config.protocol,
+            peer_addr = %entry.peer_addr,
+            client_addr = %entry.client_addr,
+            "coordination node started"
+        );
+        Ok(Arc::new(Server {
+            node: Arc::new(node),
+            endpoint,
+            id,
+            hub,
+            data_bytes_max: config.value_bytes_max.min(crate::types::DATA_BYTES_MAX),
+            peers: config.nodes.iter().map(|n| (n.id, n.client_addr)).collect(),
+            cluster,
+            forward_endpoint,
+            forward_connections: Mutex::new(BTreeMap::new()),
+            touches,
+            touch_queue: std::sync::Mutex::new(Some(touch_queue)),
+            next_conn: AtomicU64::new(1),
+            expirer: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    /// The consensus node.
+    pub fn node(&self) -> &Arc<ConsensusNode> {
+        &self.node
+    }
+
+    /// The watch / session hub.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Serves until `shutdown` resolves, then stops the node cleanly.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let touch_queue = self.touch_queue.lock().expect("touch queue").take();
+        let mut background = Vec::new();
+        if let Some(queue) = touch_queue {
+            background.push(tokio::spawn(self.clone().touch_batcher(queue)));
+        }
+        background.push(tokio::spawn(self.clone().expirer_loop()));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let server = self.clone();
+                    tokio::spawn(async move {
+                        match incoming.await {
+                            Ok(connection) => server.serve_connection(connection).await,
+                            Err(error) => tracing::debug!(%error, "client handshake failed"),
+                        }
+                    });
+                }
+            }
+        }
+        for task in background {
+            task.abort();
+        }
+        self.endpoint.close(0u32.into(), b"shutting down");
+        if let Err(error) = self.node.shutdown().await {
+            tracing::warn!(%error, "shutdown");
+        }
+        tracing::info!(node = self.id, "coordination node stopped");
+    }
+
+    async fn serve_connection(self: Arc<Self>, connection: quinn::Connection) {
+        loop {
+            match connection.accept_bi().await {
+                Ok((send, recv)) => {
+                    let server = self.clone();
+                    let connection = connection.clone();
+                    tokio::spawn(async move { server.serve_stream(connection, send, recv).await });
+                }
+                Err(error) => {
+                    tracing::trace!(%error, "client connection ended");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn serve_stream(
+        self: Arc<Self>,
+        connection: quinn::Connection,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) {
+        let open = match wire::read_frame::<Open>(&mut recv).await {
+            Ok(Some(open)) => open,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(%error, "dropping a stream whose first frame does not decode");
+                return;
+            }
+        };
+        match open {
+            Open::Session(hello) => self.serve_session(send, recv, hello).await,
+            Open::Forward(request) => {
+                if !tls::is_node_connection(&connection) {
+                    let refusal = ServiceError::Forbidden("only cluster nodes may forward".into());
+                    let _ = match request {
+                        Forward::Append(_) => {
+                            wire::write_frame(&mut send, &AppendReply::Err(refusal)).await
+                        }
+                        Forward::Barrier => {
+                            wire::write_frame(&mut send, &BarrierReply::Err(refusal)).await
+                        }
+                    };
+                } else {
+                    let _ = match request {
+                        Forward::Append(command) => {
+                            let reply: AppendReply = match self.node.append(command).await {
+                                Ok(applied) => Ok((applied.index, applied.response)),
+                                Err(error) => Err(redirect_error(error)),
+                            };
+                            wire::write_frame(&mut send, &reply).await
+                        }
+                        Forward::Barrier => {
+                            let reply: BarrierReply =
+                                self.node.read_barrier().await.map_err(redirect_error);
+                            wire::write_frame(&mut send, &reply).await
+                        }
+                    };
+                }
+                let _ = send.finish();
+                let _ = send.stopped().await;
+            }
+            Open::Admin(request) => {
+                let reply = self.admin(request).await;
+                let _ = wire::write_frame(&mut send, &reply).await;
+                let _ = send.finish();
+                let _ = send.stopped().await;
+            }
+        }
+    }
+
+    async fn query(&self, query: MachineQuery) -> Result<QueryAnswer, ServiceError> {
+        let bytes = self
+            .node
+            .read(query.encode(), ReadConsistency::Stale)
+            .await?;
+        match QueryAnswer::decode(&bytes) {
+            QueryAnswer::Malformed => Err(ServiceError::Invalid(
+                "the state machine did not understand a query".into(),
+            )),
+            answer => Ok(answer),
+        }
+    }
+
+    /// A status report of this node.
+    pub async fn report(&self) -> NodeReport {
+        let status = self.node.status();
+        let (applied, znodes, sessions, digest) = match self.query(MachineQuery::Status).await {
+            Ok(QueryAnswer::Status {
+                applied,
+                znodes,
+                sessions,
+                digest,
+            }) => (applied, znodes, sessions, digest),
+            _ => (self.hub.applied(), 0, 0, 0),
+        };
+        NodeReport {
+            id: self.id,
+            protocol: self.node.protocol().to_string(),
+            role: status.role,
+            leader: status.leader,
+            epoch: status.epoch,
+            commit_index: status.commit_index,
+            applied_index: applied,
+            znodes,
+            sessions,
+            connections: self.hub.connection_count() as u64,
+            expirer: self.expirer.load(Ordering::Relaxed),
+            digest,
+        }
+    }
+
+    async fn admin(&self, request: Admin) -> AdminReply {
+        match request {
+            Admin::Status => AdminReply::Status(Box::new(self.report().await)),
+            Admin::Session(session) => match self.query(MachineQuery::Session(session)).await {
+                Ok(QueryAnswer::Session(report)) => AdminReply::Session(report),
+                Ok(_) => AdminReply::Error(ServiceError::Invalid("unexpected answer".into())),
+                Err(error) => AdminReply::Error(error),
+            },
+            Admin::Exists(path) => {
+                match self.query(MachineQuery::Exists { path, watch: None }).await {
+                    Ok(QueryAnswer::Read {
+                        applied,
+                        result: Ok(Answer::Exists(stat)),
+                    }) => AdminReply::Exists(applied, stat),
+                    Ok(QueryAnswer::Read {
+                        result: Err(error), ..
+                    }) => AdminReply::Error(error.into()),
+                    Ok(_) => AdminReply::Error(ServiceError::Invalid("unexpected answer".into())),
+                    Err(error) => AdminReply::Error(error),
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Writes and barriers: local, or forwarded to the leader's server
+    // ------------------------------------------------------------------
+
+    async fn forward_connection(&self, to: NodeId) -> Result<quinn::Connection, String> {
+        let mut connections = self.forward_connections.lock().await;
+        if let Some(connection) = connections.get(&to) {
+            if connection.close_reason().is_none() {
+                return Ok(connection.clone());
+            }
+        }
+        let addr = *self
+            .peers
+            .get(&to)
+            .ok_or_else(|| format!("unknown node {to}"))?;
+        let name = tls::server_name(&self.cluster, to);
+        let connecting = self
+            .forward_endpoint
+            .connect(addr, &name)
+            .map_err(|e| format!("connecting to node {to} at {addr}: {e}"))?;
+        let connection = tokio::time::timeout(Duration::from_secs(2), connecting)
+            .await
+            .map_err(|_| format!("connecting to node {to} at {addr}: timed out"))?
+            .map_err(|e| format!("connecting to node {to} at {addr}: {e}"))?;
+        connections.insert(to, connection.clone());
+        Ok(connection)
+    }
+
+    async fn forward<T: serde::de::DeserializeOwned>(
+        &self,
+        to: NodeId,
+        request: Forward,
+    ) -> Result<T, ForwardError> {
+        let connection = self
+            .forward_connection(to)
+            .await
+            .map_err(ForwardError::NotSent)?;
+        let (mut send, mut recv) = connection
+            .open_bi()
+            .await
+            .map_err(|e| ForwardError::NotSent(e.to_string()))?;
+        wire::write_frame(&mut send, &Open::Forward(request))
+            .await
+            .map_err(ForwardError::MaybeSent)?;
+        let _ = send.finish();
+        match tokio::time::timeout(Duration::from_secs(10), wire::read_frame::<T>(&mut recv)).await
+        {
+            Ok(Ok(Some(reply))) => Ok(reply),
+            Ok(Ok(None)) => Err(ForwardError::MaybeSent(format!(
+                "node {to} closed the stream"
+            ))),
+            Ok(Err(error)) => Err(ForwardError::MaybeSent(error)),
+            Err(_) => Err(ForwardError::MaybeSent(format!(
+                "node {to} did not answer in time"
+            ))),
+        }
+    }
+
+    /// Proposes `command` (every coordination command is idempotent under
+    /// retry: session writes by sequence number, heartbeats and guarded
+    /// expiries by nature, session creation by secret) and waits until this
+    /// node applied it. Returns the index and the state machine's response.
+    pub async fn propose(&self, command: Bytes) -> Result<(LogIndex, Bytes), ServiceError> {
+        let deadline = Instant::now() + PROPOSE_DEADLINE;
+        let mut maybe_applied = false;
+        let mut last_problem = String::from("no attempt");
+        let mut attempt = 0u32;
+        while Instant::now() < deadline {
+            let outcome: Result<(LogIndex, Bytes), (ServiceError, bool)> =
+                match self.node.append(command.clone()).await {
+                    Ok(applied) => Ok((applied.index, applied.response)),
+                    Err(ClientError::NotLeader { hint: Some(leader) })
+                        if leader != self.id && self.peers.contains_key(&leader) =>
+                    {
+                        match self
+                            .forward::<AppendReply>(leader, Forward::Append(command.clone()))
+                            .await
+                        {
+                            Ok(Ok(done)) => Ok(done),
+                            Ok(Err(error)) => {
+                                let unknown = error.is_outcome_unknown();
+                                Err((error, unknown))
+                            }
+                            Err(ForwardError::NotSent(problem)) => {
+                                Err((ServiceError::NotReady(problem), false))
+                            }
+                            Err(ForwardError::MaybeSent(problem)) => {
+                                Err((ServiceError::OutcomeUnknown(problem), true))
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        let unknown = error.is_outcome_unknown();
+                        Err((redirect_error(error), unknown))
+                    }
+                };
+            match outcome {
+                Ok((index, response)) => {
+                    if !self.hub.wait_applied(index, PROPOSE_DEADLINE).await {
+                        return Err(ServiceError::NotReady(format!(
+                            "this node has not applied index {index} yet"
+                        )));
+                    }
+                    return Ok((index, response));
+                }
+                Err((error, unknown)) => {
+                    maybe_applied |= unknown;
+                    if !error.is_retryable() {
+                        return Err(error);
+                    }
+                    last_problem = error.to_string();
+                }
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        if maybe_applied {
+            Err(ServiceError::OutcomeUnknown(last_problem))
+        } else {
+            Err(ServiceError::Unavailable(last_problem))
+        }
+    }
+
+    /// A read barrier through the leader: resolves once this node applied
+    /// every write committed before the call (ZooKeeper's `sync`).
+    pub async fn barrier(&self) -> Result<LogIndex, ServiceError> {
+        let deadline = Instant::now() + PROPOSE_DEADLINE;
+        let mut last_problem = String::from("no attempt");
+        let mut attempt = 0u32;
+        while Instant::now() < deadline {
+            let outcome = match self.node.read_barrier().await {
+                Ok(index) => Ok(index),
+                Err(ClientError::NotLeader { hint: Some(leader) })
+                    if leader != self.id && self.peers.contains_key(&leader) =>
+                {
+                    match self.forward::<BarrierReply>(leader, Forward::Barrier).await {
+                        Ok(reply) => reply,
+                        Err(ForwardError::NotSent(problem) | ForwardError::MaybeSent(problem)) => {
+                            Err(ServiceError::NotReady(problem))
+                        }
+                    }
+                }
+                Err(error) => Err(redirect_error(error)),
+            };
+            match outcome {
+                Ok(index) => {
+                    if self.hub.wait_applied(index, PROPOSE_DEADLINE).await {
+                        return Ok(index);
+                    }
+                    return Err(ServiceError::NotReady(format!(
+                        "this node has not applied index {index} yet"
+                    )));
+                }
+                Err(error) if error.is_retryable() => last_problem = error.to_string(),
+                Err(error) => return Err(error),
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Err(ServiceError::Unavailable(last_problem))
+    }
+
+    // ------------------------------------------------------------------
+    // Sessions
+    // ------------------------------------------------------------------
+
+    async fn attach(&self, hello: &Hello) -> Result<Attached, ServiceError> {
+        if !self.hub.wait_applied(hello.last_seen, CATCH_UP_WAIT).await {
+            return Err(ServiceError::NotReady(format!(
+                "node {} is behind the client (applied {} < last seen {}); try another node",
+                self.id,
+                self.hub.applied(),
+                hello.last_seen
+            )));
+        }
+        if hello.session == 0 {
+            let command = Command::CreateSession {
+                timeout_ms: hello.timeout_ms,
+                secret: hello.secret,
+            };
+            let (index, response) = self.propose(command.encode()).await?;
+            return match CommandResponse::decode(&response) {
+                CommandResponse::SessionCreated {
+                    session,
+                    timeout_ms,
+                } => Ok(Attached {
+                    session,
+                    timeout_ms,
+                    index,
+                    node: self.id,
+                }),
+                other => Err(ServiceError::Invalid(format!(
+                    "unexpected answer to session creation: {other:?}"
+                ))),
+            };
+        }
+        let timeout_ms = match self
+            .query(MachineQuery::SessionAlive {
+                session: hello.session,
+                secret: hello.secret,
+            })
+            .await?
+        {
+            QueryAnswer::Alive {
+                result: Ok(timeout_ms),
+                ..
+            } => timeout_ms,
+            QueryAnswer::Alive {
+                result: Err(CoordError::BadArguments(_)),
+                ..
+            } => {
+                return Err(ServiceError::Forbidden(format!(
+                    "wrong secret for session {:#x}",
+                    hello.session
+                )))
+            }
+            QueryAnswer::Alive {
+                result: Err(error), ..
+            } => return Err(error.into()),
+            _ => return Err(ServiceError::Invalid("unexpected answer".into())),
+        };
+        // Confirm through the log (the leader may have expired it already).
+        let touch = Command::Touch {
+            sessions: vec![hello.session],
+        };
+        let (index, response) = self.propose(touch.encode()).await?;
+        match CommandResponse::decode(&response) {
+            CommandResponse::Touched { dead } if dead.contains(&hello.session) => {
+                Err(CoordError::SessionExpired(hello.session).into())
+            }
+            CommandResponse::Touched { .. } => Ok(Attached {
+                session: hello.session,
+                timeout_ms,
+                index,
+                node: self.id,
+            }),
+            other => Err(ServiceError::Invalid(format!(
+                "unexpected answer to a heartbeat: {other:?}"
+            ))),
+        }
+    }
+
+    async fn serve_session(
+        self: Arc<Self>,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+        hello: Hello,
+    ) {
+        let attached = match self.attach(&hello).await {
+            Ok(attached) => attached,
+            Err(error) => {
+                let _ = wire::write_frame(&mut send, &wire::HelloReply::Err(error)).await;
+                let _ = send.finish();
+                let _ = send.stopped().await;
+                return;
+            }
+        };
+        let conn: ConnId = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (outbound, mut outbound_rx) = mpsc::unbounded_channel::<ServerFrame>();
+        self.hub.connect(conn, attached.session, outbound.clone());
+        let session = attached.session;
+        let timeout = Duration::from_millis(attached.timeout_ms);
+        // The writer: the one ordered path to the client.
+        let writer = tokio::spawn(async move {
+            if wire::write_frame(&mut send, &wire::HelloReply::Ok(attached))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            while let Some(frame) = outbound_rx.recv().await {
+                let last = frame == ServerFrame::SessionExpired;
+                if wire::write_frame(&mut send, &frame).await.is_err() {
+                    return;
+                }
+                if last {
+                    break;
+                }
+            }
+            let _ = send.finish();
+        });
+        if !hello.watches.is_empty() {
+            let _ = self
+                .query(MachineQuery::SetWatches {
+                    conn,
+                    last_seen: hello.last_seen,
+                    watches: hello.watches.clone(),
+                })
+                .await;
+        }
+        // The processor: one request at a time, in arrival order.
+        let (requests, mut requests_rx) = mpsc::unbounded_channel::<(u64, bool, Request)>();
+        let processor = {
+            let server = self.clone();
+            let outbound = outbound.clone();
+            tokio::spawn(async move {
+                while let Some((id, linearizable, request)) = requests_rx.recv().await {
+                    let (index, result) =
+                        server.execute(conn, session, linearizable, request).await;
+                    if outbound
+                        .send(ServerFrame::Reply { id, index, result })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        };
+        let touch_every = timeout / 4;
+        let mut last_touch: Option<Instant> = None;
+        loop {
+            match wire::read_frame::<ClientFrame>(&mut recv).await {
+                Ok(Some(ClientFrame::Ping)) => {
+                    let _ = outbound.send(ServerFrame::Pong);
+                    if last_touch.is_none_or(|at| at.elapsed() >= touch_every) {
+                        last_touch = Some(Instant::now());
+                        let _ = self.touches.send(session);
+                    }
+                }
+                Ok(Some(ClientFrame::Request {
+                    id,
+                    linearizable,
+                    request,
+                })) => {
+                    if request.is_write() {
+                        last_touch = Some(Instant::now());
+                    }
+                    if requests.send((id, linearizable, request)).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::debug!(%error, session, "session stream ended");
+                    break;
+                }
+            }
+        }
+        self.hub.disconnect(conn);
+        drop(requests);
+        drop(outbound);
+        processor.abort();
+        writer.abort();
+    }
+
+    async fn execute(
+        &self,
+        conn: ConnId,
+        session: SessionId,
+        linearizable: bool,
+        request: Request,
+    ) -> (LogIndex, Result<Answer, ServiceError>) {
+        if linearizable && !request.is_write() {
+            if let Err(error) = self.barrier().await {
+                return (self.hub.applied(), Err(error));
+            }
+        }
+        let watch = |w: bool| w.then_some(conn);
+        let query = match request {
+            Request::Get { path, watch: w } => MachineQuery::Get {
+                path,
+                watch: watch(w),
+            },
+            Request::Exists { path, watch: w } => MachineQuery::Exists {
+                path,
+                watch: watch(w),
+            },
+            Request::Children { path, watch: w } => MachineQuery::Children {
+                path,
+                watch: watch(w),
+            },
+            Request::Sync => {
+                return match self.barrier().await {
+                    Ok(index) => (index, Ok(Answer::Synced)),
+                    Err(error) => (self.hub.applied(), Err(error)),
+                };
+            }
+            Request::Write { sequence, write } => {
+                if let Err(error) = self.check_write(&write) {
+                    return (self.hub.applied(), Err(error));
+                }
+                let command = Command::Request {
+                    session,
+                    sequence,
+                    write,
+                };
+                return match self.propose(command.encode()).await {
+                    Ok((index, response)) => (
+                        index,
+                        Ok(Answer::Written(CommandResponse::decode(&response))),
+                    ),
+                    Err(error) => (self.hub.applied(), Err(error)),
+                };
+            }
+        };
+        match self.query(query).await {
+            Ok(QueryAnswer::Read { applied, result }) => {
+                (applied, result.map_err(ServiceError::from))
+            }
+            Ok(_) => (
+                self.hub.applied(),
+                Err(ServiceError::Invalid("unexpected answer".into())),
+            ),
+            Err(error) => (self.hub.applied(), Err(error)),
+        }
+    }
+
+    fn check_write(&self, write: &Write) -> Result<(), ServiceError> {
+        let ops: &[Op] = match write {
+            Write::Op(op) => std::slice::from_ref(op),
+            Write::Multi(ops) => ops,
+            Write::Close => &[],
+        };
+        let mut total = 0usize;
+        for op in ops {
+            if let Op::Create { data, .. } | Op::SetData { data, .. } = op {
+                if data.len() > self.data_bytes_max {
+                    return Err(CoordError::DataTooLarge {
+                        size: data.len(),
+                        max: self.data_bytes_max,
+                    }
+                    .into());
+                }
+                total += data.len();
+            }
+        }
+        if total > wire::FRAME_BYTES_MAX / 2 {
+            return Err(ServiceError::Invalid(format!(
+                "a transaction may carry at most {} bytes of data",
+                wire::FRAME_BYTES_MAX / 2
+            )));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Heartbeats and expiry
+    // ------------------------------------------------------------------
+
+    async fn touch_batcher(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<SessionId>) {
+        while let Some(first) = queue.recv().await {
+            tokio::time::sleep(TOUCH_BATCH_WINDOW).await;
+            let mut sessions = BTreeSet::from([first]);
+            while let Ok(session) = queue.try_recv() {
+                sessions.insert(session);
+            }
+            let server = self.clone();
+            tokio::spawn(async move {
+                let command = Command::Touch {
+                    sessions: sessions.into_iter().collect(),
+                };
+                match server.propose(command.encode()).await {
+                    Ok((_, response)) => {
+                        if let CommandResponse::Touched { dead } =
+                            CommandResponse::decode(&response)
+                        {
+                            for session in dead {
+                                server.hub.notify_ended(session);
+                            }
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "heartbeat batch not committed"),
+                }
+            });
+        }
+    }
+
+    /// This node's rank as expirer: 0 for a leader; for leaderless
+    /// protocols (Paxos) its position among the sorted voters; `None` when
+    /// another node is the expirer.
+    fn expirer_rank(&self) -> Option<u64> {
+        let status = self.node.status();
+        match status.role {
+            Role::Leader => Some(0),
+            Role::Peer => status
+                .membership
+                .all_voters()
+                .iter()
+                .position(|id| *id == self.id)
+                .map(|rank| rank as u64),
+            _ => None,
+        }
+    }
+
+    async fn expirer_loop(self: Arc<Self>) {
+        let mut was_leader = false;
+        let mut ticker = tokio::time::interval(EXPIRER_PERIOD);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let rank = self.expirer_rank();
+            self.expirer.store(rank == Some(0), Ordering::Relaxed);
+            let is_leader = self.node.status().role == Role::Leader;
+            let now = self.hub.now_ms();
+            if is_leader && !was_leader {
+                self.hub.with_tracker(|tracker| tracker.extend_all(now));
+            }
+            was_leader = is_leader;
+            let Some(rank) = rank else { continue };
+            let due = self.hub.with_tracker(|tracker| tracker.due(now, rank));
+            for (session, last_active) in due {
+                tracing::info!(
+                    node = self.id,
+                    session,
+                    last_active,
+                    "proposing session expiry"
+                );
+                let server = self.clone();
+                tokio::spawn(async move {
+                    let command = Command::ExpireSession {
+                        session,
+                        last_active,
+                    };
+                    if let Err(error) = server.propose(command.encode()).await {
+                        tracing::debug!(%error, session, "expiry not committed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+enum ForwardError {
+    /// Certainly not delivered.
+    NotSent(String),
+    /// Maybe delivered.
+    MaybeSent(String),
+}
+
+/// A node's own refusal, as a retryable service error.
+fn redirect_error(error: ClientError) -> ServiceError {
+    ServiceError::from(error)
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(10)
+        .saturating_mul(1u32 << attempt.min(5))
+        .min(Duration::from_millis(300));
+    ceiling.mul_f64(rand::rng().random_range(0.5..1.0))
+}
