@@ -163,14 +163,19 @@ async fn watch_race(cluster: &TestCluster) {
         .await
         .unwrap();
     let deleter = p.clone();
+    let waiter = q.clone();
     let hook: consensus_coord::recipes::BeforeWatchHook = Arc::new(move |predecessor: String| {
         let deleter = deleter.clone();
+        let waiter = waiter.clone();
         Box::pin(async move {
             // The predecessor goes away between `ls` and setting the watch.
             deleter
                 .delete(&predecessor, None)
                 .await
                 .expect("delete the predecessor");
+            // Make sure the candidate's own server has applied the delete,
+            // so `exists` finds it gone and only the re-check can help.
+            waiter.sync("/").await.expect("sync");
         }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
     });
     let election = Election::new(&q, "/race").before_watch(hook);
