@@ -590,7 +590,7 @@ async fn status(target: &Target, json: bool) -> Result<()> {
     Ok(())
 }
 
-async fn demo(protocol: &str, nodes: u64, dir: &PathBuf) -> Result<()> {
+async fn demo(protocol: &str, nodes: u64, dir: &std::path::Path) -> Result<()> {
     let protocol_checked: consensus::Protocol = protocol.parse()?;
     if dir.join("cluster.toml").exists() {
         bail!(

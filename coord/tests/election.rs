@@ -22,7 +22,7 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(3);
 const LEADER_CHANGES: usize = 3;
 
 /// One 20-process election at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Candidate {
     child: Child,
@@ -120,7 +120,7 @@ async fn election(protocol: &str) {
     if !enabled(protocol) {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let started = Instant::now();
     let cluster = TestCluster::start(protocol).await;
     let observer = cluster.client(Duration::from_secs(10), None).await;

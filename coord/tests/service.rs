@@ -18,7 +18,7 @@ use support::{enabled, eventually, TestCluster};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, future)
@@ -484,7 +484,7 @@ async fn service(protocol: &str) {
     if !enabled(protocol) {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let started = Instant::now();
     let mut cluster = TestCluster::start(protocol).await;
     eprintln!("{protocol}: tree_and_watches");

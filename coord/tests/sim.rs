@@ -372,10 +372,10 @@ impl<C: Core> World<C> {
             return Some(Err(()));
         }
         match self.cluster.outcome(pending.node, pending.ticket) {
-            Some(Ok(index)) => match self.responses.get(index) {
-                Some(response) => Some(Ok(response.clone())),
-                None => None,
-            },
+            Some(Ok(index)) => self
+                .responses
+                .get(index)
+                .map(|response| Ok(response.clone())),
             Some(Err(_)) => Some(Err(())),
             None if now > pending.sent_ms + REQUEST_RETRY_MS => Some(Err(())),
             None => None,
