@@ -19,11 +19,22 @@
 //! outcome and `L` itself reports `Leading` (ZooKeeper's `outofelection` set
 //! and `checkLeader`).
 //!
+//! Notifications carry the sender's configuration and its version (the zxid
+//! of the proposal that introduced it), as in ZooKeeper 3.5: a looking
+//! server runs the election in the newest configuration it hears of (its
+//! *view*; an initial configuration is version `0:0` and never replaces a
+//! logged one), so a server that missed a reconfiguration still recognises
+//! the current voters and leader. Servers answer notifications from anyone
+//! (ZooKeeper's `validVoter` check: non-voters are answered, never counted).
+//! A server only leads if it is a voter in its own configuration, which is
+//! the one its discovery quorums use.
+//!
 //! The election is only a heuristic for picking the server with the most
 //! up-to-date history; safety never depends on it (discovery checks that the
-//! elected leader is not behind any member of its quorum).
+//! elected leader is not behind any member of its quorum, with the quorums
+//! of the leader's own configuration).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_api::{Membership, NodeId};
 
@@ -68,18 +79,26 @@ impl Ballot {
 /// Phase 0 state of a looking server.
 #[derive(Debug, Default)]
 pub(crate) struct Election {
-    /// The current proposal (`None` for a learner that has heard no voter).
+    /// The current proposal (`None` while this server knows no voter to
+    /// propose, e.g. a learner that has heard no one).
     pub proposal: Option<Ballot>,
-    /// Latest notification of each voter in the current round
+    /// Latest notification of each server in the current round
     /// (`recvset`).
     pub received: BTreeMap<NodeId, Vote>,
-    /// Latest notification of each voter that is following or leading
+    /// Latest notification of each server that is following or leading
     /// (`outofelection`).
     pub out_of_election: BTreeMap<NodeId, Vote>,
     /// Ticks left to wait for a better notification before settling.
     pub settle_ticks: Option<u64>,
     /// Ticks since notifications were last broadcast.
     pub resend_ticks: u64,
+    /// Servers heard from outside this server's own configuration: notified
+    /// too.
+    pub heard: BTreeSet<NodeId>,
+    /// The configuration the election runs in: the newest known.
+    pub view: Membership,
+    /// Its version.
+    pub view_version: Zxid,
 }
 
 impl Election {
@@ -99,15 +118,24 @@ impl ZabCore {
         }
     }
 
-    /// Enters Phase 0: a new round, proposing itself (when a voter).
+    /// Whether this server may propose itself in `view`: it must be a voter
+    /// there and in its own configuration (the one it would lead with).
+    fn may_lead_in(&self, view: &Membership) -> bool {
+        view.is_voter(self.id()) && self.log.membership().is_voter(self.id())
+    }
+
+    /// Enters Phase 0: a new round, proposing itself (when it may lead).
     pub(crate) fn become_looking(&mut self) {
         self.leave_role();
         self.logical_clock += 1;
-        let membership = self.log.membership();
-        let proposal = membership.is_voter(self.id()).then(|| self.self_ballot());
+        let view = self.log.membership();
+        let view_version = self.log.configs.version();
+        let proposal = self.may_lead_in(&view).then(|| self.self_ballot());
         tracing::debug!(node = self.id(), round = self.logical_clock, "looking");
         self.role = ZabRole::Looking(Election {
             proposal,
+            view,
+            view_version,
             ..Election::default()
         });
         self.send_notifications();
@@ -125,14 +153,20 @@ impl ZabCore {
                     epoch: ballot.epoch,
                     round: self.logical_clock,
                     state: ServerState::Looking,
+                    config: election.view.clone(),
+                    config_version: election.view_version,
                 }
             }
             ZabRole::Following(follower) => Vote {
                 state: ServerState::Following,
+                config: self.log.membership(),
+                config_version: self.log.configs.version(),
                 ..follower.elected.clone()
             },
             ZabRole::Leading(leader) => Vote {
                 state: ServerState::Leading,
+                config: self.log.membership(),
+                config_version: self.log.configs.version(),
                 ..leader.elected.clone()
             },
         }
@@ -140,29 +174,41 @@ impl ZabCore {
 
     fn send_notifications(&mut self) {
         let vote = self.current_vote();
-        for voter in self.log.membership().all_voters() {
-            if voter != self.id() {
-                self.send(voter, Message::Vote(vote.clone()));
+        let mut to = self.log.membership().all_voters();
+        if let ZabRole::Looking(election) = &self.role {
+            to.extend(election.view.all_voters());
+            to.extend(election.heard.iter().copied());
+        }
+        for peer in to {
+            if peer != self.id() {
+                self.send(peer, Message::Vote(vote.clone()));
             }
         }
     }
 
     /// A notification arrived.
     pub(crate) fn on_vote(&mut self, from: NodeId, vote: Vote) {
-        let membership = self.log.membership();
-        if !membership.contains(from) {
-            // Not a member in this server's view: never counted, but answered
-            // (ZooKeeper's `validVoter` check), so that a server whose
-            // configuration is newer (a reconfiguration this server has not
-            // received yet) still learns the votes it needs.
+        if !matches!(self.role, ZabRole::Looking(_)) {
+            // A settled server answers a looking one (member or not) with its
+            // current vote.
             if vote.state == ServerState::Looking {
                 let current = self.current_vote();
                 self.send(from, Message::Vote(current));
             }
             return;
         }
-        if !matches!(self.role, ZabRole::Looking(_)) {
-            // A settled server answers a looking one with its current vote.
+        self.adopt_newer_view(&vote);
+        let own = self.log.membership();
+        let ZabRole::Looking(election) = &mut self.role else {
+            return;
+        };
+        if !own.contains(from) {
+            election.heard.insert(from);
+        }
+        let view = election.view.clone();
+        if !view.is_voter(from) {
+            // A learner or a server outside the configuration: answered,
+            // never counted.
             if vote.state == ServerState::Looking {
                 let current = self.current_vote();
                 self.send(from, Message::Vote(current));
@@ -170,23 +216,44 @@ impl ZabCore {
             return;
         }
         match vote.state {
-            ServerState::Looking => self.on_looking_vote(from, vote, &membership),
+            ServerState::Looking => self.on_looking_vote(from, vote, &view),
             ServerState::Following | ServerState::Leading => {
-                self.on_settled_vote(from, vote, &membership)
+                self.on_settled_vote(from, vote, &view)
             }
         }
     }
 
-    fn on_looking_vote(&mut self, from: NodeId, vote: Vote, membership: &Membership) {
-        if !membership.is_voter(from) {
-            // A learner looking for the leader: answer, never count it.
-            let current = self.current_vote();
-            self.send(from, Message::Vote(current));
+    /// Runs the election in the notification's configuration if it is newer
+    /// than the one known (ZooKeeper 3.5 `processReconfig` in FLE).
+    fn adopt_newer_view(&mut self, vote: &Vote) {
+        let ZabRole::Looking(election) = &self.role else {
+            return;
+        };
+        if vote.config_version <= election.view_version || vote.config.validate().is_err() {
             return;
         }
+        let view = vote.config.clone();
+        let own = self.may_lead_in(&view).then(|| self.self_ballot());
+        let ZabRole::Looking(election) = &mut self.role else {
+            return;
+        };
+        tracing::debug!(node = self.config.id, view = %view, "election adopts a newer configuration");
+        election.view = view;
+        election.view_version = vote.config_version;
+        if election
+            .proposal
+            .is_some_and(|p| !election.view.is_voter(p.leader))
+        {
+            election.proposal = own;
+        }
+        election.settle_ticks = None;
+        self.send_notifications();
+    }
+
+    fn on_looking_vote(&mut self, from: NodeId, vote: Vote, view: &Membership) {
         let ballot = Ballot::of(&vote);
-        let candidate = membership.is_voter(ballot.leader).then_some(ballot);
-        let own = membership.is_voter(self.id()).then(|| self.self_ballot());
+        let candidate = view.is_voter(ballot.leader).then_some(ballot);
+        let own = self.may_lead_in(view).then(|| self.self_ballot());
         let clock = self.logical_clock;
         let ZabRole::Looking(election) = &mut self.role else {
             return;
@@ -218,9 +285,9 @@ impl ZabCore {
         self.check_election_quorum();
     }
 
-    fn on_settled_vote(&mut self, from: NodeId, vote: Vote, membership: &Membership) {
+    fn on_settled_vote(&mut self, from: NodeId, vote: Vote, view: &Membership) {
         let ballot = Ballot::of(&vote);
-        if !membership.is_voter(ballot.leader) {
+        if !view.is_voter(ballot.leader) {
             return;
         }
         let me = self.id();
@@ -228,44 +295,43 @@ impl ZabCore {
         let ZabRole::Looking(election) = &mut self.role else {
             return;
         };
+        // The leader itself must say it leads (ZooKeeper's `checkLeader`).
         let leading = |set: &BTreeMap<NodeId, Vote>| {
             if ballot.leader == me {
                 clock == vote.round
             } else {
                 set.get(&ballot.leader)
-                    .is_some_and(|v| v.state == ServerState::Leading)
+                    .is_some_and(|v| v.state == ServerState::Leading && v.leader == ballot.leader)
             }
+        };
+        // Settled servers agree when they follow the same leader (they may
+        // have joined its current term from an older election, with another
+        // ballot); looking ones when they propose this ballot in this round.
+        let agree = |set: &BTreeMap<NodeId, Vote>| {
+            view.is_quorum(|n| {
+                set.get(&n).is_some_and(|v| match v.state {
+                    ServerState::Looking => Ballot::of(v) == ballot && v.round == vote.round,
+                    ServerState::Following | ServerState::Leading => v.leader == ballot.leader,
+                })
+            })
         };
         if vote.round == clock {
             election.received.insert(from, vote.clone());
-            let received = &election.received;
-            let agree = membership.is_quorum(|n| {
-                received
-                    .get(&n)
-                    .is_some_and(|v| Ballot::of(v) == ballot && v.round == vote.round)
-            });
-            if agree && leading(received) {
+            if agree(&election.received) && leading(&election.received) {
                 self.settle(ballot, vote.round);
                 return;
             }
         }
         election.out_of_election.insert(from, vote.clone());
-        let outside = &election.out_of_election;
-        let agree = membership.is_quorum(|n| {
-            outside
-                .get(&n)
-                .is_some_and(|v| Ballot::of(v) == ballot && v.round == vote.round)
-        });
-        if agree && leading(outside) {
+        if agree(&election.out_of_election) && leading(&election.out_of_election) {
             self.logical_clock = vote.round;
             self.settle(ballot, vote.round);
         }
     }
 
     /// Starts (or cancels) the finalize wait depending on whether a quorum
-    /// agrees with the current proposal.
+    /// of the view agrees with the current proposal.
     fn check_election_quorum(&mut self) {
-        let membership = self.log.membership();
         let me = self.id();
         let clock = self.logical_clock;
         let finalize = self.heartbeat_ticks();
@@ -276,7 +342,7 @@ impl ZabCore {
             return;
         };
         let received = &election.received;
-        let agree = membership.is_quorum(|n| {
+        let agree = election.view.is_quorum(|n| {
             n == me
                 || received
                     .get(&n)
@@ -330,6 +396,8 @@ impl ZabCore {
             epoch: ballot.epoch,
             round,
             state: ServerState::Looking,
+            config: self.log.membership(),
+            config_version: self.log.configs.version(),
         };
         tracing::debug!(
             node = self.id(),
@@ -338,9 +406,50 @@ impl ZabCore {
             "election settled"
         );
         if ballot.leader == self.id() {
+            if !self.log.membership().is_voter(self.id()) {
+                // Elected in a configuration where this server votes, but it
+                // does not in its own (stale) one: it cannot lead.
+                if let ZabRole::Looking(election) = &mut self.role {
+                    election.settle_ticks = None;
+                    election.proposal = None;
+                }
+                return;
+            }
             self.become_leading(elected);
         } else {
             self.become_following(ballot.leader, elected);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ballot(leader: NodeId, zxid: Zxid, epoch: u64) -> Ballot {
+        Ballot {
+            leader,
+            zxid,
+            epoch,
+        }
+    }
+
+    /// FLE `totalOrderPredicate`: currentEpoch, then zxid, then id.
+    #[test]
+    fn votes_order_by_epoch_then_zxid_then_id() {
+        let low_id = ballot(1, Zxid::new(3, 9), 3);
+        assert!(
+            ballot(2, Zxid::new(3, 9), 3).beats(&low_id),
+            "id breaks ties"
+        );
+        assert!(
+            ballot(1, Zxid::new(3, 10), 3).beats(&ballot(9, Zxid::new(3, 9), 3)),
+            "zxid before id"
+        );
+        assert!(
+            ballot(1, Zxid::new(2, 1), 4).beats(&ballot(9, Zxid::new(3, 50), 3)),
+            "epoch before zxid"
+        );
+        assert!(!low_id.beats(&low_id));
     }
 }

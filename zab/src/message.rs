@@ -49,6 +49,14 @@ pub struct Vote {
     pub round: u64,
     /// The sender's state.
     pub state: ServerState,
+    /// The sender's configuration in force (ZooKeeper 3.5 notifications
+    /// carry the sender's config too): lets a server that missed a
+    /// reconfiguration recognise the current voters and leader.
+    pub config: Membership,
+    /// The version of `config`: the zxid of the proposal that introduced it
+    /// (`0:0` for an initial configuration). A receiver adopts, for the
+    /// election only, a configuration newer than the one it knows.
+    pub config_version: Zxid,
 }
 
 /// Phase 1: a follower connects to its prospective leader (CEPOCH in the
@@ -123,6 +131,8 @@ pub struct Snap {
     pub index: u64,
     /// The configuration in force at `index`.
     pub membership: Membership,
+    /// Zxid of the proposal that introduced `membership` (its version).
+    pub config_zxid: Zxid,
     /// Byte offset of this chunk in the snapshot data.
     pub offset: u64,
     /// Total size of the snapshot data.

@@ -74,11 +74,16 @@ impl Log {
 
     /// Appends one entry (durable with the next `Ready`).
     pub fn append(&mut self, entry: Entry) -> Zxid {
-        if let Payload::Membership(target) = &entry.payload {
-            self.configs.record(entry.index, target.clone());
-        }
+        let change = match &entry.payload {
+            Payload::Membership(target) => Some((entry.index, target.clone())),
+            _ => None,
+        };
         self.append.push(entry.clone());
-        self.history.append(entry)
+        let zxid = self.history.append(entry);
+        if let Some((index, target)) = change {
+            self.configs.record(index, target, zxid);
+        }
+        zxid
     }
 
     /// Drops entries `>= from` (never committed ones).
@@ -96,14 +101,14 @@ impl Log {
     }
 
     /// Replaces the history by a received snapshot.
-    pub fn install(&mut self, snapshot: Snapshot, zxid: Zxid) {
+    pub fn install(&mut self, snapshot: Snapshot, zxid: Zxid, config_zxid: Zxid) {
         assert!(
             snapshot.index > self.applied_index,
             "a snapshot never rolls back"
         );
         let index = snapshot.index;
         self.history.reset(index, zxid);
-        self.configs.reset(snapshot.membership.clone());
+        self.configs.reset(snapshot.membership.clone(), config_zxid);
         self.append.clear();
         if self.persisted_last > index {
             self.truncate_from = Some(self.truncate_from.map_or(index + 1, |t| t.min(index + 1)));
@@ -353,7 +358,7 @@ impl ZabCore {
     fn restore_base(
         config: &CoreConfig,
         state: &InitialState,
-    ) -> Result<(LogIndex, Zxid, Membership), RecoverError> {
+    ) -> Result<(LogIndex, Zxid, Membership, Zxid), RecoverError> {
         match &state.snapshot {
             Some(snapshot) => {
                 let meta = SnapshotMeta::decode(&snapshot.protocol_state)?;
@@ -363,14 +368,19 @@ impl ZabCore {
                         meta.zxid, snapshot.epoch
                     )));
                 }
-                Ok((snapshot.index, meta.zxid, snapshot.membership.clone()))
+                Ok((
+                    snapshot.index,
+                    meta.zxid,
+                    snapshot.membership.clone(),
+                    meta.config_zxid,
+                ))
             }
             None => {
                 config
                     .initial_membership
                     .validate()
                     .map_err(|e| RecoverError::InvalidConfig(e.to_string()))?;
-                Ok((0, Zxid::ZERO, config.initial_membership.clone()))
+                Ok((0, Zxid::ZERO, config.initial_membership.clone(), Zxid::ZERO))
             }
         }
     }
@@ -387,20 +397,22 @@ impl ZabCore {
                 hard.current_epoch, hard.accepted_epoch
             )));
         }
-        let (base_index, base_zxid, base_membership) = Self::restore_base(&config, &state)?;
+        let (base_index, base_zxid, base_membership, base_version) =
+            Self::restore_base(&config, &state)?;
         let entries: Vec<Entry> = state
             .entries
             .into_iter()
             .filter(|e| e.index > base_index)
             .collect();
-        let mut configs = ConfigLog::new(base_membership);
-        for entry in &entries {
-            if let Payload::Membership(target) = &entry.payload {
-                configs.record(entry.index, target.clone());
-            }
-        }
         let history = History::restore(base_index, base_zxid, entries)
             .map_err(|e| RecoverError::InconsistentLog(e.0))?;
+        let mut configs = ConfigLog::new(base_membership, base_version);
+        for index in base_index + 1..=history.last_index() {
+            if let Some(Payload::Membership(target)) = history.entry(index).map(|e| &e.payload) {
+                let zxid = history.zxid_at(index).expect("held");
+                configs.record(index, target.clone(), zxid);
+            }
+        }
         if history.last_zxid().epoch() > hard.accepted_epoch {
             return Err(RecoverError::InconsistentLog(format!(
                 "history ends at {} beyond acceptedEpoch {}",

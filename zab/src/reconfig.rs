@@ -26,28 +26,36 @@ use std::collections::BTreeMap;
 
 use consensus_api::{LogIndex, Membership};
 
+use crate::zxid::Zxid;
+
 /// The configuration of a node's history: the committed base (snapshot's or
-/// initial) and the configuration proposals held above it.
+/// initial) and the configuration proposals held above it, each with the
+/// zxid that introduced it (its *version*; `0:0` for an initial
+/// configuration), which Fast Leader Election uses to prefer the newest
+/// configuration it hears of.
 #[derive(Debug, Clone)]
 pub(crate) struct ConfigLog {
     /// The configuration in force at the history's base.
     base: Membership,
+    /// Zxid of the proposal that introduced `base` (`0:0`: initial).
+    base_version: Zxid,
     /// Configuration proposals of the history (stable targets), by index.
-    changes: BTreeMap<LogIndex, Membership>,
+    changes: BTreeMap<LogIndex, (Membership, Zxid)>,
 }
 
 impl ConfigLog {
     /// A log of configurations starting from `base`.
-    pub fn new(base: Membership) -> ConfigLog {
+    pub fn new(base: Membership, base_version: Zxid) -> ConfigLog {
         ConfigLog {
             base,
+            base_version,
             changes: BTreeMap::new(),
         }
     }
 
-    /// Records a configuration proposal at `index`.
-    pub fn record(&mut self, index: LogIndex, target: Membership) {
-        self.changes.insert(index, target);
+    /// Records a configuration proposal at `index` with its zxid.
+    pub fn record(&mut self, index: LogIndex, target: Membership, zxid: Zxid) {
+        self.changes.insert(index, (target, zxid));
     }
 
     /// The configuration in force when everything up to `commit_index` is
@@ -56,9 +64,18 @@ impl ConfigLog {
     pub fn in_force(&self, commit_index: LogIndex) -> Membership {
         match self.changes.iter().next_back() {
             None => self.base.clone(),
-            Some((index, target)) if *index <= commit_index => target.clone(),
-            Some((index, target)) => self.before(*index).joint_to(target),
+            Some((index, (target, _))) if *index <= commit_index => target.clone(),
+            Some((index, (target, _))) => self.before(*index).joint_to(target),
         }
+    }
+
+    /// The version of the configuration in force: the zxid of the latest
+    /// configuration proposal held (pending or not).
+    pub fn version(&self) -> Zxid {
+        self.changes
+            .values()
+            .next_back()
+            .map_or(self.base_version, |(_, zxid)| *zxid)
     }
 
     /// The stable configuration in force at `index` assuming everything up
@@ -67,7 +84,15 @@ impl ConfigLog {
         self.changes
             .range(..=index)
             .next_back()
-            .map_or_else(|| self.base.clone(), |(_, target)| target.clone())
+            .map_or_else(|| self.base.clone(), |(_, (target, _))| target.clone())
+    }
+
+    /// The version of [`ConfigLog::committed_at`].
+    pub fn version_at(&self, index: LogIndex) -> Zxid {
+        self.changes
+            .range(..=index)
+            .next_back()
+            .map_or(self.base_version, |(_, (_, zxid))| *zxid)
     }
 
     /// The pending change above `commit_index`, if any.
@@ -75,7 +100,7 @@ impl ConfigLog {
         self.changes
             .range(commit_index + 1..)
             .next_back()
-            .map(|(index, target)| (*index, target))
+            .map(|(index, (target, _))| (*index, target))
     }
 
     /// The stable configuration in force just before `index`.
@@ -83,7 +108,7 @@ impl ConfigLog {
         self.changes
             .range(..index)
             .next_back()
-            .map_or_else(|| self.base.clone(), |(_, target)| target.clone())
+            .map_or_else(|| self.base.clone(), |(_, (target, _))| target.clone())
     }
 
     /// Forgets changes at indexes `>= from` (a truncated suffix).
@@ -94,12 +119,14 @@ impl ConfigLog {
     /// Folds changes at indexes `<= index` into the base (compaction).
     pub fn compact_to(&mut self, index: LogIndex) {
         self.base = self.committed_at(index);
+        self.base_version = self.version_at(index);
         self.changes = self.changes.split_off(&(index + 1));
     }
 
     /// Replaces everything by `base` (snapshot installed).
-    pub fn reset(&mut self, base: Membership) {
+    pub fn reset(&mut self, base: Membership, base_version: Zxid) {
         self.base = base;
+        self.base_version = base_version;
         self.changes.clear();
     }
 }
@@ -134,8 +161,9 @@ mod tests {
 
     #[test]
     fn pending_change_is_joint_until_committed() {
-        let mut log = ConfigLog::new(Membership::new([1, 2, 3]));
-        log.record(5, Membership::new([1, 2, 3, 4]));
+        let mut log = ConfigLog::new(Membership::new([1, 2, 3]), Zxid::ZERO);
+        log.record(5, Membership::new([1, 2, 3, 4]), Zxid::new(1, 5));
+        assert_eq!(log.version(), Zxid::new(1, 5));
         let joint = log.in_force(4);
         assert!(joint.is_joint());
         assert_eq!(joint.outgoing, Some([1, 2, 3].into()));
@@ -144,8 +172,9 @@ mod tests {
         assert_eq!(log.pending(4).map(|(i, _)| i), Some(5));
         log.truncate_from(5);
         assert_eq!(log.in_force(0), Membership::new([1, 2, 3]));
-        log.record(6, Membership::new([2, 3]));
+        log.record(6, Membership::new([2, 3]), Zxid::new(2, 1));
         log.compact_to(6);
+        assert_eq!(log.version(), Zxid::new(2, 1));
         assert_eq!(log.in_force(0), Membership::new([2, 3]));
     }
 }

@@ -28,6 +28,9 @@ use crate::zxid::Zxid;
 pub struct SnapshotMeta {
     /// Zxid of the snapshot's last transaction.
     pub zxid: Zxid,
+    /// Zxid of the proposal that introduced the snapshot's configuration
+    /// (`0:0` for the initial one): its version for the election.
+    pub config_zxid: Zxid,
 }
 
 impl SnapshotMeta {
@@ -49,6 +52,8 @@ pub(crate) struct SnapshotSend {
     pub snapshot: Snapshot,
     /// Its zxid.
     pub zxid: Zxid,
+    /// The version of its configuration.
+    pub config_zxid: Zxid,
     /// CRC32C of its data.
     pub checksum: u32,
     /// Bytes the follower acknowledged.
@@ -61,6 +66,7 @@ pub(crate) struct IncomingSnapshot {
     zxid: Zxid,
     index: LogIndex,
     membership: Membership,
+    config_zxid: Zxid,
     total_bytes: u64,
     checksum: u32,
     data: Vec<u8>,
@@ -71,6 +77,7 @@ impl IncomingSnapshot {
         self.zxid == chunk.zxid
             && self.index == chunk.index
             && self.total_bytes == chunk.total_bytes
+            && self.config_zxid == chunk.config_zxid
             && self.checksum == chunk.checksum
     }
 }
@@ -100,7 +107,11 @@ impl ZabCore {
             index: applied_index,
             epoch: zxid.epoch(),
             membership: self.log.configs.committed_at(applied_index),
-            protocol_state: SnapshotMeta { zxid }.encode(),
+            protocol_state: SnapshotMeta {
+                zxid,
+                config_zxid: self.log.configs.version_at(applied_index),
+            }
+            .encode(),
             data,
         };
         self.log.history.compact_to(applied_index);
@@ -119,8 +130,8 @@ impl ZabCore {
             );
             return;
         };
-        let zxid = match SnapshotMeta::decode(&snapshot.protocol_state) {
-            Ok(meta) => meta.zxid,
+        let meta = match SnapshotMeta::decode(&snapshot.protocol_state) {
+            Ok(meta) => meta,
             Err(error) => {
                 tracing::error!(node = self.id(), %error, "own snapshot metadata unreadable");
                 return;
@@ -138,7 +149,8 @@ impl ZabCore {
         progress.snapshot_acked_at_heartbeat = 0;
         progress.stage = Stage::Snapshotting(SnapshotSend {
             snapshot,
-            zxid,
+            zxid: meta.zxid,
+            config_zxid: meta.config_zxid,
             checksum,
             acked: 0,
         });
@@ -165,6 +177,7 @@ impl ZabCore {
             zxid: send.zxid,
             index: send.snapshot.index,
             membership: send.snapshot.membership.clone(),
+            config_zxid: send.config_zxid,
             offset,
             total_bytes,
             checksum: send.checksum,
@@ -262,6 +275,7 @@ impl ZabCore {
             membership: incoming.membership,
             protocol_state: SnapshotMeta {
                 zxid: incoming.zxid,
+                config_zxid: incoming.config_zxid,
             }
             .encode(),
             data: Bytes::from(incoming.data),
@@ -271,7 +285,8 @@ impl ZabCore {
             index = snapshot.index,
             "installing snapshot"
         );
-        self.log.install(snapshot, incoming.zxid);
+        self.log
+            .install(snapshot, incoming.zxid, incoming.config_zxid);
         self.report(epoch, false);
     }
 }
@@ -298,6 +313,7 @@ fn receive_chunk(
             zxid: chunk.zxid,
             index: chunk.index,
             membership: chunk.membership.clone(),
+            config_zxid: chunk.config_zxid,
             total_bytes: chunk.total_bytes,
             checksum: chunk.checksum,
             data: Vec::new(),

@@ -155,6 +155,8 @@ fn discovery_accepted_epoch_is_durable_before_ackepoch() {
                 epoch: 0,
                 round: 1,
                 state: ServerState::Looking,
+                config: Membership::new([1, 2, 3]),
+                config_version: Zxid::ZERO,
             }),
         );
     }
@@ -202,6 +204,8 @@ fn discovery_leader_behind_a_follower_abandons() {
                 epoch: 0,
                 round: 1,
                 state: ServerState::Looking,
+                config: Membership::new([1, 2, 3]),
+                config_version: Zxid::ZERO,
             }),
         );
     }
@@ -248,6 +252,8 @@ fn discovery_stale_epoch_acks_do_not_count() {
                 epoch: 0,
                 round: 1,
                 state: ServerState::Looking,
+                config: Membership::new([1, 2, 3]),
+                config_version: Zxid::ZERO,
             }),
         );
     }
@@ -597,7 +603,8 @@ fn reconfig_adds_a_node_and_removes_the_leader() {
     assert!(net.run_until(200, |n| n.outcome(leader, ticket).is_some()));
     assert!(matches!(net.outcome(leader, ticket), Some(Ok(_))));
     assert_eq!(net.status(leader).membership, Membership::new([1, 2, 3, 4]));
-    assert!(net.run_until(200, |n| n.status(4).role == Role::Follower));
+    let joined = net.run_until(200, |n| n.status(4).role == Role::Follower);
+    assert!(joined);
     net.propose(leader, "with-4").unwrap();
     net.run(5);
     assert_eq!(net.machine(4), vec!["with-4"]);
@@ -703,6 +710,7 @@ fn sync_snap_never_drops_acknowledged_proposals() {
         zxid: net.core(leader).zxid_at(5).unwrap(),
         index: 5,
         membership: Membership::new([1, 2, 3]),
+        config_zxid: Zxid::ZERO,
         offset: 0,
         total_bytes: data.len() as u64,
         checksum: crc32c::crc32c(&data),

@@ -110,3 +110,99 @@ fn grow_with_a_leader_crash_mid_change_then_remove_the_leader() {
         cluster.check().unwrap();
     }
 }
+
+/// Random membership changes (3 to 5 voters among nodes 1..=5) interleaved
+/// with single crashes, isolations and writes. Safety is checked after every
+/// event; at the end, with everyone up and connected, the members converge.
+#[test]
+fn random_reconfigurations_under_faults() {
+    use rand::{Rng, SeedableRng};
+    let seeds: u64 = std::env::var("ZAB_RECONFIG_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    for seed in 1..=seeds {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut cluster = Cluster::<ZabCore>::new(5, seed);
+        add_primary_order_invariants(&mut cluster);
+        let mut down: Option<u64> = None;
+        let mut value = 0;
+        for _ in 0..40 {
+            cluster.run_until(200, |c| c.leader().is_some());
+            match rng.random_range(0..10) {
+                0..=2 => {
+                    if let Some(leader) = cluster.leader() {
+                        let mut voters: Vec<u64> = (1..=5).collect();
+                        while voters.len() > 3 && rng.random_bool(0.5) {
+                            let drop = rng.random_range(0..voters.len());
+                            voters.remove(drop);
+                        }
+                        let _ = cluster.change_membership(leader, Membership::new(voters));
+                    }
+                }
+                3 => {
+                    if let Some(id) = down.take() {
+                        cluster.restart(id);
+                    } else {
+                        let id = rng.random_range(1..=5);
+                        cluster.crash(id);
+                        down = Some(id);
+                    }
+                }
+                4 => {
+                    let id = rng.random_range(1..=5);
+                    cluster.isolate(id);
+                    cluster.run_ticks(rng.random_range(10..60));
+                    cluster.heal();
+                }
+                _ => {
+                    if let Some(leader) = cluster.leader() {
+                        value += 1;
+                        let _ = cluster.write_sync(leader, "k", value, 100);
+                    }
+                }
+            }
+            cluster.run_ticks(rng.random_range(1..30));
+        }
+        if let Some(id) = down.take() {
+            cluster.restart(id);
+        }
+        cluster.heal();
+        assert!(
+            cluster.run_until(2000, |c| c
+                .leader()
+                .is_some_and(|l| !c.status(l).membership.is_joint())),
+            "seed {seed}: a leader in a stable configuration"
+        );
+        let leader = cluster.leader().unwrap();
+        value += 1;
+        assert_eq!(
+            cluster.write_sync(leader, "k", value, 600),
+            Ok(KvResponse::Written),
+            "seed {seed}"
+        );
+        let members = cluster.status(leader).membership.all_nodes();
+        for id in members {
+            if !cluster.run_until(600, |c| c.local_value(id, "k") == Some(value)) {
+                // Diagnostics for the assertion below.
+                for n in 1..=5 {
+                    let core = cluster.core(n);
+                    eprintln!(
+                        "seed {seed}, node {n}: {} {:?} last={} commit={} membership={}",
+                        core.state_name(),
+                        core.hard_state(),
+                        core.last_zxid(),
+                        cluster.status(n).commit_index,
+                        cluster.status(n).membership
+                    );
+                }
+            }
+            assert!(
+                cluster.run_until(600, |c| c.local_value(id, "k") == Some(value)),
+                "seed {seed}: member {id} converges ({})",
+                cluster.core(id).state_name()
+            );
+        }
+        cluster.check().unwrap();
+    }
+}

@@ -53,6 +53,8 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
                 ServerState::Following,
                 ServerState::Leading,
             ][rng.random_range(0..3)],
+            config: Membership::new(1..=rng.random_range(1..=5u64)),
+            config_version: zxid(rng),
         }),
         1 => Message::FollowerInfo(FollowerInfo {
             accepted_epoch: epoch,
@@ -79,6 +81,7 @@ fn message(rng: &mut ChaCha8Rng) -> Message {
             zxid: zxid(rng),
             index: rng.random_range(0..10),
             membership: Membership::new([1, 2, 3]),
+            config_zxid: zxid(rng),
             offset: rng.random_range(0..8),
             total_bytes: rng.random_range(0..8),
             checksum: rng.random(),
