@@ -16,6 +16,11 @@
 //! [limits]                       # optional
 //! value_bytes_max = 1048576
 //!
+//! [testing]                      # optional; never in production
+//! fault_injection = false        # true: accept the authenticated admin
+//!                                # commands that partition this node
+//! admin_token_file = "admin-token"  # the shared secret those commands carry
+//!
 //! [[node]]
 //! id = 1
 //! peer_addr = "10.0.0.1:7001"    # UDP, consensus traffic (QUIC, mutual TLS)
@@ -93,6 +98,8 @@ struct RawConfig {
     tuning: Option<RawTuning>,
     #[serde(default)]
     limits: Option<RawLimits>,
+    #[serde(default)]
+    testing: Option<RawTesting>,
     #[serde(rename = "node")]
     nodes: Vec<RawNode>,
 }
@@ -110,6 +117,13 @@ struct RawTuning {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     value_bytes_max: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTesting {
+    fault_injection: Option<Spanned<bool>>,
+    admin_token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +149,19 @@ pub struct NodeEntry {
     pub data_dir: PathBuf,
 }
 
+/// The `[testing]` section: switches for fault-injection tests. Everything
+/// is off by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestingConfig {
+    /// Accept the admin commands that install network faults (partitions)
+    /// in this node's transport. Off: every admin command is refused.
+    pub fault_injection: bool,
+    /// The file holding the shared secret that admin commands must carry
+    /// (required when `fault_injection` is on). Only the test harness
+    /// needs it; key-value clients never read it.
+    pub admin_token_file: Option<PathBuf>,
+}
+
 /// A validated cluster configuration.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -152,6 +179,8 @@ pub struct ClusterConfig {
     pub value_bytes_max: usize,
     /// The nodes, in id order.
     pub nodes: Vec<NodeEntry>,
+    /// Fault-injection switches (all off unless `[testing]` says otherwise).
+    pub testing: TestingConfig,
 }
 
 /// Default largest value: 1 MiB.
@@ -268,6 +297,23 @@ impl ClusterConfig {
             value_bytes_max = *limit.get_ref();
         }
 
+        let mut testing = TestingConfig::default();
+        if let Some(t) = &raw.testing {
+            testing.admin_token_file = t.admin_token_file.as_ref().map(|f| resolve(f.get_ref()));
+            if let Some(flag) = &t.fault_injection {
+                testing.fault_injection = *flag.get_ref();
+                if testing.fault_injection && testing.admin_token_file.is_none() {
+                    return Err(invalid(
+                        flag.span(),
+                        "testing.fault_injection",
+                        "needs `testing.admin_token_file`: admin commands are authenticated by \
+                         the secret in that file (create one with `consensus-kv admin token --config FILE`)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+
         if raw.nodes.is_empty() {
             return Err(ConfigError::Parse {
                 path: path.to_path_buf(),
@@ -338,7 +384,15 @@ impl ClusterConfig {
             tuning,
             value_bytes_max,
             nodes,
+            testing,
         })
+    }
+
+    /// The `[testing]` section that turns fault injection on, with the
+    /// admin secret in `token_file` (relative to the configuration file's
+    /// directory, or absolute). Append it to a rendered configuration.
+    pub fn render_testing(token_file: &str) -> String {
+        format!("\n[testing]\nfault_injection = true\nadmin_token_file = {token_file:?}\n")
     }
 
     /// The entry of node `id`.
@@ -459,6 +513,34 @@ data_dir = "/tmp/elsewhere"
             .unwrap_err()
             .to_string();
         assert!(error.contains("datadir"), "{error}");
+    }
+
+    #[test]
+    fn testing_section_is_off_by_default_and_needs_a_token_file() {
+        let config = ClusterConfig::parse(GOOD, Path::new("/etc/kv/cluster.toml")).unwrap();
+        assert_eq!(config.testing, TestingConfig::default());
+        assert!(!config.testing.fault_injection);
+
+        let on =
+            format!("{GOOD}\n[testing]\nfault_injection = true\nadmin_token_file = \"secret\"\n");
+        let config = ClusterConfig::parse(&on, Path::new("/etc/kv/cluster.toml")).unwrap();
+        assert!(config.testing.fault_injection);
+        assert_eq!(
+            config.testing.admin_token_file,
+            Some(PathBuf::from("/etc/kv/secret"))
+        );
+
+        let no_token = format!("{GOOD}\n[testing]\nfault_injection = true\n");
+        let error = ClusterConfig::parse(&no_token, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("testing.fault_injection") && error.contains("admin_token_file"),
+            "{error}"
+        );
+
+        let typo = format!("{GOOD}\n[testing]\nfault_injektion = true\n");
+        assert!(ClusterConfig::parse(&typo, Path::new("c.toml")).is_err());
     }
 
     #[test]

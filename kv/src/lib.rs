@@ -12,7 +12,9 @@
 //!   idempotent retries, "outcome unknown" on timeouts;
 //! * [`load`]: the closed-loop load generator behind `consensus-kv bench`;
 //! * [`wire`]: the client API messages;
-//! * [`demo`]: a local cluster of child processes.
+//! * [`demo`]: a local cluster of child processes;
+//! * [`torture`]: Jepsen-style fault testing of real processes (nemesis,
+//!   recorded clients, authenticated fault-injection admin, checks).
 #![deny(missing_docs)]
 
 pub mod client;
@@ -22,4 +24,5 @@ pub mod load;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod torture;
 pub mod wire;

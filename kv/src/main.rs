@@ -13,6 +13,10 @@ use consensus_kv::config::ClusterConfig;
 use consensus_kv::demo::{prepare, LocalCluster};
 use consensus_kv::load::{self, LoadOptions};
 use consensus_kv::server::Server;
+use consensus_kv::torture::admin::{links_for_groups, parse_groups, write_token, AdminClient};
+use consensus_kv::torture::nemesis::FaultKind;
+use consensus_kv::torture::{self, TortureOptions};
+use consensus_kv::wire::AdminCommand;
 
 #[derive(Parser)]
 #[command(
@@ -105,6 +109,69 @@ enum Commands {
         #[command(flatten)]
         target: Target,
     },
+    /// Jepsen-style fault test: a local cluster of real processes, recorded
+    /// clients, a seeded nemesis (kill -9, SIGSTOP, partitions, power loss),
+    /// then every check. Exits 0 only when every check passed.
+    Torture {
+        /// raft, multipaxos, paxos or zab.
+        #[arg(long)]
+        protocol: String,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// How long faults are injected, e.g. 30s, 10m.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Seed of the nemesis schedule and the clients' choices (default:
+        /// drawn at random and printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The client history (JSON Lines).
+        #[arg(long, default_value = "torture-history.jsonl")]
+        history: PathBuf,
+        /// Concurrent client processes.
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// Number of keys.
+        #[arg(long, default_value_t = 5)]
+        keys: usize,
+        /// Fault kinds: all, none, kill, pause, partition, power, or single
+        /// kinds (kill-random, kill-leader, pause-random, pause-leader,
+        /// partition-halves, isolate-leader, bridge, power-loss), comma-separated.
+        #[arg(long, default_value = "all")]
+        faults: String,
+        /// Keep the cluster (configuration, data, logs) here instead of a
+        /// temporary directory removed after a passing run.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Timeout of one client operation.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        op_timeout: Duration,
+        /// Bound on each recovery wait at the end.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        recovery_timeout: Duration,
+        /// Print the nemesis's actions as they happen.
+        #[arg(long, short)]
+        verbose: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a saved client history: linearizability, and lost writes
+    /// against the final reads it ends with.
+    CheckHistory {
+        /// The history file (JSON Lines).
+        history: PathBuf,
+    },
+    /// Fault injection on a cluster whose configuration enables it
+    /// (`[testing] fault_injection = true`, tests only).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+        /// The cluster configuration file.
+        #[arg(long, default_value = "cluster.toml", global = true)]
+        config: PathBuf,
+    },
     /// Closed-loop load generator: ops/s and latency percentiles.
     Bench {
         /// Concurrent clients (one connection each).
@@ -134,6 +201,26 @@ enum Commands {
         #[command(flatten)]
         target: Target,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Write a new random secret to the configuration's `testing.admin_token_file`.
+    Token {
+        /// Replace an existing secret.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Partition the cluster: groups separated by `/`, nodes by commas
+    /// ("1,2/3"); a node in two groups is a bridge ("1,2/2,3").
+    Partition {
+        /// The groups.
+        groups: String,
+    },
+    /// Lift every partition.
+    Heal,
+    /// Show each node's blocked links.
+    Show,
 }
 
 #[derive(clap::Args)]
@@ -245,6 +332,12 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Commands::Serve { config, id } => {
+            // A file size limit (RLIMIT_FSIZE) must fail the write with
+            // EFBIG, which the store reports, instead of killing the node.
+            // SAFETY: setting a signal disposition to SIG_IGN.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
             let config = ClusterConfig::load(&config)?;
             let server = Server::start(&config, id)?;
             eprintln!(
@@ -311,6 +404,75 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Commands::Status { json, target } => status(&target, json).await?,
+        Commands::Torture {
+            protocol,
+            nodes,
+            duration,
+            seed,
+            history,
+            clients,
+            keys,
+            faults,
+            dir,
+            op_timeout,
+            recovery_timeout,
+            verbose,
+            json,
+        } => {
+            let protocol: consensus::Protocol = protocol.parse()?;
+            let seed = seed.unwrap_or_else(rand::random);
+            let binary = std::env::current_exe().context("locating this binary")?;
+            let mut options = TortureOptions::new(binary, protocol, nodes, duration, seed, history);
+            options.clients = clients;
+            options.keys = keys;
+            options.faults = FaultKind::parse_list(&faults).map_err(anyhow::Error::msg)?;
+            options.dir = dir;
+            options.op_timeout = op_timeout;
+            options.recovery_timeout = recovery_timeout;
+            options.verbose = verbose;
+            eprintln!(
+                "torture: {protocol} on {nodes} nodes, seed {seed}, {:.1} s of faults, history {}",
+                duration.as_secs_f64(),
+                options.history.display()
+            );
+            match torture::run(&options).await {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", report.describe());
+                    }
+                    if !report.passed() {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                Err(error) => {
+                    eprintln!("torture run could not be carried out (seed {seed}): {error}");
+                    eprintln!("history: {}", options.history.display());
+                    eprintln!("rerun: {}", options.command_line());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Commands::CheckHistory { history } => {
+            let events = consensus_sim::history::read_history(&history)
+                .with_context(|| format!("reading {}", history.display()))?;
+            let finals = torture::checks::final_reads(&events);
+            let checks = [
+                torture::checks::linearizability(
+                    &events,
+                    &consensus_sim::linearizability::CheckOptions::default(),
+                ),
+                torture::checks::lost_writes(&events, &finals),
+            ];
+            for check in &checks {
+                println!("{check}");
+            }
+            if checks.iter().any(|c| !c.passed) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Commands::Admin { action, config } => admin(&config, action).await?,
         Commands::Bench {
             clients,
             duration,
@@ -349,6 +511,56 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<()> {
+    let config = ClusterConfig::load(config_path)?;
+    if let AdminAction::Token { force } = action {
+        let Some(path) = &config.testing.admin_token_file else {
+            bail!(
+                "{} has no `[testing] admin_token_file = \"...\"`: name the file the secret goes to",
+                config_path.display()
+            );
+        };
+        if path.exists() && !force {
+            bail!("{} exists; pass --force to replace it", path.display());
+        }
+        write_token(path).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote a new admin secret to {} (mode 0600)", path.display());
+        return Ok(());
+    }
+    let admin = AdminClient::from_config(&config)?;
+    let ids = admin.node_ids();
+    let command = match action {
+        AdminAction::Token { .. } => unreachable!("handled above"),
+        AdminAction::Partition { groups } => {
+            let groups = parse_groups(&groups).map_err(anyhow::Error::msg)?;
+            AdminCommand::SetBlocked {
+                links: links_for_groups(&groups).into_iter().collect(),
+            }
+        }
+        AdminAction::Heal => AdminCommand::Heal,
+        AdminAction::Show => AdminCommand::Show,
+    };
+    let mut failed = false;
+    for id in ids {
+        match admin.send(id, command.clone()).await {
+            Ok(links) if links.is_empty() => println!("node {id}: no blocked link"),
+            Ok(links) => {
+                let shown: Vec<String> = links.iter().map(|(a, b)| format!("{a}->{b}")).collect();
+                println!("node {id}: blocks {}", shown.join(" "));
+            }
+            Err(error) => {
+                failed = true;
+                println!("node {id}: {error}");
+            }
+        }
+    }
+    admin.close().await;
+    if failed {
+        bail!("some nodes did not apply the command");
+    }
+    Ok(())
 }
 
 async fn status(target: &Target, json: bool) -> Result<()> {

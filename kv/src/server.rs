@@ -1,7 +1,8 @@
 //! `consensus-kv serve`: one node of the replicated key-value service.
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use consensus::{
@@ -13,7 +14,10 @@ use thiserror::Error;
 use crate::config::ClusterConfig;
 use crate::state::{Command, KvState, Query, Response};
 use crate::tls;
-use crate::wire::{self, NodeReport, Reply, Request, ServiceError, Session, MESSAGE_BYTES_MAX};
+use crate::wire::{
+    self, AdminCommand, AdminRefusal, AdminReply, AdminRequest, Link, NodeReport, Reply, Request,
+    ServiceError, Session, ADMIN_LINKS_MAX, MESSAGE_BYTES_MAX,
+};
 
 /// Client sessions kept by the state machine (least recently used evicted).
 pub const SESSIONS_MAX: usize = 100_000;
@@ -35,6 +39,14 @@ pub enum ServeError {
     /// The consensus node could not start.
     #[error("starting the consensus node: {0}")]
     Node(#[from] consensus::BuildError),
+    /// Fault injection is on but its admin secret is unusable.
+    #[error("admin token {path}: {message}")]
+    AdminToken {
+        /// The token file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The client API endpoint could not be set up.
     #[error("client API on {addr}: {message}")]
     ClientApi {
@@ -45,12 +57,51 @@ pub enum ServeError {
     },
 }
 
+/// Shortest admin secret accepted (characters).
+pub const ADMIN_TOKEN_CHARS_MIN: usize = 32;
+
+/// Fault injection through admin commands (only with `[testing]
+/// fault_injection = true`).
+struct Admin {
+    token: String,
+    members: BTreeSet<NodeId>,
+    blocked: Mutex<BTreeSet<Link>>,
+}
+
+/// Reads and checks the admin secret.
+pub fn read_admin_token(path: &std::path::Path) -> Result<String, ServeError> {
+    let error = |message: String| ServeError::AdminToken {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let token = text.trim().to_string();
+    if token.chars().count() < ADMIN_TOKEN_CHARS_MIN || token.chars().any(char::is_whitespace) {
+        return Err(error(format!(
+            "the secret must be one word of at least {ADMIN_TOKEN_CHARS_MIN} characters \
+             (create one with `consensus-kv admin token --config FILE`)"
+        )));
+    }
+    Ok(token)
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut difference = a.len() ^ b.len();
+    for (i, byte) in a.iter().enumerate() {
+        difference |= usize::from(byte ^ b.get(i).copied().unwrap_or(!byte));
+    }
+    difference == 0
+}
+
 /// A running key-value node: the consensus node plus the client API.
 pub struct Server {
     node: Arc<ConsensusNode>,
     endpoint: quinn::Endpoint,
     id: NodeId,
     value_bytes_max: usize,
+    admin: Option<Admin>,
 }
 
 impl Server {
@@ -69,6 +120,17 @@ impl Server {
                 message: e.to_string(),
             }
         })?;
+        let admin = match (
+            &config.testing.admin_token_file,
+            config.testing.fault_injection,
+        ) {
+            (Some(path), true) => Some(Admin {
+                token: read_admin_token(path)?,
+                members: config.nodes.iter().map(|n| n.id).collect(),
+                blocked: Mutex::new(BTreeSet::new()),
+            }),
+            _ => None,
+        };
         let node = NodeBuilder::new(config.protocol, config.cluster_id.clone(), id)
             .listen(entry.peer_addr)
             .peers(
@@ -101,11 +163,19 @@ impl Server {
             data_dir = %entry.data_dir.display(),
             "key-value node started"
         );
+        if admin.is_some() {
+            tracing::warn!(
+                node = id,
+                "fault injection is ON ([testing] fault_injection = true): authenticated admin \
+                 commands can partition this node; never use this setting in production"
+            );
+        }
         Ok(Arc::new(Server {
             node: Arc::new(node),
             endpoint,
             id,
             value_bytes_max: config.value_bytes_max,
+            admin,
         }))
     }
 
@@ -157,16 +227,17 @@ impl Server {
     async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let reply = match recv.read_to_end(MESSAGE_BYTES_MAX).await {
             Ok(bytes) => match wire::decode::<Request>(&bytes) {
-                Ok(request) => self.handle(request).await,
-                Err(error) => Reply::Error(ServiceError::Invalid(format!(
+                Ok(Request::Admin(request)) => wire::encode(&self.admin(request)),
+                Ok(request) => wire::encode(&self.handle(request).await),
+                Err(error) => wire::encode(&Reply::Error(ServiceError::Invalid(format!(
                     "request does not decode: {error}"
-                ))),
+                )))),
             },
-            Err(error) => Reply::Error(ServiceError::Invalid(format!(
+            Err(error) => wire::encode(&Reply::Error(ServiceError::Invalid(format!(
                 "request unreadable: {error}"
-            ))),
+            )))),
         };
-        if send.write_all(&wire::encode(&reply)).await.is_ok() {
+        if send.write_all(&reply).await.is_ok() {
             let _ = send.finish();
             let _ = send.stopped().await;
         }
@@ -241,12 +312,72 @@ impl Server {
                 }
             }
             Request::Status => Reply::Status(Box::new(self.report().await)),
+            Request::Admin(_) => Reply::Error(ServiceError::Invalid(
+                "admin requests are answered by Server::admin".into(),
+            )),
+        }
+    }
+
+    /// Executes an admin (fault-injection) request: refused unless fault
+    /// injection is enabled and the request carries the admin secret.
+    pub fn admin(&self, request: AdminRequest) -> AdminReply {
+        let Some(admin) = &self.admin else {
+            tracing::warn!(node = self.id, command = ?request.command, "admin request refused: fault injection is disabled");
+            return AdminReply::Refused(AdminRefusal::Disabled { node: self.id });
+        };
+        if !same_secret(&request.token, &admin.token) {
+            tracing::warn!(node = self.id, "admin request refused: wrong token");
+            return AdminReply::Refused(AdminRefusal::Unauthorized { node: self.id });
+        }
+        let faults = self.node.faults();
+        let mut blocked = admin.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted: BTreeSet<Link> = match request.command {
+            AdminCommand::Show => blocked.clone(),
+            AdminCommand::Heal => BTreeSet::new(),
+            AdminCommand::SetBlocked { links } => {
+                if links.len() > ADMIN_LINKS_MAX {
+                    return AdminReply::Refused(AdminRefusal::Invalid(format!(
+                        "{} links exceed the limit of {ADMIN_LINKS_MAX}",
+                        links.len()
+                    )));
+                }
+                for &(from, to) in &links {
+                    if from == to {
+                        return AdminReply::Refused(AdminRefusal::Invalid(format!(
+                            "link {from} -> {to} joins a node to itself"
+                        )));
+                    }
+                    if let Some(unknown) =
+                        [from, to].into_iter().find(|n| !admin.members.contains(n))
+                    {
+                        return AdminReply::Refused(AdminRefusal::Invalid(format!(
+                            "node {unknown} is not in the cluster configuration"
+                        )));
+                    }
+                }
+                links.into_iter().collect()
+            }
+        };
+        for &(from, to) in blocked.difference(&wanted) {
+            faults.unblock(from, to);
+        }
+        for &(from, to) in wanted.difference(&blocked) {
+            faults.block(from, to);
+        }
+        if *blocked != wanted {
+            tracing::warn!(node = self.id, blocked = ?wanted, "fault injection: blocked links changed");
+        }
+        *blocked = wanted;
+        AdminReply::Done {
+            node: self.id,
+            blocked: blocked.iter().copied().collect(),
         }
     }
 
     async fn report(&self) -> NodeReport {
         let status = self.node.status();
         let metrics = self.node.metrics().await.unwrap_or_default();
+        let mut stopped = None;
         let (keys, state_crc, state_applied) = match self
             .node
             .read(Query::Digest.encode(), ReadConsistency::Stale)
@@ -254,7 +385,15 @@ impl Server {
             .map(|bytes| Response::decode(&bytes))
         {
             Ok(Response::Digest { keys, applied, crc }) => (keys, crc, applied),
-            _ => (0, 0, 0),
+            Ok(_) => (0, 0, 0),
+            Err(error) => {
+                if let ServiceError::Stopped(reason) | ServiceError::Storage(reason) =
+                    ServiceError::from(error)
+                {
+                    stopped = Some(reason);
+                }
+                (0, 0, 0)
+            }
         };
         NodeReport {
             id: status.id,
@@ -274,6 +413,7 @@ impl Server {
             commit_p99_us: metrics.commit_latency.p99_us,
             fsync_p50_us: metrics.fsync_latency.p50_us,
             epoch_changes: metrics.epoch_changes,
+            stopped,
         }
     }
 }

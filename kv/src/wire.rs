@@ -66,6 +66,92 @@ pub enum Request {
     },
     /// This node's view of the cluster.
     Status,
+    /// A fault-injection command for tests (answered with an
+    /// [`AdminReply`], not a [`Reply`]). Refused unless the node's
+    /// configuration says `[testing] fault_injection = true` and the
+    /// request carries the secret of `testing.admin_token_file`.
+    Admin(AdminRequest),
+}
+
+/// A directed network link `from → to` between two nodes.
+pub type Link = (NodeId, NodeId);
+
+/// An authenticated admin request.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminRequest {
+    /// The shared secret (the content of `testing.admin_token_file`).
+    pub token: String,
+    /// What to do.
+    pub command: AdminCommand,
+}
+
+impl std::fmt::Debug for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("AdminRequest")
+            .field("token", &"<redacted>")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+/// What an admin request asks a node to do to its own transport.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminCommand {
+    /// Replaces the set of blocked links: messages on a listed link are
+    /// dropped by this node when it is the sender or the receiver. Send the
+    /// same set to every node to install a partition cluster-wide.
+    SetBlocked {
+        /// The links to block (those not involving this node are kept but
+        /// have no effect here).
+        links: Vec<Link>,
+    },
+    /// Removes every blocked link (same as an empty `SetBlocked`).
+    Heal,
+    /// Reports the blocked links without changing them.
+    Show,
+}
+
+/// Largest number of links one admin request may carry.
+pub const ADMIN_LINKS_MAX: usize = 4096;
+
+/// The answer to an admin request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminReply {
+    /// Done; the links now blocked on the answering node.
+    Done {
+        /// The node that answered.
+        node: NodeId,
+        /// Its blocked links, sorted.
+        blocked: Vec<Link>,
+    },
+    /// Refused; nothing changed.
+    Refused(AdminRefusal),
+}
+
+/// Why an admin request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AdminRefusal {
+    /// The node's configuration does not enable fault injection.
+    #[error(
+        "fault injection is disabled on node {node}: admin commands are accepted only with \
+         `[testing] fault_injection = true` in the cluster configuration (tests only)"
+    )]
+    Disabled {
+        /// The node.
+        node: NodeId,
+    },
+    /// The request did not carry the right secret.
+    #[error(
+        "unauthorized: the admin token does not match node {node}'s `testing.admin_token_file`"
+    )]
+    Unauthorized {
+        /// The node.
+        node: NodeId,
+    },
+    /// The command is malformed (unknown node, link to itself, too many links).
+    #[error("invalid admin command: {0}")]
+    Invalid(String),
 }
 
 /// A node's report for `status`.
@@ -105,6 +191,9 @@ pub struct NodeReport {
     pub fsync_p50_us: u64,
     /// Elections / epoch changes seen.
     pub epoch_changes: u64,
+    /// Why the node stopped accepting work, if it did (a storage failure
+    /// such as a full disk: the process keeps answering `status`).
+    pub stopped: Option<String>,
 }
 
 /// Why a request failed.
