@@ -94,6 +94,31 @@
 //!
 //! `check_invariants` runs after every `step` and `tick`.
 //!
+//! ## Where this differs from ZooKeeper, and why
+//!
+//! * **No TCP underneath.** ZooKeeper relies on one FIFO TCP connection per
+//!   follower. Here every leader message is validated against the follower's
+//!   last zxid (DIFF carries the zxid it follows, PROPOSAL its own, TRUNC the
+//!   follower's last zxid it answers, NEWLEADER the zxid the synchronized
+//!   history must end at), so a lost, duplicated or reordered message is
+//!   dropped and repaired (`Ack { resend }`, go-back-N on the heartbeat).
+//! * **Cumulative ACK and COMMIT.** ZooKeeper acks and commits one zxid at a
+//!   time in order; over a lossy network a cumulative "everything up to zxid"
+//!   is the same information and survives loss. PINGs repeat the commit point.
+//! * **DIFF carries its proposals** (batched) instead of being a marker
+//!   followed by PROPOSAL/COMMIT packets.
+//! * **`sync()` is linearizable**: the leader confirms with a quorum-answered
+//!   ping round that it still leads before answering (ZooKeeper's `sync()`
+//!   alone can be answered by a deposed leader).
+//! * **Snapshots are exact** (the state machine at an applied index) rather
+//!   than fuzzy, and SNAP moves in CRC32C-checked, acknowledged chunks.
+//! * **A follower never installs a snapshot whose prefix it already holds**:
+//!   it would drop proposals it acked after it (found by the simulator).
+//! * **The election runs in the newest configuration heard of**, each
+//!   configuration versioned by the zxid of its reconfiguration proposal, as
+//!   ZooKeeper 3.5's FLE does with `processReconfig`; settled servers agree by
+//!   the leader they follow, and the leader itself must say it leads.
+//!
 //! ## Snapshots, reads, membership
 //!
 //! Snapshots are exact (at an applied index, with its zxid) and move in
