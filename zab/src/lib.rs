@@ -2,7 +2,7 @@
 //!
 //! [`ZabCore`] implements [`consensus_api::Core`] following the protocol of
 //! Junqueira, Reed and Serafini, *"Zab: High-performance broadcast for
-//! primary-backup systems"* (DSN 2011, cited below as **[JRS]**), as the
+//! primary-backup systems"* (DSN 2011, cited below as **JRS**), as the
 //! ZooKeeper implementation runs it (`FastLeaderElection`, `Leader`,
 //! `LearnerHandler`, `Follower`). It is not Raft with other names: the
 //! leader is chosen by an election that is only a heuristic, safety comes
@@ -25,7 +25,7 @@
 //!   leaves in the same [`Ready`](consensus_api::Ready) as the write, that is
 //!   after it is durable.
 //!
-//! ## The phases ([JRS] section IV-B)
+//! ## The phases (JRS section IV-B)
 //!
 //! | phase | module | ZooKeeper |
 //! |---|---|---|
@@ -48,7 +48,7 @@
 //! (persisting `acceptedEpoch` before answering) and report their
 //! `currentEpoch` and last zxid. The leader gives up if any member of its
 //! quorum is more up to date than itself: its own history is then the most
-//! recent of the quorum, which [JRS] Phase 1 takes as the initial history.
+//! recent of the quorum, which JRS Phase 1 takes as the initial history.
 //!
 //! **Phase 2.** The leader makes each follower's history equal to its own
 //! (DIFF, TRUNC, SNAP), then NEWLEADER: the follower persists
@@ -67,7 +67,7 @@
 //! `Rejected::OutcomeUnknown`, new requests get `Rejected::Unavailable`;
 //! followers answer `Rejected::NotLeader { hint }`.
 //!
-//! ## Invariants ([JRS] section III) and why they hold
+//! ## Invariants (JRS section III) and why they hold
 //!
 //! * **One leader per epoch.** An epoch is established only with a quorum of
 //!   *fresh* ACKEPOCHs, and a server acknowledges an epoch as fresh only when

@@ -113,7 +113,7 @@ fn election_late_joiner_follows_the_established_leader() {
 
 // ---------------------------------------------------------------- Phase 1
 
-/// Reference: [JRS] IV-B Phase 1: the new epoch is larger than the
+/// Reference: JRS IV-B Phase 1: the new epoch is larger than the
 /// acceptedEpoch of every member of the quorum.
 #[test]
 fn discovery_new_epoch_exceeds_every_accepted_epoch_of_the_quorum() {
@@ -139,7 +139,7 @@ fn discovery_new_epoch_exceeds_every_accepted_epoch_of_the_quorum() {
     }
 }
 
-/// Reference: [JRS] IV-B Phase 1 / ZooKeeper `Learner.registerWithLeader`:
+/// Reference: JRS IV-B Phase 1 / ZooKeeper `Learner.registerWithLeader`:
 /// acceptedEpoch is durable before ACKEPOCH leaves.
 #[test]
 fn discovery_accepted_epoch_is_durable_before_ackepoch() {
@@ -298,7 +298,7 @@ fn drain(core: &mut ZabCore) {
 
 // ---------------------------------------------------------------- Phase 2
 
-/// Reference: [JRS] IV-B Phase 2, ZooKeeper `LearnerHandler.syncFollower`
+/// Reference: JRS IV-B Phase 2, ZooKeeper `LearnerHandler.syncFollower`
 /// (TRUNC): a proposal of an abandoned epoch that reached only the old
 /// leader is truncated when it rejoins.
 #[test]
@@ -424,7 +424,7 @@ fn sync_leader_is_established_only_after_a_quorum_acks_newleader() {
 
 // ---------------------------------------------------------------- Phase 3
 
-/// Reference: [JRS] IV-B Phase 3: commit only after a quorum acked.
+/// Reference: JRS IV-B Phase 3: commit only after a quorum acked.
 #[test]
 fn broadcast_commits_only_after_a_quorum_ack() {
     let mut net = Net::new(5);
@@ -453,7 +453,7 @@ fn broadcast_commits_only_after_a_quorum_ack() {
     assert_eq!(net.outcome(leader, ticket), Some(&Ok(1)));
 }
 
-/// Reference: [JRS] III "total order" / "local primary order": followers
+/// Reference: JRS III "total order" / "local primary order": followers
 /// deliver in zxid order even when proposals arrive reordered, duplicated
 /// or lost.
 #[test]
