@@ -20,7 +20,7 @@
 //! function of the prefix, so two histories that agree up to index `i` agree
 //! on the zxids up to `i`; and because zxids strictly increase along a
 //! history, a zxid is located by binary search. The map is rebuilt from the
-//! stored entries on restart ([`History::restore`]).
+//! stored entries on restart (`History::restore`).
 
 use std::collections::VecDeque;
 

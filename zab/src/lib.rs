@@ -15,7 +15,7 @@
 //! * A **zxid** ([`Zxid`]) is `(epoch, counter)` in 64 bits, the epoch in the
 //!   high half. Each proposal of an epoch gets the next counter, starting
 //!   at one. The log index of the contract and the zxid map one-to-one along
-//!   a history (see [`history`](crate::history) for the rule);
+//!   a history (see [`history`] for the rule);
 //!   `Entry::epoch` is the ZAB epoch.
 //! * Persistent, in the contract's hard state ([`HardState`], postcard):
 //!   `acceptedEpoch` (last NEWEPOCH / LEADERINFO accepted) and
