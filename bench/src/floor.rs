@@ -3,7 +3,7 @@
 //! trip costs on loopback. A commit cannot be cheaper than one of each.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -16,24 +16,33 @@ pub fn micros_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Appends `samples` blocks of 4 KiB to a scratch file in `dir`, each followed
-/// by one `fdatasync`, and returns the latency distribution of write + sync.
+/// Writes `samples` blocks of 4 KiB into a preallocated scratch file in `dir`
+/// (as the store writes into its preallocated segments), each followed by
+/// one `fdatasync`, and returns the latency distribution of write + sync.
 pub fn measure_fdatasync(dir: &Path, samples: usize) -> std::io::Result<Percentiles> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join("fdatasync-probe.tmp");
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(&path)?;
     let block = vec![0xa5u8; 4096];
+    // The store overwrites preallocated segments, so the floor does too: one
+    // fallocate up front (falls back to appending where unsupported), then
+    // write + fdatasync at increasing offsets inside it.
+    let len = (block.len() * samples.max(1)) as u64;
+    consensus_storage::disk::preallocate(&file, len)?;
+    file.sync_all()?;
     let mut histogram = micros_histogram();
+    let mut offset = 0u64;
     for _ in 0..samples {
         let started = Instant::now();
-        file.write_all(&block)?;
+        file.write_all_at(&block, offset)?;
         file.sync_data()?;
         let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         histogram.saturating_record(took.max(1));
+        offset += block.len() as u64;
     }
     drop(file);
     std::fs::remove_file(&path)?;

@@ -4,7 +4,8 @@
 //! [`LogStore`](consensus_api::LogStore) trait:
 //!
 //! * [`DiskStore`]: the durable store. A segmented write-ahead log whose
-//!   records carry a length and a CRC32C, one `write` per batch and one
+//!   records carry a length and a CRC32C, preallocated segments (so a sync
+//!   writes data, not a new file size), one `write` per batch and one
 //!   `fdatasync` per sync (group commit), hard state as a WAL record plus a
 //!   checkpoint file, snapshots written by temp file + fsync + rename +
 //!   directory fsync, compaction by whole segments, and recovery that cuts
@@ -38,7 +39,8 @@
 //! ```
 //!
 //! Cargo feature `failpoints` (tests only): crash points inside snapshot
-//! replacement ([`CrashPoint`]) and injected write / fsync failures.
+//! replacement and segment rotation ([`CrashPoint`]) and injected write /
+//! fsync / preallocation failures.
 #![deny(missing_docs)]
 
 pub mod disk;

@@ -4,15 +4,18 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 
 use common::*;
 use consensus_api::{Bytes, InitialState, LogStore, StorageError};
-use consensus_storage::{DiskStore, LogState};
+use consensus_storage::{DiskOptions, DiskStore, LogState};
 
 fn synced_history(dir: &Path, segment_bytes: u64) -> (DiskStore, LogState) {
-    let mut store = DiskStore::open(dir, options(segment_bytes)).unwrap();
+    synced_history_with(dir, options(segment_bytes))
+}
+
+fn synced_history_with(dir: &Path, options: DiskOptions) -> (DiskStore, LogState) {
+    let mut store = DiskStore::open(dir, options).unwrap();
     let mut state = LogState::default();
     write_synced(
         &mut store,
@@ -49,18 +52,38 @@ fn assert_stopped(store: &mut DiskStore) {
 
 #[test]
 fn disk_full_at_every_byte_of_a_batch_stops_the_store_and_keeps_the_synced_prefix() {
+    for preallocate in [false, true] {
+        disk_full_at_every_byte(options(1 << 20).with_preallocate_segments(preallocate));
+    }
+}
+
+fn disk_full_at_every_byte(options: DiskOptions) {
     // Reference run: where the failing batch's records start and end.
     let reference = tempfile::tempdir().unwrap();
-    let (mut store, _) = synced_history(reference.path(), 1 << 20);
-    let start = fs::metadata(last_segment(reference.path())).unwrap().len() as usize;
+    let (mut store, _) = synced_history_with(reference.path(), options.clone());
+    let start = data_len(&last_segment(reference.path()));
     store.write(&failing_batch().as_batch()).unwrap();
     drop(store);
-    let bytes = fs::read(last_segment(reference.path())).unwrap();
-    let ends: Vec<usize> = record_offsets(&bytes)
+    let bytes = segment_data(&last_segment(reference.path()));
+    let offsets: Vec<usize> = record_offsets(&bytes)
         .into_iter()
-        .filter(|&o| o > start)
+        .filter(|&o| o >= start)
         .chain([bytes.len()])
-        .map(|o| o - start)
+        .collect();
+    // A record is in the file once its bytes are. In a preallocated
+    // segment the unwritten rest reads as zeros, so a record whose last
+    // bytes are zeros is whole as soon as its last non-zero byte is
+    // written (it is byte for byte the record that was being written).
+    let ends: Vec<usize> = offsets
+        .windows(2)
+        .map(|w| {
+            let end = if options.preallocate_segments {
+                w[0] + bytes[w[0]..w[1]].iter().rposition(|&b| b != 0).unwrap() + 1
+            } else {
+                w[1]
+            };
+            end - start
+        })
         .collect();
     assert_eq!(
         ends.len(),
@@ -71,7 +94,7 @@ fn disk_full_at_every_byte_of_a_batch_stops_the_store_and_keeps_the_synced_prefi
 
     for written in 0..=total {
         let dir = tempfile::tempdir().unwrap();
-        let (mut store, mut state) = synced_history(dir.path(), 1 << 20);
+        let (mut store, mut state) = synced_history_with(dir.path(), options.clone());
         store.inject_write_failure(written, libc::ENOSPC);
         match store.write(&failing_batch().as_batch()) {
             Err(StorageError::DiskFull { path }) => assert_eq!(path, last_segment(dir.path())),
@@ -90,18 +113,20 @@ fn disk_full_at_every_byte_of_a_batch_stops_the_store_and_keeps_the_synced_prefi
         if written >= ends[3] {
             state.hard_state = batch.hard_state.clone();
         }
-        let mut store = DiskStore::open(dir.path(), options(1 << 20)).unwrap();
-        assert_eq!(store.load().unwrap(), initial(&state), "written {written}");
+        let context = format!("written {written} of {total}, {options:?}");
+        let mut store = DiskStore::open(dir.path(), options.clone()).unwrap();
+        assert_eq!(store.load().unwrap(), initial(&state), "{context}");
         // And the store works again.
         let next = Batch::append(vec![entry(state.last_index() + 1, 7)]);
         write_synced(&mut store, &mut state, &[next]);
         drop(store);
         assert_eq!(
-            DiskStore::open(dir.path(), options(1 << 20))
+            DiskStore::open(dir.path(), options.clone())
                 .unwrap()
                 .load()
                 .unwrap(),
-            initial(&state)
+            initial(&state),
+            "{context}"
         );
     }
 }

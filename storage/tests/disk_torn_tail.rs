@@ -2,6 +2,11 @@
 //! `consensus_storage::disk` module docs): every cut and every bit flip of
 //! the last record, corruption before the tail, sealed segments, zero-filled
 //! space and never-written holes.
+//!
+//! Segments are preallocated, so a file holds its data followed by a
+//! zero-filled tail. The tests take the data (`segment_data`), damage it,
+//! and write it back either bare (as on a file system without
+//! preallocation, or a tail already trimmed) or followed by a zero tail.
 
 mod common;
 
@@ -11,6 +16,10 @@ use std::path::{Path, PathBuf};
 use common::*;
 use consensus_api::{InitialState, LogStore, StorageError};
 use consensus_storage::{DiskStore, LogState};
+
+/// The zero-filled tail added after damaged data to model a preallocated
+/// segment (sparse, so it costs nothing to write).
+const PREALLOCATED_TAIL: u64 = 1 << 20;
 
 /// What recovery gave for one damaged file.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,14 +62,14 @@ fn build_log(dir: &Path, payload: impl FnOnce(&[u8]) -> Vec<u8>) -> Log {
     );
     let before = initial(&state);
     let segment = last_segment(dir);
-    let payload = payload(&fs::read(&segment).unwrap());
+    let payload = payload(&segment_data(&segment));
     write_synced(
         &mut store,
         &mut state,
         &[Batch::append(vec![entry_with(4, 1, &payload)])],
     );
     drop(store);
-    let bytes = fs::read(&segment).unwrap();
+    let bytes = segment_data(&segment);
     let last_start = *record_offsets(&bytes).last().unwrap();
     Log {
         before,
@@ -77,24 +86,27 @@ fn every_cut_and_every_bit_flip_of_the_last_record_recovers_the_synced_prefix() 
     let log = build_log(dir.path(), |_| vec![0x42; 100]);
     let record_len = log.bytes.len() - log.last_start;
     assert!(record_len > 100);
-    for cut in 0..record_len {
-        fs::write(&log.segment, &log.bytes[..log.last_start + cut]).unwrap();
-        assert_eq!(
-            recover(dir.path()),
-            Outcome::State(log.before.clone()),
-            "cut at {cut}"
-        );
-        // The torn part was cut away for good.
-        assert_eq!(
-            fs::metadata(&log.segment).unwrap().len() as usize,
-            log.last_start,
-            "cut at {cut}"
-        );
+    for zero_tail in [0, PREALLOCATED_TAIL] {
+        for cut in 0..record_len {
+            fs::write(&log.segment, &log.bytes[..log.last_start + cut]).unwrap();
+            add_zero_tail(&log.segment, zero_tail);
+            let context = format!("cut at {cut}, zero tail {zero_tail}");
+            assert_eq!(
+                recover(dir.path()),
+                Outcome::State(log.before.clone()),
+                "{context}"
+            );
+            // The torn part was cut away for good.
+            assert_eq!(data_len(&log.segment), log.last_start, "{context}");
+            assert_zeros(&log.segment, log.last_start..log.bytes.len(), &context);
+        }
     }
     for bit in 0..record_len * 8 {
         let mut bytes = log.bytes.clone();
         bytes[log.last_start + bit / 8] ^= 1 << (bit % 8);
         fs::write(&log.segment, &bytes).unwrap();
+        // Every other flip with the zero tail of a preallocated segment.
+        add_zero_tail(&log.segment, PREALLOCATED_TAIL * (bit % 2) as u64);
         assert_eq!(
             recover(dir.path()),
             Outcome::State(log.before.clone()),
@@ -169,7 +181,7 @@ fn several_batches(dir: &Path) -> (PathBuf, Vec<u8>, Vec<usize>) {
     write_synced(&mut store, &mut state, &batches);
     drop(store);
     let segment = last_segment(dir);
-    let bytes = fs::read(&segment).unwrap();
+    let bytes = segment_data(&segment);
     let offsets = record_offsets(&bytes);
     (segment, bytes, offsets)
 }
@@ -280,9 +292,14 @@ fn zero_filled_space_and_garbage_after_the_tail_are_cut() {
         fs::write(&segment, [bytes.as_slice(), &tail].concat()).unwrap();
         assert_eq!(recover(dir.path()), Outcome::State(expected.clone()));
         assert_eq!(
-            fs::read(&segment).unwrap(),
+            segment_data(&segment),
             bytes,
             "the tail is cut and nothing else"
+        );
+        assert_zeros(
+            &segment,
+            bytes.len()..bytes.len() + tail.len(),
+            "the tail is gone",
         );
     }
 }
@@ -312,7 +329,7 @@ fn a_never_written_hole_in_an_unsynced_tail_is_torn_unless_a_sync_mark_proves_it
         }
         drop(store);
         let segment = last_segment(dir.path());
-        let mut bytes = fs::read(&segment).unwrap();
+        let mut bytes = segment_data(&segment);
         let offsets = record_offsets(&bytes);
         let big = offsets
             .iter()
@@ -339,7 +356,8 @@ fn a_never_written_hole_in_an_unsynced_tail_is_torn_unless_a_sync_mark_proves_it
                 Outcome::State(initial(&state)),
                 "synced entries and the whole first unsynced batch"
             );
-            assert_eq!(fs::metadata(&segment).unwrap().len() as usize, big);
+            assert_eq!(data_len(&segment), big);
+            assert_zeros(&segment, big..bytes.len(), "the torn batches are gone");
         }
     }
 }
@@ -364,9 +382,30 @@ fn an_interrupted_segment_creation_is_completed() {
             vec![0u8; partial]
         };
         fs::write(&next, &content).unwrap();
+        // Rotation creates the next segment only after trimming the full
+        // one to its data; while it still has its preallocated zero tail,
+        // a later segment makes that tail corruption of a sealed segment.
+        let full = segments.last().unwrap();
+        let full_data = data_len(full);
+        if fs::metadata(full).unwrap().len() as usize > full_data {
+            assert!(
+                matches!(
+                    DiskStore::open(dir.path(), options(500)),
+                    Err(StorageError::Corrupt { segment, offset, .. })
+                        if &segment == full && offset == full_data as u64
+                ),
+                "partial {partial}"
+            );
+        }
+        fs::OpenOptions::new()
+            .write(true)
+            .open(full)
+            .unwrap()
+            .set_len(full_data as u64)
+            .unwrap();
         let mut store = DiskStore::open(dir.path(), options(500)).unwrap();
         assert_eq!(store.load().unwrap(), initial(&state), "partial {partial}");
-        assert_eq!(fs::metadata(&next).unwrap().len(), 32, "header rewritten");
+        assert_eq!(data_len(&next), 32, "header rewritten, no record");
         // The repaired segment takes new records.
         let more = Batch::append(vec![entry(state.last_index() + 1, 2)]);
         write_synced(&mut store, &mut state, &[more]);

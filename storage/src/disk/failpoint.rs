@@ -1,18 +1,29 @@
 //! Fault injection for tests: crash points between the steps of snapshot
-//! replacement and compaction, and injected write / fsync failures.
+//! replacement, compaction and segment rotation, and injected write /
+//! fsync / preallocation failures.
 //!
-//! Every file write and fsync of the store goes through [`Faults`]. Without
-//! the `failpoints` Cargo feature it holds nothing and each method is a
-//! direct call to the operating system.
+//! Every file write, fsync and preallocation of the store goes through
+//! [`Faults`]. Without the `failpoints` Cargo feature it holds nothing and
+//! each method is a direct call to the operating system.
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 
 use consensus_api::StorageError;
 
 /// A step after which a test can stop the store, as if the process died
-/// there. The steps run in this order (compaction steps only when some
-/// segment is fully covered by the new snapshot):
+/// there.
+///
+/// Snapshot replacement runs these steps in this order (compaction steps
+/// only when some segment is fully covered by the new snapshot):
+/// [`SnapshotTempWritten`](CrashPoint::SnapshotTempWritten) to
+/// [`OldSnapshotsDeleted`](CrashPoint::OldSnapshotsDeleted). Segment
+/// rotation (the active segment is full) runs
+/// [`RotationSegmentSynced`](CrashPoint::RotationSegmentSynced) to
+/// [`RotationDirSynced`](CrashPoint::RotationDirSynced), then compaction
+/// ([`MetaCheckpointed`](CrashPoint::MetaCheckpointed) ...) when the sealed
+/// segment is covered by the snapshot.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CrashPoint {
     /// The new snapshot is complete and fsynced in its temporary file; it
@@ -34,6 +45,22 @@ pub enum CrashPoint {
     /// Older snapshot files were deleted and the directory fsynced; the
     /// snapshot marker record is not yet written to the log.
     OldSnapshotsDeleted,
+    /// Rotation: the full active segment was fdatasync'ed; it still holds
+    /// its preallocated zero tail and the next segment does not exist.
+    RotationSegmentSynced,
+    /// Rotation: the full segment was trimmed to its data length and
+    /// fsynced (it is sealed); the next segment does not exist yet.
+    RotationSegmentTrimmed,
+    /// Rotation: the next segment's file was created and its header
+    /// written; it is neither preallocated nor fsynced, and the directory
+    /// was not fsynced.
+    RotationSegmentCreated,
+    /// Rotation: the next segment was preallocated and fsynced; the
+    /// directory was not fsynced.
+    RotationSegmentPreallocated,
+    /// Rotation: the directory was fsynced, the next segment is durable and
+    /// active; the batch that needed it is not written yet.
+    RotationDirSynced,
 }
 
 /// A write that fails after writing a prefix of its bytes.
@@ -53,6 +80,8 @@ pub(crate) struct Faults {
     pub(crate) write_fault: Option<WriteFault>,
     #[cfg(feature = "failpoints")]
     pub(crate) sync_fault: Option<i32>,
+    #[cfg(feature = "failpoints")]
+    pub(crate) preallocate_fault: Option<i32>,
 }
 
 impl Faults {
@@ -78,6 +107,32 @@ impl Faults {
             return Err(io::Error::from_raw_os_error(fault.errno));
         }
         file.write_all(bytes)
+    }
+
+    /// `file.write_all_at(bytes, offset)` (pwrite), or an injected failure
+    /// after a prefix.
+    pub(crate) fn write_all_at(
+        &mut self,
+        file: &File,
+        bytes: &[u8],
+        offset: u64,
+    ) -> io::Result<()> {
+        #[cfg(feature = "failpoints")]
+        if let Some(fault) = self.write_fault.take() {
+            file.write_all_at(&bytes[..fault.written_bytes.min(bytes.len())], offset)?;
+            return Err(io::Error::from_raw_os_error(fault.errno));
+        }
+        file.write_all_at(bytes, offset)
+    }
+
+    /// `fallocate(file, 0, offset, len)` through
+    /// [`allocate`](super::prealloc::allocate), or an injected failure.
+    pub(crate) fn allocate(&mut self, file: &File, offset: u64, len: u64) -> io::Result<()> {
+        #[cfg(feature = "failpoints")]
+        if let Some(errno) = self.preallocate_fault.take() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        super::prealloc::allocate(file, offset, len)
     }
 
     /// `file.sync_data()` (fdatasync), or an injected failure.

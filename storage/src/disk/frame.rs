@@ -137,14 +137,6 @@ pub(crate) fn read_frame(data: &[u8], offset: usize) -> Frame {
     }
 }
 
-/// Whether a *valid* frame starts at `offset` (cheap rejection first).
-pub(crate) fn is_valid_frame_at(data: &[u8], offset: usize) -> Option<Range<usize>> {
-    match read_frame(data, offset) {
-        Frame::Valid { body } => Some(body),
-        Frame::Bad(_) => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,9 @@ use consensus_api::{LogIndex, Snapshot, StorageError};
 use crate::state::LogState;
 
 use super::failpoint::Faults;
-use super::fsio::{io_error, read_file, remove_file, sync_dir, LOCK_FILE, TEMP_SUFFIX};
+use super::fsio::{io_error, remove_file, sync_dir, LOCK_FILE, TEMP_SUFFIX};
 use super::identity::IDENTITY_FILE;
+use super::image::SegmentImage;
 use super::meta::{Meta, META_FILE};
 use super::record::Record;
 use super::scan::{scan_segment, Tail};
@@ -177,7 +178,8 @@ pub(crate) fn recover(
             ));
         }
         // Interrupted creation: the first segment never became durable.
-        super::segment::Segment::create(dir, meta.first_segment, faults)?;
+        // (Opening preallocates it.)
+        super::segment::Segment::create(dir, meta.first_segment, None, faults)?;
         listing.segments.insert(
             meta.first_segment,
             dir.join(segment_name(meta.first_segment)),
@@ -197,8 +199,9 @@ pub(crate) fn recover(
     let last_seq = listing.segments.keys().next_back().copied().unwrap_or(0);
     for (&seq, path) in &listing.segments {
         let is_last = seq == last_seq;
-        let data = read_file(path)?;
-        let scan = scan_segment(path, seq, &data, is_last)?;
+        let mut image = SegmentImage::read(path)?;
+        let scan = scan_segment(path, seq, &mut image, is_last)?;
+        drop(image);
         let mut max_index = 0;
         for (_, record) in &scan.records {
             match record {
@@ -218,6 +221,10 @@ pub(crate) fn recover(
         }
         let len = match &scan.tail {
             Tail::Clean => scan.valid_len,
+            Tail::ZeroFilled { offset } => {
+                tracing::debug!(segment = %path.display(), offset, "data ends where the zero-filled space starts");
+                *offset
+            }
             Tail::Torn { offset, reason } => {
                 tracing::warn!(segment = %path.display(), offset, reason = %reason, "cutting a torn tail");
                 if repair {
@@ -233,10 +240,10 @@ pub(crate) fn recover(
                 super::segment::SEGMENT_HEADER_BYTES as u64
             }
         };
-        if is_last && repair && scan.tail == Tail::Clean {
+        if is_last && repair && matches!(scan.tail, Tail::Clean | Tail::ZeroFilled { .. }) {
             // The previous process may have died with written but unsynced
             // records in the page cache; they are returned now, so make
-            // them durable first.
+            // them durable first. (A cut tail was fsynced by the cut.)
             let file = OpenOptions::new()
                 .write(true)
                 .open(path)

@@ -1,12 +1,14 @@
 //! Reading one segment: records in order, and the verdict on a bad record
-//! (torn tail to cut away, or corruption to report). The rule is documented
-//! in the `disk` module docs; [`classify_bad_record`] implements it.
+//! (the zero-filled end of the data, a torn tail to cut away, or corruption
+//! to report). The rule is documented in the `disk` module docs;
+//! [`classify_bad_record`] implements it.
 
 use std::path::{Path, PathBuf};
 
 use consensus_api::StorageError;
 
-use super::frame::{is_valid_frame_at, read_frame, BadFrame, Frame, FRAME_HEADER_BYTES};
+use super::frame::{BadFrame, Frame, FRAME_HEADER_BYTES};
+use super::image::{first_nonzero, SegmentImage};
 use super::record::{decode_record, Record};
 use super::segment::{check_header, HeaderCheck, SEGMENT_HEADER_BYTES};
 
@@ -18,6 +20,13 @@ pub(crate) const SECTOR_BYTES: usize = 512;
 pub(crate) enum Tail {
     /// The last record ends exactly at the end of the file.
     Clean,
+    /// From `offset` to the end of the file every byte is zero: the
+    /// preallocated (or never written back) space after the last record.
+    /// Nothing to cut: the next batch overwrites it.
+    ZeroFilled {
+        /// Where the data ends.
+        offset: u64,
+    },
     /// From `offset` on, the file holds a torn write; recovery cuts it.
     Torn {
         /// Where the torn part starts.
@@ -44,6 +53,8 @@ pub(crate) struct SegmentScan {
 /// The verdict on a bad record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
+    /// Zeros up to the end of the file: the end of the data.
+    ZeroFilled,
     /// A torn, never-synced tail.
     Torn(String),
     /// Corruption of data that is (or may have been) synced.
@@ -71,24 +82,38 @@ fn contains_zero_sector(data: &[u8], start: usize, end: usize) -> bool {
     false
 }
 
-/// Decides whether the bad record at `offset` of the last segment is a torn
-/// tail or corruption (rule in the `disk` module docs).
-pub(crate) fn classify_bad_record(data: &[u8], offset: usize, bad: BadFrame) -> Verdict {
-    // Every valid frame after the bad one (each byte offset is tried; the
-    // length check rejects a wrong offset cheaply).
+/// Decides whether the bad record at `offset` of the last segment is the
+/// zero-filled end of the data, a torn tail or corruption (rule in the
+/// `disk` module docs).
+pub(crate) fn classify_bad_record(
+    image: &mut SegmentImage,
+    offset: usize,
+    bad: BadFrame,
+) -> Verdict {
+    if image.is_zero_from(offset) {
+        return Verdict::ZeroFilled;
+    }
+    // Every valid frame after the bad one. Each byte offset is a candidate,
+    // but a frame whose length field is zero is never valid, so runs of
+    // zeros (preallocated space) are skipped without trying them; any other
+    // offset is rejected by the length check after 4 bytes of CRC work.
     let mut later: Vec<(usize, Record)> = Vec::new();
     let mut first_valid = None;
     let mut position = offset + 1;
-    while position + FRAME_HEADER_BYTES <= data.len() {
-        match is_valid_frame_at(data, position) {
-            Some(body) => {
+    while let Some(nonzero) = first_nonzero(image.bytes(), position) {
+        position = position.max(nonzero.saturating_sub(3));
+        if position + FRAME_HEADER_BYTES > image.file_len() {
+            break;
+        }
+        match image.frame(position) {
+            Frame::Valid { body } => {
                 first_valid.get_or_insert(position);
-                if let Ok(record) = decode_record(&data[body.clone()]) {
+                if let Ok(record) = decode_record(&image.bytes()[body.clone()]) {
                     later.push((position, record));
                 }
                 position = body.end;
             }
-            None => position += 1,
+            Frame::Bad(_) => position += 1,
         }
     }
     let Some(first_valid) = first_valid else {
@@ -105,7 +130,7 @@ pub(crate) fn classify_bad_record(data: &[u8], offset: usize, bad: BadFrame) -> 
             "{bad}; the sync mark at offset {at} shows the first {synced_offset} bytes were synced"
         ));
     }
-    if contains_zero_sector(data, offset, first_valid) {
+    if contains_zero_sector(image.bytes(), offset, first_valid) {
         return Verdict::Torn(format!(
             "{bad}; a zero-filled sector before the next valid record (offset {first_valid}) marks \
              an unsynced write that was never written back"
@@ -116,22 +141,24 @@ pub(crate) fn classify_bad_record(data: &[u8], offset: usize, bad: BadFrame) -> 
     ))
 }
 
-/// Reads all records of segment `seq` held in `data`. `is_last` says
-/// whether this is the newest segment (only it may have a torn tail).
+/// Reads all records of segment `seq` held in `image`. `is_last` says
+/// whether this is the newest segment (only it may have a torn or
+/// zero-filled tail).
 pub(crate) fn scan_segment(
     path: &Path,
     seq: u64,
-    data: &[u8],
+    image: &mut SegmentImage,
     is_last: bool,
 ) -> Result<SegmentScan, StorageError> {
-    match check_header(data, seq) {
+    image.materialise(SEGMENT_HEADER_BYTES);
+    match check_header(image.bytes(), seq) {
         HeaderCheck::Valid => {}
         HeaderCheck::Missing | HeaderCheck::Bad(_)
-            if is_last && data.iter().skip(SEGMENT_HEADER_BYTES).all(|&b| b == 0) =>
+            if is_last && image.is_zero_from(SEGMENT_HEADER_BYTES) =>
         {
-            // Nothing but a (partial) header: the segment's creation was
-            // interrupted before its header was durable; no record can
-            // have been written to it.
+            // Nothing but a (partial) header, maybe preallocated space: the
+            // segment's creation was interrupted before its header was
+            // durable; no record can have been written to it.
             return Ok(SegmentScan {
                 records: Vec::new(),
                 valid_len: 0,
@@ -145,10 +172,10 @@ pub(crate) fn scan_segment(
     }
     let mut records = Vec::new();
     let mut offset = SEGMENT_HEADER_BYTES;
-    while offset < data.len() {
-        match read_frame(data, offset) {
+    while offset < image.file_len() {
+        match image.frame(offset) {
             Frame::Valid { body } => {
-                let record = decode_record(&data[body.clone()]).map_err(|error| {
+                let record = decode_record(&image.bytes()[body.clone()]).map_err(|error| {
                     corrupt(
                         path,
                         offset as u64,
@@ -163,20 +190,27 @@ pub(crate) fn scan_segment(
                     return Err(corrupt(
                         path,
                         offset as u64,
-                        format!("{bad} in a sealed segment (sealed segments are fsynced whole)"),
+                        format!(
+                            "{bad} in a sealed segment (sealed segments are fsynced whole and \
+                             trimmed to their data)"
+                        ),
                     ));
                 }
-                return match classify_bad_record(data, offset, bad) {
-                    Verdict::Torn(reason) => Ok(SegmentScan {
-                        records,
-                        valid_len: offset as u64,
-                        tail: Tail::Torn {
-                            offset: offset as u64,
-                            reason,
-                        },
-                    }),
-                    Verdict::Corrupt(reason) => Err(corrupt(path, offset as u64, reason)),
+                let tail = match classify_bad_record(image, offset, bad) {
+                    Verdict::ZeroFilled => Tail::ZeroFilled {
+                        offset: offset as u64,
+                    },
+                    Verdict::Torn(reason) => Tail::Torn {
+                        offset: offset as u64,
+                        reason,
+                    },
+                    Verdict::Corrupt(reason) => return Err(corrupt(path, offset as u64, reason)),
                 };
+                return Ok(SegmentScan {
+                    records,
+                    valid_len: offset as u64,
+                    tail,
+                });
             }
         }
     }
@@ -193,6 +227,11 @@ mod tests {
     use super::super::segment::encode_header;
     use super::*;
 
+    fn scan_bytes(data: &[u8], is_last: bool) -> Result<SegmentScan, StorageError> {
+        let mut image = SegmentImage::new(data.to_vec(), data.len());
+        scan_segment(Path::new("s"), 1, &mut image, is_last)
+    }
+
     fn segment(records: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
         let mut data = encode_header(1).to_vec();
         let mut offsets = Vec::new();
@@ -206,7 +245,7 @@ mod tests {
     #[test]
     fn clean_segment() {
         let (data, _) = segment(&[b"a", b"b"]);
-        let scan = scan_segment(Path::new("s"), 1, &data, true).unwrap();
+        let scan = scan_bytes(&data, true).unwrap();
         assert_eq!(scan.records.len(), 2);
         assert_eq!(scan.tail, Tail::Clean);
         assert_eq!(scan.valid_len, data.len() as u64);
@@ -217,10 +256,10 @@ mod tests {
         let (mut data, _) = segment(&[b"a"]);
         let end = data.len();
         data.extend_from_slice(&[0xab; 100]);
-        let scan = scan_segment(Path::new("s"), 1, &data, true).unwrap();
+        let scan = scan_bytes(&data, true).unwrap();
         assert_eq!(scan.valid_len, end as u64);
         assert!(matches!(scan.tail, Tail::Torn { offset, .. } if offset == end as u64));
-        assert!(scan_segment(Path::new("s"), 1, &data, false).is_err());
+        assert!(scan_bytes(&data, false).is_err());
     }
 
     #[test]
@@ -230,12 +269,12 @@ mod tests {
         // Zero the second record's second sector: a page never written back.
         let hole = (offsets[1] / SECTOR_BYTES + 1) * SECTOR_BYTES;
         data[hole..hole + SECTOR_BYTES].fill(0);
-        let scan = scan_segment(Path::new("s"), 1, &data, true).unwrap();
+        let scan = scan_bytes(&data, true).unwrap();
         assert_eq!(scan.records.len(), 1);
         assert_eq!(scan.valid_len, offsets[1] as u64);
         // Same damage, but a later sync mark says it had been synced.
         put_sync_mark(&mut data, offsets[2] as u64);
-        let error = scan_segment(Path::new("s"), 1, &data, true).unwrap_err();
+        let error = scan_bytes(&data, true).unwrap_err();
         assert!(
             matches!(error, StorageError::Corrupt { offset, .. } if offset == offsets[1] as u64)
         );
@@ -245,7 +284,7 @@ mod tests {
     fn a_flip_before_a_valid_record_is_corruption() {
         let (mut data, offsets) = segment(&[b"a", b"b", b"c"]);
         data[offsets[1] + FRAME_HEADER_BYTES] ^= 1;
-        let error = scan_segment(Path::new("s"), 1, &data, true).unwrap_err();
+        let error = scan_bytes(&data, true).unwrap_err();
         assert!(
             matches!(error, StorageError::Corrupt { offset, .. } if offset == offsets[1] as u64)
         );
@@ -253,8 +292,8 @@ mod tests {
 
     #[test]
     fn torn_header() {
-        let scan = scan_segment(Path::new("s"), 1, &encode_header(1)[..7], true).unwrap();
+        let scan = scan_bytes(&encode_header(1)[..7], true).unwrap();
         assert_eq!(scan.tail, Tail::TornHeader);
-        assert!(scan_segment(Path::new("s"), 1, &[], false).is_err());
+        assert!(scan_bytes(&[], false).is_err());
     }
 }

@@ -5,16 +5,18 @@
 //!         sequence number u64 | crc32c(previous 24 bytes) u32 | reserved u32 (0)
 //! ```
 //!
-//! [`Segment`] is the one segment being appended to.
+//! [`Segment`] is the one segment being written to: preallocated, written
+//! at its write offset, trimmed to its data when sealed.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use consensus_api::{LogIndex, StorageError};
 
-use super::failpoint::Faults;
+use super::failpoint::{CrashPoint, Faults};
 use super::fsio::{io_error, sync_dir};
 use super::identity::FORMAT_VERSION;
+use super::prealloc::is_unsupported;
 
 /// Bytes of the segment header.
 pub(crate) const SEGMENT_HEADER_BYTES: usize = 32;
@@ -92,68 +94,136 @@ pub(crate) fn check_header(data: &[u8], seq: u64) -> HeaderCheck {
 }
 
 /// The segment being appended to.
+///
+/// Its file is normally preallocated to the segment size limit (see
+/// `prealloc.rs`): batches overwrite the zero-filled space at the write
+/// offset [`Segment::len`], which is not the file size. A batch that does
+/// not fit in the preallocated space extends the file, as an append would.
 #[derive(Debug)]
 pub(crate) struct Segment {
     seq: u64,
     path: PathBuf,
     file: File,
+    /// Write offset: bytes of header and records.
     len: u64,
     synced_len: u64,
     max_index: LogIndex,
+    /// The file size (>= `len`; larger by the preallocated tail).
+    file_len: u64,
 }
 
 impl Segment {
-    /// Creates segment `seq`: header written and fsynced, directory fsynced.
+    /// Creates segment `seq`: header written, the file preallocated to
+    /// `preallocate_to` bytes when given (and the file system can), the
+    /// file fsynced, then the directory fsynced. Each step is a crash point
+    /// of rotation.
+    ///
+    /// Running out of space while preallocating is
+    /// [`StorageError::DiskFull`]; a file system that cannot preallocate
+    /// gets a segment that grows by appending.
     pub(crate) fn create(
         dir: &Path,
         seq: u64,
+        preallocate_to: Option<u64>,
         faults: &mut Faults,
     ) -> Result<Segment, StorageError> {
         let path = dir.join(segment_name(seq));
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| io_error("creating", &path, e))?;
         faults
-            .write_all(&mut file, &encode_header(seq))
+            .write_all_at(&file, &encode_header(seq), 0)
             .map_err(|e| io_error("writing", &path, e))?;
-        faults
-            .sync_all(&file)
-            .map_err(|e| io_error("syncing", &path, e))?;
-        sync_dir(dir)?;
+        faults.crash_point(CrashPoint::RotationSegmentCreated)?;
         let len = SEGMENT_HEADER_BYTES as u64;
-        Ok(Segment {
+        let mut segment = Segment {
             seq,
             path,
             file,
             len,
             synced_len: len,
             max_index: 0,
-        })
+            file_len: len,
+        };
+        if let Some(target) = preallocate_to {
+            segment.preallocate(target, faults)?;
+        }
+        faults
+            .sync_all(&segment.file)
+            .map_err(|e| io_error("syncing", &segment.path, e))?;
+        faults.crash_point(CrashPoint::RotationSegmentPreallocated)?;
+        sync_dir(dir)?;
+        Ok(segment)
     }
 
-    /// Reopens a recovered segment (already truncated to `len` valid bytes
-    /// and fsynced) for appending.
+    /// Reopens a recovered segment whose first `len` bytes are its valid
+    /// data (made durable by recovery; anything after them is zero-filled
+    /// space) for writing at `len`. With `preallocate_to`, a file shorter
+    /// than that is preallocated again, best effort: a recovered store must
+    /// open even on a full disk, so running out of space here only costs
+    /// the preallocation (a later write then meets the full disk itself).
     pub(crate) fn reopen(
         dir: &Path,
         seq: u64,
         len: u64,
         max_index: LogIndex,
+        preallocate_to: Option<u64>,
+        faults: &mut Faults,
     ) -> Result<Segment, StorageError> {
         let path = dir.join(segment_name(seq));
         let file = OpenOptions::new()
-            .append(true)
+            .read(true)
+            .write(true)
             .open(&path)
             .map_err(|e| io_error("opening", &path, e))?;
-        Ok(Segment {
+        let file_len = file
+            .metadata()
+            .map_err(|e| io_error("reading metadata of", &path, e))?
+            .len();
+        let mut segment = Segment {
             seq,
             path,
             file,
             len,
             synced_len: len,
             max_index,
-        })
+            file_len: file_len.max(len),
+        };
+        if let Some(target) = preallocate_to.filter(|&target| target > segment.file_len) {
+            match segment.preallocate(target, faults) {
+                Ok(()) => faults
+                    .sync_all(&segment.file)
+                    .map_err(|e| io_error("syncing", &segment.path, e))?,
+                Err(error @ StorageError::DiskFull { .. }) => {
+                    tracing::warn!(%error, "segment not preallocated: the disk is full");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(segment)
+    }
+
+    /// Grows the file to `target` bytes of allocated, zero-filled space.
+    /// A file system without `fallocate` is left as it is.
+    fn preallocate(&mut self, target: u64, faults: &mut Faults) -> Result<(), StorageError> {
+        let Some(extra) = target.checked_sub(self.file_len).filter(|&n| n > 0) else {
+            return Ok(());
+        };
+        match faults.allocate(&self.file, self.file_len, extra) {
+            Ok(()) => {
+                self.file_len = target;
+                Ok(())
+            }
+            Err(error) if is_unsupported(&error) => {
+                tracing::debug!(segment = %self.path.display(), %error,
+                    "the file system cannot preallocate; the segment grows by appending");
+                Ok(())
+            }
+            Err(error) => Err(io_error("preallocating", &self.path, error)),
+        }
     }
 
     /// Sequence number.
@@ -161,7 +231,7 @@ impl Segment {
         self.seq
     }
 
-    /// Bytes written so far, header included.
+    /// Bytes written so far, header included: the write offset.
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -169,6 +239,11 @@ impl Segment {
     /// Bytes known durable.
     pub(crate) fn synced_len(&self) -> u64 {
         self.synced_len
+    }
+
+    /// The file size (the write offset plus any preallocated tail).
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
     }
 
     /// Whether records follow the header.
@@ -186,8 +261,8 @@ impl Segment {
         self.max_index
     }
 
-    /// Appends encoded records with one `write` (the kernel may split a
-    /// huge buffer; `write_all` continues).
+    /// Writes encoded records at the write offset with one `pwrite` (the
+    /// kernel may split a huge buffer; `write_all_at` continues).
     pub(crate) fn append(
         &mut self,
         bytes: &[u8],
@@ -195,9 +270,10 @@ impl Segment {
         faults: &mut Faults,
     ) -> Result<(), StorageError> {
         faults
-            .write_all(&mut self.file, bytes)
+            .write_all_at(&self.file, bytes, self.len)
             .map_err(|e| io_error("writing", &self.path, e))?;
         self.len += bytes.len() as u64;
+        self.file_len = self.file_len.max(self.len);
         self.max_index = self.max_index.max(max_index);
         Ok(())
     }
@@ -211,6 +287,26 @@ impl Segment {
             .sync_data(&self.file)
             .map_err(|e| io_error("syncing", &self.path, e))?;
         self.synced_len = self.len;
+        Ok(())
+    }
+
+    /// Seals the segment: cuts the preallocated tail so the file holds
+    /// exactly its records, and fsyncs the new size. The caller has synced
+    /// the data; only after this may the next segment be created, so a
+    /// sealed segment never has a zero tail (recovery calls any bad record
+    /// in a sealed segment corruption).
+    pub(crate) fn trim(&mut self, faults: &mut Faults) -> Result<(), StorageError> {
+        debug_assert!(!self.is_dirty(), "trimming a segment with unsynced data");
+        if self.file_len == self.len {
+            return Ok(());
+        }
+        self.file
+            .set_len(self.len)
+            .map_err(|e| io_error("trimming", &self.path, e))?;
+        faults
+            .sync_all(&self.file)
+            .map_err(|e| io_error("syncing", &self.path, e))?;
+        self.file_len = self.len;
         Ok(())
     }
 }

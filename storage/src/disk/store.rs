@@ -63,6 +63,7 @@ impl std::fmt::Debug for DiskStore {
             .field("dir", &self.dir)
             .field("segments", &self.segment_seqs())
             .field("active_len", &self.active.len())
+            .field("active_file_len", &self.active.file_len())
             .field("synced_len", &self.active.synced_len())
             .field("snapshot_index", &self.snapshot_index)
             .field("failed", &self.failed)
@@ -128,7 +129,14 @@ impl DiskStore {
             .segments
             .split_last()
             .ok_or_else(|| StorageError::Failed("recovery returned no segment".into()))?;
-        let active = Segment::reopen(&dir, last.seq, last.len, last.max_index)?;
+        let active = Segment::reopen(
+            &dir,
+            last.seq,
+            last.len,
+            last.max_index,
+            options.preallocate_to(),
+            &mut faults,
+        )?;
         let sealed = older
             .iter()
             .map(|s| SealedSegment {
@@ -218,6 +226,14 @@ impl DiskStore {
         self.faults.sync_fault = Some(errno);
     }
 
+    /// Makes the next segment preallocation (`fallocate`) fail with `errno`
+    /// (`libc::ENOSPC`, or `libc::EOPNOTSUPP` for a file system that cannot
+    /// preallocate).
+    #[cfg(feature = "failpoints")]
+    pub fn inject_preallocate_failure(&mut self, errno: i32) {
+        self.faults.preallocate_fault = Some(errno);
+    }
+
     fn check_usable(&self) -> Result<(), StorageError> {
         match &self.failed {
             Some(reason) => Err(StorageError::Failed(reason.clone())),
@@ -294,13 +310,20 @@ impl DiskStore {
         if records_bytes == 0 {
             return Ok(());
         }
+        // A segment is full when its data (the write offset, not the
+        // preallocated file size) would pass the limit; a batch is never
+        // split, so an oversized batch goes whole into a fresh segment.
+        let mark_bytes = if self.sync_mark_due() {
+            SYNC_MARK_BYTES as u64
+        } else {
+            0
+        };
         if self.active.has_records()
-            && self.active.len() + records_bytes > self.options.segment_bytes_max
+            && self.active.len() + mark_bytes + records_bytes > self.options.segment_bytes_max
         {
             self.rotate()?;
         }
-        let worth_marking = self.marked_synced.max(SEGMENT_HEADER_BYTES as u64);
-        let start = if self.active.synced_len() > worth_marking {
+        let start = if self.sync_mark_due() {
             let synced = self.active.synced_len();
             let mut mark = Vec::with_capacity(SYNC_MARK_BYTES);
             put_sync_mark(&mut mark, synced);
@@ -319,6 +342,12 @@ impl DiskStore {
         Ok(())
     }
 
+    /// Whether the next batch starts with a sync mark: the active segment
+    /// was synced past what the last mark in it states.
+    fn sync_mark_due(&self) -> bool {
+        self.active.synced_len() > self.marked_synced.max(SEGMENT_HEADER_BYTES as u64)
+    }
+
     /// One fdatasync of the active segment, if anything is unsynced.
     fn sync_active(&mut self) -> Result<(), StorageError> {
         if self.active.is_dirty() {
@@ -328,16 +357,38 @@ impl DiskStore {
         Ok(())
     }
 
-    /// Closes the active segment (fdatasync'ed, so a sealed segment never
-    /// has a torn tail) and starts the next one.
+    /// Closes the active segment and starts the next one, in steps that are
+    /// each a crash point:
+    ///
+    /// 1. the active segment is fdatasync'ed (a sealed segment is
+    ///    complete);
+    /// 2. it is trimmed to its data and fsynced (a sealed segment never has
+    ///    a zero-filled tail);
+    /// 3. the next segment is created: header written, preallocated,
+    ///    fsynced; 4. the directory is fsynced.
+    ///
+    /// Before step 4 the old segment is still the last one and recovery
+    /// continues it (its zero tail, if step 2 did not happen, is the end of
+    /// its data); a next segment that exists but whose header is not
+    /// durable is recreated by recovery.
     fn rotate(&mut self) -> Result<(), StorageError> {
         self.sync_active()?;
+        self.faults.crash_point(CrashPoint::RotationSegmentSynced)?;
+        self.active.trim(&mut self.faults)?;
+        self.faults
+            .crash_point(CrashPoint::RotationSegmentTrimmed)?;
         let seq = self
             .active
             .seq()
             .checked_add(1)
             .ok_or_else(|| StorageError::Failed("segment sequence numbers exhausted".into()))?;
-        let next = Segment::create(&self.dir, seq, &mut self.faults)?;
+        let next = Segment::create(
+            &self.dir,
+            seq,
+            self.options.preallocate_to(),
+            &mut self.faults,
+        )?;
+        self.faults.crash_point(CrashPoint::RotationDirSynced)?;
         let old = std::mem::replace(&mut self.active, next);
         self.sealed.push(SealedSegment {
             seq: old.seq(),

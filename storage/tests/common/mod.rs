@@ -1,7 +1,8 @@
 //! Helpers shared by the disk store tests.
 #![allow(dead_code)]
 
-use std::fs;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use consensus_api::{
@@ -124,8 +125,84 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<String> {
     names
 }
 
-/// Byte offsets of every record of a segment, found by walking the
-/// documented frame layout (length u32 at the start of each frame).
+/// Where the data (header and records) of a segment file ends: walks the
+/// documented frame layout (length u32 at the start of each frame) up to
+/// the end of the file or an all-zero frame header, where the zero-filled
+/// (preallocated) tail starts. Reads only frame headers, never the tail.
+pub fn data_len(segment: &Path) -> usize {
+    let file = File::open(segment).expect("open segment");
+    let file_len = file.metadata().expect("metadata").len() as usize;
+    let mut offset = SEGMENT_HEADER_BYTES.min(file_len);
+    while offset + FRAME_HEADER_BYTES <= file_len {
+        let mut header = [0u8; FRAME_HEADER_BYTES];
+        file.read_exact_at(&mut header, offset as u64)
+            .expect("read frame header");
+        if header == [0u8; FRAME_HEADER_BYTES] {
+            return offset;
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().unwrap()) as usize;
+        offset += FRAME_HEADER_BYTES + len;
+    }
+    assert_eq!(offset, file_len, "segment ends inside a record");
+    offset
+}
+
+/// The data of a segment file: its header and records, without the
+/// zero-filled tail after them (which is not read).
+pub fn segment_data(segment: &Path) -> Vec<u8> {
+    let mut bytes = vec![0u8; data_len(segment)];
+    File::open(segment)
+        .expect("open segment")
+        .read_exact_at(&mut bytes, 0)
+        .expect("read segment data");
+    bytes
+}
+
+/// Asserts that `segment` holds only zeros (or nothing: the file may be
+/// shorter) in `range`: cut-away bytes are gone for good.
+pub fn assert_zeros(segment: &Path, range: std::ops::Range<usize>, context: &str) {
+    let file = File::open(segment).expect("open segment");
+    let file_len = file.metadata().expect("metadata").len() as usize;
+    let end = range.end.min(file_len);
+    if range.start >= end {
+        return;
+    }
+    let mut bytes = vec![0u8; end - range.start];
+    file.read_exact_at(&mut bytes, range.start as u64)
+        .expect("read");
+    assert!(
+        bytes.iter().all(|&b| b == 0),
+        "{context}: non-zero bytes in {range:?}"
+    );
+}
+
+/// Extends `segment` with `bytes` of zero-filled space, as a preallocated
+/// segment's tail (a sparse extension: it reads as zeros, like fallocated
+/// space, and costs nothing).
+pub fn add_zero_tail(segment: &Path, bytes: u64) {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .expect("open segment");
+    let len = file.metadata().expect("metadata").len();
+    file.set_len(len + bytes).expect("extend");
+}
+
+/// Whether `fallocate(2)` works in `dir` (false on file systems without
+/// it, where segments are not preallocated).
+pub fn preallocation_supported(dir: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("fallocate-probe");
+    let file = File::create(&path).expect("probe file");
+    // SAFETY: fallocate on a file we own; no memory is involved.
+    let supported = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, 4096) } == 0;
+    drop(file);
+    fs::remove_file(&path).expect("remove probe");
+    supported
+}
+
+/// Byte offsets of every record of a segment's data (as returned by
+/// [`segment_data`]), found by walking the documented frame layout.
 pub fn record_offsets(segment: &[u8]) -> Vec<usize> {
     let mut offsets = Vec::new();
     let mut offset = SEGMENT_HEADER_BYTES;
