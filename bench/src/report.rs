@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
 use crate::results::{Comparison, ProtocolResults};
@@ -122,6 +123,46 @@ fn chart_error<E: std::fmt::Debug>(error: E) -> String {
     format!("drawing a chart failed: {error:?}")
 }
 
+/// One protocol's line with point markers and a legend entry.
+fn draw_line<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    name: &str,
+    color: RGBColor,
+    points: Vec<CT::From>,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+    CT::From: Clone + 'static,
+{
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+        .map_err(chart_error)?
+        .label(name.to_string())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 4, color.filled())),
+        )
+        .map_err(chart_error)?;
+    Ok(())
+}
+
+/// The legend box, upper left.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(chart_error)
+}
+
 /// Throughput (ops/s) against client count, one line per protocol.
 pub fn throughput_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
     throughput_chart_titled(
@@ -165,34 +206,14 @@ pub fn throughput_chart_titled(
             .draw()
             .map_err(chart_error)?;
         for (index, protocol) in protocols.iter().enumerate() {
-            let color = color(index);
             let points: Vec<(u32, f64)> = protocol
                 .load
                 .iter()
                 .map(|l| (l.clients as u32, l.ops_per_sec))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(chart_error)?
-                .label(protocol.protocol.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    points
-                        .into_iter()
-                        .map(|p| Circle::new(p, 4, color.filled())),
-                )
-                .map_err(chart_error)?;
+            draw_line(&mut chart, &protocol.protocol, color(index), points)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(chart_error)?;
+        draw_legend(&mut chart)?;
         root.present().map_err(chart_error)?;
     }
     Ok(svg)
@@ -249,34 +270,14 @@ pub fn latency_chart(protocols: &[ProtocolResults], clients: usize) -> Result<St
             .draw()
             .map_err(chart_error)?;
         for (index, (name, values)) in series.iter().enumerate() {
-            let color = color(index);
             let points: Vec<(f64, f64)> = values
                 .iter()
                 .enumerate()
                 .map(|(i, v)| (i as f64, *v))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(chart_error)?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    points
-                        .into_iter()
-                        .map(|p| Circle::new(p, 4, color.filled())),
-                )
-                .map_err(chart_error)?;
+            draw_line(&mut chart, name, color(index), points)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(chart_error)?;
+        draw_legend(&mut chart)?;
         root.present().map_err(chart_error)?;
     }
     Ok(svg)
