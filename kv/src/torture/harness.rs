@@ -132,6 +132,7 @@ pub struct Harness {
     paused: Mutex<BTreeSet<NodeId>>,
     digests: Mutex<Vec<DigestSample>>,
     last_sample: Mutex<BTreeMap<NodeId, DigestSample>>,
+    max_commit: Mutex<(u64, NodeId, Duration)>,
     exits: Mutex<Vec<String>>,
     workload_stop: Arc<AtomicBool>,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -193,6 +194,7 @@ impl Harness {
             paused: Mutex::new(BTreeSet::new()),
             digests: Mutex::new(Vec::new()),
             last_sample: Mutex::new(BTreeMap::new()),
+            max_commit: Mutex::new((0, 0, Duration::ZERO)),
             exits: Mutex::new(Vec::new()),
             workload_stop: Arc::new(AtomicBool::new(false)),
             workers: Mutex::new(Vec::new()),
@@ -476,7 +478,11 @@ impl Harness {
         let statuses = self.statuses().await;
         let mut digests = self.digests.lock().expect("digests");
         let mut last = self.last_sample.lock().expect("last sample");
+        let mut max_commit = self.max_commit.lock().expect("max commit");
         for report in statuses.values().filter_map(|r| r.as_ref().ok()) {
+            if report.commit_index > max_commit.0 {
+                *max_commit = (report.commit_index, report.id, self.recorder.elapsed());
+            }
             if report.stopped.is_some() || report.state_applied == 0 {
                 continue;
             }
@@ -490,7 +496,7 @@ impl Harness {
                 digests.push(sample);
             }
         }
-        drop((digests, last));
+        drop((digests, last, max_commit));
         statuses
     }
 
@@ -706,7 +712,37 @@ impl Harness {
             .map(|r| r.commit_index)
             .max()
             .unwrap_or(0);
-        outcomes.push(self.wait_converged(target, timeout).await);
+        let converged = self.wait_converged(target, timeout).await;
+        let converged_ok = converged.passed;
+        outcomes.push(converged);
+        let (max_commit, by, at) = *self.max_commit.lock().expect("max commit");
+        let applied_min = self
+            .statuses()
+            .await
+            .values()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|r| r.applied_index)
+            .min()
+            .unwrap_or(0);
+        outcomes.push(if !converged_ok {
+            CheckOutcome::fail("committed-prefix-kept", "not checked: the nodes did not converge")
+        } else if applied_min >= max_commit {
+            CheckOutcome::pass(
+                "committed-prefix-kept",
+                format!(
+                    "every node applied index {applied_min} >= the highest commit index reported during the run ({max_commit})"
+                ),
+            )
+        } else {
+            CheckOutcome::fail(
+                "committed-prefix-kept",
+                format!(
+                    "committed entries were lost: node {by} reported commit index {max_commit} at t={:.3}s, \
+                     but after recovery the nodes applied only up to {applied_min}",
+                    at.as_secs_f64()
+                ),
+            )
+        });
 
         self.monitor_stop.store(true, Ordering::Relaxed);
         let monitor = self.monitor.lock().expect("monitor").take();
