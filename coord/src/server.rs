@@ -42,6 +42,10 @@ use crate::wire::{
 /// How long a write or barrier is retried (redirects, elections) before the
 /// server answers unavailable / outcome unknown.
 const PROPOSE_DEADLINE: Duration = Duration::from_secs(8);
+/// How long a request forwarded to the leader may wait for its answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a forwarded request checks that its target is still the leader.
+const LEADER_CHECK_INTERVAL: Duration = Duration::from_millis(25);
 /// How long a server waits to catch up with a reconnecting client's last
 /// seen index before refusing it.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
@@ -395,16 +399,41 @@ impl Server {
             .await
             .map_err(ForwardError::MaybeSent)?;
         let _ = send.finish();
-        match tokio::time::timeout(Duration::from_secs(10), wire::read_frame::<T>(&mut recv)).await
-        {
-            Ok(Ok(Some(reply))) => Ok(reply),
-            Ok(Ok(None)) => Err(ForwardError::MaybeSent(format!(
-                "node {to} closed the stream"
-            ))),
-            Ok(Err(error)) => Err(ForwardError::MaybeSent(error)),
-            Err(_) => Err(ForwardError::MaybeSent(format!(
-                "node {to} did not answer in time"
-            ))),
+        // Wait for the answer, but not for a leader that is gone: a leader
+        // killed after the request left never answers, and its connection
+        // only times out after the QUIC idle timeout. Once this node's own
+        // view of the leader is no longer `to` (it noticed the loss, or
+        // follows a newer leader), the request may or may not have been
+        // committed: the caller retries (every command is idempotent).
+        let reply = wire::read_frame::<T>(&mut recv);
+        tokio::pin!(reply);
+        let deadline = tokio::time::sleep(FORWARD_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut check = tokio::time::interval(LEADER_CHECK_INTERVAL);
+        loop {
+            tokio::select! {
+                answer = &mut reply => {
+                    return match answer {
+                        Ok(Some(reply)) => Ok(reply),
+                        Ok(None) => Err(ForwardError::MaybeSent(format!(
+                            "node {to} closed the stream"
+                        ))),
+                        Err(error) => Err(ForwardError::MaybeSent(error)),
+                    };
+                }
+                _ = &mut deadline => {
+                    return Err(ForwardError::MaybeSent(format!(
+                        "node {to} did not answer in time"
+                    )));
+                }
+                _ = check.tick() => {
+                    if self.node.status().leader != Some(to) {
+                        return Err(ForwardError::MaybeSent(format!(
+                            "node {to} stopped being the leader while the request was forwarded"
+                        )));
+                    }
+                }
+            }
         }
     }
 

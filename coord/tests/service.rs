@@ -422,6 +422,12 @@ async fn reconnect_keeps_ephemerals(cluster: &mut TestCluster) {
         .create("/reconnect/missed", "", CreateMode::Persistent)
         .await
         .unwrap();
+    eprintln!(
+        "{}: a write through node {:?} committed {:?} after the kill",
+        cluster.protocol,
+        other.state(),
+        killed.elapsed()
+    );
     let reconnected = eventually(timeout * 2, || async {
         match client.state() {
             SessionState::Connected(node) if node != server => Some(node),
@@ -439,8 +445,10 @@ async fn reconnect_keeps_ephemerals(cluster: &mut TestCluster) {
     });
     assert!(
         killed.elapsed() < timeout,
-        "reconnected within the session timeout ({:?})",
-        killed.elapsed()
+        "{}: reconnected within the session timeout ({:?})\n{}",
+        cluster.protocol,
+        killed.elapsed(),
+        cluster.logs()
     );
     let event = within("re-registered watch", watch.unwrap()).await.unwrap();
     assert_eq!(
