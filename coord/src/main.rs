@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use consensus_coord::client::{ClientError, ClientOptions, CoordClient, Read};
 use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
-use consensus_kv::demo::{prepare, LocalCluster};
+use consensus_kv::cli::{self, DemoSpec};
 
 #[derive(Parser)]
 #[command(
@@ -179,10 +179,10 @@ struct Target {
     #[arg(long, default_value = "cluster.toml")]
     config: PathBuf,
     /// Give up on one operation after this long.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = cli::parse_duration)]
     timeout: Duration,
     /// The session timeout.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
     session_timeout: Duration,
     /// Connect to this node first.
     #[arg(long)]
@@ -202,24 +202,6 @@ impl Target {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 /// Exit code 3: the outcome of a write is unknown.
 const EXIT_UNKNOWN: u8 = 3;
 /// Exit code 4: leadership / lock lost.
@@ -227,20 +209,11 @@ const EXIT_LOST: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    cli::init_tracing();
+    let runtime = match cli::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -254,20 +227,6 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match terminate.as_mut() {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
     }
 }
 
@@ -303,13 +262,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 config.node(id)?.peer_addr,
                 config.node(id)?.client_addr
             );
-            server.run(shutdown_signal()).await;
+            server.run(cli::shutdown_signal()).await;
         }
         Commands::Demo {
             protocol,
             nodes,
             dir,
-        } => demo(&protocol, nodes, &dir).await?,
+        } => cli::demo(
+            DemoSpec {
+                cluster_id: "coord",
+                label: "coordination cluster",
+                protocol: &protocol,
+                nodes,
+                dir: &dir,
+            },
+            |c| {
+                vec![
+                    format!("consensus-coord create /app hello --config {c}"),
+                    format!("consensus-coord get -w /app --config {c}     (and in another shell: consensus-coord set /app bye --config {c})"),
+                    format!("consensus-coord elect scheduler --config {c}  (in several shells; Ctrl-C the leader)"),
+                    format!("consensus-coord lock reports --config {c} -- sh -c 'echo token $COORD_FENCING_TOKEN; sleep 5'"),
+                    format!("consensus-coord status --config {c}"),
+                ]
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?,
         Commands::Certs {
             out,
             nodes,
@@ -472,7 +450,7 @@ async fn elect(name: &str, data: String, print_events: bool, target: &Target) ->
     });
     let leadership = tokio::select! {
         result = election.campaign() => result?,
-        _ = shutdown_signal() => {
+        _ = cli::shutdown_signal() => {
             let _ = client.close().await;
             return Ok(ExitCode::SUCCESS);
         }
@@ -487,7 +465,7 @@ async fn elect(name: &str, data: String, print_events: bool, target: &Target) ->
             say(&format!("lost {}", describe(reason)));
             ExitCode::from(EXIT_LOST)
         }
-        _ = shutdown_signal() => ExitCode::SUCCESS,
+        _ = cli::shutdown_signal() => ExitCode::SUCCESS,
     };
     if let Some(reporter) = reporter {
         reporter.abort();
@@ -587,35 +565,5 @@ async fn status(target: &Target, json: bool) -> Result<()> {
             Err(error) => println!("{id:>4} unreachable: {error}"),
         }
     }
-    Ok(())
-}
-
-async fn demo(protocol: &str, nodes: u64, dir: &std::path::Path) -> Result<()> {
-    let protocol_checked: consensus::Protocol = protocol.parse()?;
-    if dir.join("cluster.toml").exists() {
-        bail!(
-            "{} already holds a demo cluster; remove it or pass --dir somewhere else",
-            dir.display()
-        );
-    }
-    let config_path =
-        prepare(dir, "coord", protocol_checked.name(), nodes, None).map_err(anyhow::Error::msg)?;
-    let binary = std::env::current_exe().context("locating this binary")?;
-    let mut cluster = LocalCluster::new(binary, &config_path).map_err(anyhow::Error::msg)?;
-    cluster.start_all().map_err(anyhow::Error::msg)?;
-    println!(
-        "{nodes}-node {protocol_checked} coordination cluster running; configuration {}",
-        config_path.display()
-    );
-    let c = config_path.display();
-    println!("try:  consensus-coord create /app hello --config {c}");
-    println!("      consensus-coord get -w /app --config {c}     (and in another shell: consensus-coord set /app bye --config {c})");
-    println!("      consensus-coord elect scheduler --config {c}  (in several shells; Ctrl-C the leader)");
-    println!("      consensus-coord lock reports --config {c} -- sh -c 'echo token $COORD_FENCING_TOKEN; sleep 5'");
-    println!("      consensus-coord status --config {c}");
-    println!("press Ctrl-C to stop the cluster");
-    shutdown_signal().await;
-    println!("stopping...");
-    cluster.stop_all(Duration::from_secs(5));
     Ok(())
 }

@@ -13,10 +13,13 @@
 //! * [`load`]: the closed-loop load generator behind `consensus-kv bench`;
 //! * [`wire`]: the client API messages;
 //! * [`demo`]: a local cluster of child processes;
+//! * [`cli`]: pieces of the command-line programs (durations, signals, the
+//!   demo command);
 //! * [`torture`]: Jepsen-style fault testing of real processes (nemesis,
 //!   recorded clients, authenticated fault-injection admin, checks).
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use consensus_kv::cli::{self, DemoSpec};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
-use consensus_kv::demo::{prepare, LocalCluster};
 use consensus_kv::load::{self, LoadOptions};
 use consensus_kv::server::Server;
 use consensus_kv::torture::admin::{links_for_groups, parse_groups, write_token, AdminClient};
@@ -120,7 +120,7 @@ enum Commands {
         #[arg(long, default_value_t = 3)]
         nodes: u64,
         /// How long faults are injected, e.g. 30s, 10m.
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = cli::parse_duration)]
         duration: Duration,
         /// Seed of the nemesis schedule and the clients' choices (default:
         /// drawn at random and printed).
@@ -145,10 +145,10 @@ enum Commands {
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Timeout of one client operation.
-        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = cli::parse_duration)]
         op_timeout: Duration,
         /// Bound on each recovery wait at the end.
-        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = cli::parse_duration)]
         recovery_timeout: Duration,
         /// Print the nemesis's actions as they happen.
         #[arg(long, short)]
@@ -178,10 +178,10 @@ enum Commands {
         #[arg(long, default_value_t = 16)]
         clients: usize,
         /// Measured duration, e.g. 10s, 500ms, 2m.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
         duration: Duration,
         /// Unmeasured warm-up.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
         warmup: Duration,
         /// Bytes per written value.
         #[arg(long, default_value_t = 100)]
@@ -229,7 +229,7 @@ struct Target {
     #[arg(long, default_value = "cluster.toml")]
     config: PathBuf,
     /// Give up after this long.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
     timeout: Duration,
 }
 
@@ -243,29 +243,6 @@ impl Target {
         let client = KvClient::from_config(&config, options)?;
         Ok((config, client))
     }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" | "" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
-            ))
-        }
-    };
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 fn value_arg(text: &str) -> Option<Bytes> {
@@ -286,19 +263,11 @@ const EXIT_CAS_MISMATCH: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    cli::init_tracing();
+    let runtime = match cli::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -312,20 +281,6 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match terminate.as_mut() {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
     }
 }
 
@@ -347,13 +302,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 config.node(id)?.peer_addr,
                 config.node(id)?.client_addr
             );
-            server.run(shutdown_signal()).await;
+            server.run(cli::shutdown_signal()).await;
         }
         Commands::Demo {
             protocol,
             nodes,
             dir,
-        } => demo(&protocol, nodes, &dir).await?,
+        } => cli::demo(
+            DemoSpec {
+                cluster_id: "demo",
+                label: "cluster",
+                protocol: &protocol,
+                nodes,
+                dir: &dir,
+            },
+            |c| {
+                vec![
+                    format!("consensus-kv put greeting hello --config {c}"),
+                    format!("consensus-kv get greeting --config {c}"),
+                    format!("consensus-kv status --config {c}"),
+                ]
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?,
         Commands::Certs {
             out,
             nodes,
@@ -614,51 +586,5 @@ async fn status(target: &Target, json: bool) -> Result<()> {
             Err((id, error)) => println!("{id:>4} unreachable: {error}"),
         }
     }
-    Ok(())
-}
-
-async fn demo(protocol: &str, nodes: u64, dir: &std::path::Path) -> Result<()> {
-    let protocol_checked: consensus::Protocol = protocol.parse()?;
-    if dir.join("cluster.toml").exists() {
-        bail!(
-            "{} already holds a demo cluster; remove it or pass --dir somewhere else",
-            dir.display()
-        );
-    }
-    let config_path =
-        prepare(dir, "demo", protocol_checked.name(), nodes, None).map_err(anyhow::Error::msg)?;
-    let binary = std::env::current_exe().context("locating this binary")?;
-    let mut cluster = LocalCluster::new(binary, &config_path).map_err(anyhow::Error::msg)?;
-    cluster.start_all().map_err(anyhow::Error::msg)?;
-    println!(
-        "{nodes}-node {protocol_checked} cluster running; configuration {}",
-        config_path.display()
-    );
-    for node in &cluster.config.nodes {
-        println!(
-            "  node {}: peers on {}, clients on {}, data in {}, log in {}",
-            node.id,
-            node.peer_addr,
-            node.client_addr,
-            node.data_dir.display(),
-            cluster.log_path(node.id).display()
-        );
-    }
-    println!(
-        "try:  consensus-kv put greeting hello --config {}",
-        config_path.display()
-    );
-    println!(
-        "      consensus-kv get greeting --config {}",
-        config_path.display()
-    );
-    println!(
-        "      consensus-kv status --config {}",
-        config_path.display()
-    );
-    println!("press Ctrl-C to stop the cluster");
-    shutdown_signal().await;
-    println!("stopping...");
-    cluster.stop_all(Duration::from_secs(5));
     Ok(())
 }

@@ -364,7 +364,7 @@ async fn disk_full(protocol: &'static str, dir: &Path) -> Result<(), String> {
             bytes,
             ballast.display()
         ));
-        "disk full"
+        "no space left on device"
     } else {
         let pid = harness.cluster().pid(victim).ok_or("victim not running")?;
         let active = segments(&data_dir)
