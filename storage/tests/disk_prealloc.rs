@@ -251,17 +251,7 @@ fn crash_during_rotation(point: CrashPoint, lost: Lost, preallocate: bool, conte
 /// Synced batches in one preallocated segment; returns the segment and the
 /// record offsets of its data.
 fn synced_preallocated(dir: &Path) -> (std::path::PathBuf, Vec<u8>, Vec<usize>) {
-    let mut store = open(dir);
-    let mut state = LogState::default();
-    let batches: Vec<Batch> = (1..=8)
-        .map(|i| Batch::append(vec![entry_with(i, 1, &[i as u8; 2000])]))
-        .collect();
-    write_synced(&mut store, &mut state, &batches);
-    drop(store);
-    let segment = last_segment(dir);
-    let bytes = segment_data(&segment);
-    let offsets = record_offsets(&bytes);
-    (segment, bytes, offsets)
+    synced_batches(dir, 8, 2000)
 }
 
 #[test]

@@ -173,17 +173,7 @@ fn a_torn_tail_that_embeds_a_valid_record_is_reported_as_documented() {
 
 /// A synced log of several batches in one segment.
 fn several_batches(dir: &Path) -> (PathBuf, Vec<u8>, Vec<usize>) {
-    let mut store = open(dir);
-    let mut state = LogState::default();
-    let batches: Vec<Batch> = (1..=6)
-        .map(|i| Batch::append(vec![entry_with(i, 1, &[i as u8; 60])]))
-        .collect();
-    write_synced(&mut store, &mut state, &batches);
-    drop(store);
-    let segment = last_segment(dir);
-    let bytes = segment_data(&segment);
-    let offsets = record_offsets(&bytes);
-    (segment, bytes, offsets)
+    synced_batches(dir, 6, 60)
 }
 
 #[test]

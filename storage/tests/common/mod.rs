@@ -214,3 +214,24 @@ pub fn record_offsets(segment: &[u8]) -> Vec<usize> {
     assert_eq!(offset, segment.len(), "segment ends inside a record");
     offsets
 }
+
+/// `count` synced batches of one entry of `payload_len` bytes each, in one
+/// segment; returns the segment, its data and the offsets of its records.
+#[allow(dead_code)]
+pub fn synced_batches(
+    dir: &Path,
+    count: u64,
+    payload_len: usize,
+) -> (PathBuf, Vec<u8>, Vec<usize>) {
+    let mut store = open(dir);
+    let mut state = LogState::default();
+    let batches: Vec<Batch> = (1..=count)
+        .map(|i| Batch::append(vec![entry_with(i, 1, &vec![i as u8; payload_len])]))
+        .collect();
+    write_synced(&mut store, &mut state, &batches);
+    drop(store);
+    let segment = last_segment(dir);
+    let bytes = segment_data(&segment);
+    let offsets = record_offsets(&bytes);
+    (segment, bytes, offsets)
+}
