@@ -13,8 +13,12 @@ use crate::floor::{measure_fdatasync, measure_quic_rtt};
 use crate::results::{
     Comparison, Failover, LoadPoint, Percentiles, ProtocolResults, RunInfo, ServiceResults,
 };
+use crate::service_failover::{self, Fault};
 use crate::settings::{Settings, StorageKind};
 use crate::workload;
+
+/// `SIGSTOP` samples per protocol at most with `--quick`.
+pub const QUICK_PAUSE_SAMPLES: usize = 3;
 
 /// What to compare and how long to measure.
 #[derive(Clone, Debug)]
@@ -27,7 +31,8 @@ pub struct CompareOptions {
     pub warmup: Duration,
     /// Measured time per load point.
     pub measure: Duration,
-    /// Leader stops per protocol.
+    /// Leader stops per protocol (library level), and `kill -9` leader
+    /// failures per protocol (service level).
     pub failovers: usize,
     /// Also measure the key-value service (processes + load generator).
     pub service: bool,
@@ -63,10 +68,21 @@ impl CompareOptions {
         }
     }
 
+    /// `SIGSTOP` leader failures per protocol at service level: as many as
+    /// [`failovers`](Self::failovers), but at most
+    /// [`QUICK_PAUSE_SAMPLES`] with `--quick` (to stay in its time budget).
+    pub fn service_pause_samples(&self) -> usize {
+        if self.quick {
+            self.failovers.min(QUICK_PAUSE_SAMPLES)
+        } else {
+            self.failovers
+        }
+    }
+
     fn steps(&self) -> u64 {
         let per_protocol = self.clients.len() + self.failovers + 1;
         let service = if self.service {
-            self.clients.len() + 1
+            self.clients.len() + 1 + self.failovers + self.service_pause_samples()
         } else {
             0
         };
@@ -243,9 +259,10 @@ pub async fn compare(options: &CompareOptions) -> Result<Comparison, String> {
     Ok(comparison)
 }
 
-/// Service level: `serve` processes of `binary` and a separate `load`
-/// process per client count.
-async fn service_level(
+/// Service level: `serve` processes of `binary`, a separate `load`
+/// process per client count, then leader failures by `kill -9` and by
+/// `SIGSTOP` (see [`service_failover`]).
+pub async fn service_level(
     binary: &Path,
     protocol: Protocol,
     options: &CompareOptions,
@@ -282,7 +299,8 @@ async fn service_level(
     progress.inc(1);
     let mut result = ServiceResults {
         protocol: protocol.to_string(),
-        load: Vec::new(),
+        failover_client: service_failover::client_description(settings.command_bytes),
+        ..ServiceResults::default()
     };
     for &clients in &options.clients {
         progress.set_message(format!(
@@ -325,6 +343,56 @@ async fn service_level(
             errors: report.errors.values().sum(),
         });
         progress.inc(1);
+    }
+    let pause_samples = options.service_pause_samples();
+    for (fault, samples) in [
+        (Fault::Kill, options.failovers),
+        (Fault::Pause, pause_samples),
+    ] {
+        let note = if fault == Fault::Pause && pause_samples < options.failovers {
+            format!(" (--quick: {pause_samples} SIGSTOP samples)")
+        } else {
+            String::new()
+        };
+        let measured = service_failover::measure(
+            &mut cluster,
+            protocol,
+            fault,
+            samples,
+            settings.command_bytes,
+            |index, done| match done {
+                None => progress.set_message(format!(
+                    "{protocol} service: {fault} of the leader, sample {}/{samples}{note}",
+                    index + 1
+                )),
+                Some((ms, victim)) => {
+                    progress.set_message(format!(
+                        "{protocol} service: {fault} of node {victim}: longest write gap {ms:.0} ms"
+                    ));
+                    progress.inc(1);
+                }
+            },
+        )
+        .await;
+        let gaps = match measured {
+            Ok(gaps) => gaps,
+            Err(error) => {
+                let logs = cluster.log_path(1);
+                let logs = logs.parent().unwrap_or(&logs).to_path_buf();
+                cluster.stop_all(Duration::from_secs(5));
+                let kept = dir.keep();
+                return Err(format!(
+                    "{error}\nThe nodes' logs are kept in {} (cluster data in {}); look there for \
+                     why the cluster did not recover, then rerun, e.g. with --protocols {protocol}.",
+                    logs.display(),
+                    kept.display()
+                ));
+            }
+        };
+        match fault {
+            Fault::Kill => result.failover_kill = Failover::of(gaps),
+            Fault::Pause => result.failover_pause = Failover::of(gaps),
+        }
     }
     cluster.stop_all(Duration::from_secs(5));
     Ok(result)

@@ -9,6 +9,8 @@
 //! * [`cluster`]: in-process clusters of any protocol;
 //! * [`workload`]: closed-loop clients with HDR latency histograms;
 //! * [`failover`]: leader stop → next commit, repeated;
+//! * [`service_failover`]: `kill -9` / `SIGSTOP` of a key-value service
+//!   leader process, measured as the client's longest write gap;
 //! * [`compare`]: the whole comparison with a progress bar;
 //! * [`results`] and [`report`]: `results.json`, the text table and
 //!   `report.html` with SVG charts.
@@ -20,5 +22,6 @@ pub mod failover;
 pub mod floor;
 pub mod report;
 pub mod results;
+pub mod service_failover;
 pub mod settings;
 pub mod workload;

@@ -54,10 +54,13 @@ enum Command {
         /// Where to write results.json and report.html.
         #[arg(long, default_value = "compare-out")]
         out: PathBuf,
-        /// Also measure the key-value service (always on without --quick).
+        /// Also measure the key-value service: throughput and latency, and
+        /// failover by `kill -9` / `SIGSTOP` of the leader (always on without --quick).
         #[arg(long)]
         service: bool,
-        /// Leader stops per protocol (default 10, 5 with --quick).
+        /// Leader failures per protocol (default 10, 5 with --quick): library-level
+        /// stops and, with --service, `kill -9` and `SIGSTOP` of the leader's
+        /// process (--quick takes at most 3 SIGSTOP samples).
         #[arg(long)]
         failovers: Option<usize>,
         /// Parent directory of the temporary data directories.

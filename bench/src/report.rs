@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 
-use crate::results::{Comparison, ProtocolResults};
+use crate::results::{Comparison, Failover, ProtocolResults, ServiceResults};
 
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 420;
@@ -82,6 +82,61 @@ pub fn text_table(comparison: &Comparison) -> String {
                     point.errors
                 );
             }
+        }
+    }
+    let measured: Vec<&ServiceResults> = comparison
+        .service
+        .iter()
+        .filter(|s| {
+            !s.failover_kill.samples_ms.is_empty() || !s.failover_pause.samples_ms.is_empty()
+        })
+        .collect();
+    if !measured.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "service-level failover: longest gap between two successful writes of one client \
+             around a fault of the leader's process (classic paxos: of the node the client uses)"
+        );
+        let mut clients: Vec<&str> = measured
+            .iter()
+            .map(|s| s.failover_client.as_str())
+            .collect();
+        clients.dedup();
+        for client in clients.into_iter().filter(|c| !c.is_empty()) {
+            let _ = writeln!(out, "client: {client}");
+        }
+        let _ = writeln!(
+            out,
+            "{:<11} {:<8} {:>7} {:>9} {:>8} {:>8} {:>8}",
+            "protocol", "fault", "samples", "min ms", "med ms", "p99 ms", "max ms"
+        );
+        let mut fewer_pauses = false;
+        for service in &measured {
+            for (fault, failover) in [
+                ("kill -9", &service.failover_kill),
+                ("SIGSTOP", &service.failover_pause),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{:<11} {:<8} {:>7} {:>9.1} {:>8.1} {:>8.1} {:>8.1}",
+                    service.protocol,
+                    fault,
+                    failover.samples_ms.len(),
+                    failover.min_ms,
+                    failover.median_ms,
+                    failover.p99_ms,
+                    failover.max_ms
+                );
+            }
+            fewer_pauses |=
+                service.failover_pause.samples_ms.len() < service.failover_kill.samples_ms.len();
+        }
+        if fewer_pauses && run.quick {
+            let _ = writeln!(
+                out,
+                "(--quick takes fewer SIGSTOP samples than kill -9 samples to stay in its time budget)"
+            );
         }
     }
     let _ = writeln!(out);
@@ -285,18 +340,58 @@ pub fn latency_chart(protocols: &[ProtocolResults], clients: usize) -> Result<St
 
 /// Every failover sample as a point per protocol, with the median marked.
 pub fn failover_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
+    let groups: Vec<(String, &Failover, RGBColor)> = protocols
+        .iter()
+        .enumerate()
+        .map(|(index, p)| (p.protocol.clone(), &p.failover, color(index)))
+        .collect();
+    samples_chart(
+        &groups,
+        "Failover: leader stop to next commit (library level)",
+    )
+}
+
+/// Service-level failover: per protocol, the `kill -9` and the `SIGSTOP`
+/// samples side by side (the longest write gap of one client), medians marked.
+pub fn service_failover_chart(service: &[ServiceResults]) -> Result<String, String> {
+    let groups: Vec<(String, &Failover, RGBColor)> = service
+        .iter()
+        .enumerate()
+        .flat_map(|(index, s)| {
+            [
+                (
+                    format!("{} kill -9", s.protocol),
+                    &s.failover_kill,
+                    color(index),
+                ),
+                (
+                    format!("{} SIGSTOP", s.protocol),
+                    &s.failover_pause,
+                    color(index),
+                ),
+            ]
+        })
+        .collect();
+    samples_chart(
+        &groups,
+        "Service failover: longest write gap, kill -9 / SIGSTOP of the leader",
+    )
+}
+
+/// Samples as points, one column per group, each column's median marked.
+fn samples_chart(groups: &[(String, &Failover, RGBColor)], title: &str) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
-        let names: Vec<String> = protocols.iter().map(|p| p.protocol.clone()).collect();
-        let max_ms = protocols
+        let names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+        let max_ms = groups
             .iter()
-            .flat_map(|p| p.failover.samples_ms.iter().copied())
+            .flat_map(|g| g.1.samples_ms.iter().copied())
             .fold(100.0, f64::max);
-        let count = protocols.len().max(1) as f64;
+        let count = groups.len().max(1) as f64;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Failover: leader stop to next commit", ("sans-serif", 20))
+            .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -304,7 +399,7 @@ pub fn failover_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
             .map_err(chart_error)?;
         chart
             .configure_mesh()
-            .x_labels(protocols.len().max(1))
+            .x_labels(groups.len().max(1))
             .x_label_formatter(&|x| {
                 let i = x.round();
                 if (x - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
@@ -317,9 +412,9 @@ pub fn failover_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
             .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(chart_error)?;
-        for (index, protocol) in protocols.iter().enumerate() {
-            let color = color(index);
-            let samples = &protocol.failover.samples_ms;
+        for (index, (_, failover, color)) in groups.iter().enumerate() {
+            let color = *color;
+            let samples = &failover.samples_ms;
             let spread = 0.25;
             let points = samples.iter().enumerate().map(|(i, ms)| {
                 let offset = if samples.len() > 1 {
@@ -330,7 +425,7 @@ pub fn failover_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
                 Circle::new((index as f64 + offset, *ms), 3, color.filled())
             });
             chart.draw_series(points).map_err(chart_error)?;
-            let median = protocol.failover.median_ms;
+            let median = failover.median_ms;
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(index as f64 - 0.35, median), (index as f64 + 0.35, median)],
@@ -341,6 +436,13 @@ pub fn failover_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
         root.present().map_err(chart_error)?;
     }
     Ok(svg)
+}
+
+fn has_service_failover(comparison: &Comparison) -> bool {
+    comparison
+        .service
+        .iter()
+        .any(|s| !s.failover_kill.samples_ms.is_empty() || !s.failover_pause.samples_ms.is_empty())
 }
 
 fn escape(text: &str) -> String {
@@ -388,6 +490,13 @@ pub fn html_report(comparison: &Comparison) -> Result<String, String> {
         "<figure>{}</figure>",
         failover_chart(&comparison.protocols)?
     );
+    if has_service_failover(comparison) {
+        let _ = write!(
+            html,
+            "<figure>{}</figure>",
+            service_failover_chart(&comparison.service)?
+        );
+    }
     html.push_str("</body></html>\n");
     Ok(html)
 }
@@ -409,13 +518,18 @@ pub fn write_report(comparison: &Comparison, dir: &Path) -> Result<(), String> {
         let path = dir.join(name);
         std::fs::write(&path, svg).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
+    if has_service_failover(comparison) {
+        let path = dir.join("service-failover.svg");
+        std::fs::write(&path, service_failover_chart(&comparison.service)?)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Failover, LoadPoint, Percentiles, RunInfo};
+    use crate::results::{LoadPoint, Percentiles, RunInfo};
 
     fn protocol(name: &str, scale: f64) -> ProtocolResults {
         ProtocolResults {
@@ -470,6 +584,54 @@ mod tests {
         let json = std::fs::read_to_string(dir.path().join("results.json")).unwrap();
         let back: Comparison = serde_json::from_str(&json).unwrap();
         assert_eq!(back, comparison);
+    }
+
+    #[test]
+    fn service_failover_in_table_chart_and_json() {
+        let comparison = Comparison {
+            run: RunInfo {
+                machine: "test".into(),
+                nodes: 3,
+                storage: "disk".into(),
+                quick: true,
+                ..RunInfo::default()
+            },
+            floor: Default::default(),
+            protocols: vec![protocol("raft", 1000.0)],
+            service: vec![ServiceResults {
+                protocol: "raft".into(),
+                load: protocol("raft", 500.0).load,
+                failover_kill: Failover::of(vec![210.0, 230.0, 260.0]),
+                failover_pause: Failover::of(vec![240.0, 250.0]),
+                failover_client: "attempt timeout 100 ms".into(),
+            }],
+        };
+        let table = text_table(&comparison);
+        assert!(table.contains("kill -9"), "{table}");
+        assert!(table.contains("SIGSTOP"), "{table}");
+        assert!(table.contains("attempt timeout 100 ms"), "{table}");
+        assert!(table.contains("fewer SIGSTOP samples"), "{table}");
+        let html = html_report(&comparison).unwrap();
+        assert_eq!(
+            html.matches("<svg").count(),
+            5,
+            "throughput, 2 latency, failover, service failover"
+        );
+        assert!(html.contains("raft SIGSTOP"));
+        let dir = tempfile::tempdir().unwrap();
+        write_report(&comparison, dir.path()).unwrap();
+        assert!(dir.path().join("service-failover.svg").exists());
+        let json = std::fs::read_to_string(dir.path().join("results.json")).unwrap();
+        let back: Comparison = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, comparison);
+    }
+
+    #[test]
+    fn old_results_without_service_failover_still_load() {
+        let old = r#"{"protocol":"raft","load":[]}"#;
+        let service: ServiceResults = serde_json::from_str(old).unwrap();
+        assert!(service.failover_kill.samples_ms.is_empty());
+        assert!(service.failover_pause.samples_ms.is_empty());
     }
 
     #[test]

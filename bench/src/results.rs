@@ -49,8 +49,9 @@ pub struct LoadPoint {
     pub errors: u64,
 }
 
-/// Failover measurements: time from stopping the leader to the first
-/// command committed afterwards, in milliseconds.
+/// Failover measurements in milliseconds: at library level the time from
+/// stopping the leader to the first command committed afterwards; at
+/// service level the longest gap between two successful writes of a client.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Failover {
     /// Every sample, in order.
@@ -136,6 +137,18 @@ pub struct ServiceResults {
     pub protocol: String,
     /// One point per client count.
     pub load: Vec<LoadPoint>,
+    /// `kill -9` of the leader's process (restarted between samples): the
+    /// longest gap between two successful writes of one client, in ms.
+    #[serde(default)]
+    pub failover_kill: Failover,
+    /// `SIGSTOP` of the leader's process (`SIGCONT` once the client writes
+    /// again): the longest gap between two successful writes, in ms.
+    #[serde(default)]
+    pub failover_pause: Failover,
+    /// The measuring client's settings (attempt timeout, backoff): part of
+    /// the failover figures.
+    #[serde(default)]
+    pub failover_client: String,
 }
 
 /// The whole comparison.

@@ -2,7 +2,10 @@
 //! exponential backoff and jitter, and makes retries idempotent with a client
 //! session (client id + sequence number), as the seed asks. A request whose
 //! outcome cannot be known (timeout, lost connection after sending) is
-//! reported as [`KvError::OutcomeUnknown`], never as a failure.
+//! reported as [`KvError::OutcomeUnknown`], never as a failure. A leader
+//! hint that points at a node which has just failed to answer in this
+//! operation is not followed for a while (see `Silent`): when a leader
+//! dies, the followers name it until they elect another.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -252,11 +255,7 @@ impl KvClient {
     }
 
     fn next_node(&self, after: NodeId) -> NodeId {
-        self.nodes
-            .keys()
-            .copied()
-            .find(|id| *id > after)
-            .unwrap_or_else(|| *self.nodes.keys().next().expect("at least one node"))
+        next_node(&self.node_ids(), after, |_| false)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -278,6 +277,8 @@ impl KvClient {
         let mut maybe_applied = false;
         let mut last_problem = String::from("no attempt made");
         let mut attempt = 0u32;
+        let ids = self.node_ids();
+        let mut silent = Silent::new(silent_window(&self.options));
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             let result = tokio::time::timeout(
@@ -303,7 +304,10 @@ impl KvClient {
                 Ok(Ok(Reply::Error(error))) => match error {
                     ServiceError::NotLeader {
                         leader: Some(leader),
-                    } if leader != target && self.nodes.contains_key(&leader) => {
+                    } if leader != target
+                        && self.nodes.contains_key(&leader)
+                        && !silent.avoids(leader, Instant::now()) =>
+                    {
                         last_problem = format!("node {target} redirected to {leader}");
                         target = leader;
                         self.leader.store(leader, Ordering::Relaxed);
@@ -331,15 +335,18 @@ impl KvClient {
                     }
                 },
                 Ok(Err(SendError::BeforeSending(problem))) => {
+                    silent.note(target, Instant::now());
                     last_problem = format!("node {target}: {problem}");
                     true
                 }
                 Ok(Err(SendError::AfterSending(problem))) => {
+                    silent.note(target, Instant::now());
                     maybe_applied |= write;
                     last_problem = format!("node {target}: {problem}");
                     true
                 }
                 Err(_) => {
+                    silent.note(target, Instant::now());
                     maybe_applied |= write;
                     self.forget_connection(target).await;
                     last_problem = format!(
@@ -351,7 +358,8 @@ impl KvClient {
             };
             if retry_elsewhere {
                 self.leader.store(0, Ordering::Relaxed);
-                target = self.next_node(target);
+                let now = Instant::now();
+                target = next_node(&ids, target, |id| silent.avoids(id, now));
                 let pause = self
                     .backoff(attempt)
                     .min(deadline.saturating_duration_since(Instant::now()));
@@ -446,6 +454,63 @@ impl KvClient {
     }
 }
 
+/// The node after `after` in `ids` (sorted, not empty), cyclically,
+/// skipping the nodes `skip` names unless it names all others.
+fn next_node(ids: &[NodeId], after: NodeId, skip: impl Fn(NodeId) -> bool) -> NodeId {
+    let cyclic = || {
+        ids.iter()
+            .copied()
+            .filter(move |id| *id > after)
+            .chain(ids.iter().copied().filter(move |id| *id <= after))
+    };
+    cyclic()
+        .find(|id| *id != after && !skip(*id))
+        .or_else(|| cyclic().next())
+        .expect("at least one node")
+}
+
+/// How long one operation avoids a node that did not answer: twice the
+/// attempt timeout (long enough for the other nodes to elect a new leader
+/// with 150-300 ms election timeouts and a 100 ms attempt timeout), but at
+/// most a quarter of the operation timeout (a node that was only slow is
+/// asked again within the operation).
+fn silent_window(options: &ClientOptions) -> Duration {
+    options
+        .attempt_timeout
+        .saturating_mul(2)
+        .min(options.operation_timeout / 4)
+}
+
+/// The nodes that did not answer (timed out, lost the connection) during
+/// one operation, and when. When the leader dies, the followers keep naming
+/// it as the leader until they elect another; following that stale hint
+/// back to the node that just timed out would cost one whole attempt
+/// timeout per round. So for a while after a node went silent, the client
+/// does not follow hints to it and asks the other nodes instead.
+struct Silent {
+    since: BTreeMap<NodeId, Instant>,
+    window: Duration,
+}
+
+impl Silent {
+    fn new(window: Duration) -> Self {
+        Silent {
+            since: BTreeMap::new(),
+            window,
+        }
+    }
+
+    fn note(&mut self, id: NodeId, at: Instant) {
+        self.since.insert(id, at);
+    }
+
+    fn avoids(&self, id: NodeId, now: Instant) -> bool {
+        self.since
+            .get(&id)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.window)
+    }
+}
+
 enum SendError {
     /// The request certainly did not reach the node.
     BeforeSending(String),
@@ -468,4 +533,48 @@ fn unexpected(response: Response) -> KvError {
     KvError::Refused(ServiceError::Invalid(format!(
         "unexpected response {response:?}"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_node_is_cyclic_and_skips_silent_nodes() {
+        let ids = [1, 2, 3];
+        assert_eq!(next_node(&ids, 1, |_| false), 2);
+        assert_eq!(next_node(&ids, 3, |_| false), 1);
+        assert_eq!(next_node(&ids, 0, |_| false), 1);
+        // 3 went silent: from 2 the next live node is 1.
+        assert_eq!(next_node(&ids, 2, |id| id == 3), 1);
+        assert_eq!(next_node(&ids, 1, |id| id == 2), 3);
+        // Everyone else silent: plain round robin.
+        assert_eq!(next_node(&ids, 1, |id| id != 1), 2);
+        assert_eq!(next_node(&[7], 7, |_| true), 7);
+    }
+
+    #[test]
+    fn a_silent_node_is_avoided_only_for_the_window() {
+        let start = Instant::now();
+        let mut silent = Silent::new(Duration::from_millis(200));
+        assert!(!silent.avoids(1, start));
+        silent.note(1, start);
+        assert!(silent.avoids(1, start + Duration::from_millis(150)));
+        assert!(!silent.avoids(2, start + Duration::from_millis(150)));
+        assert!(!silent.avoids(1, start + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn the_window_is_bounded_by_the_operation_timeout() {
+        let short = ClientOptions {
+            attempt_timeout: Duration::from_millis(100),
+            operation_timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        };
+        assert_eq!(silent_window(&short), Duration::from_millis(200));
+        assert_eq!(
+            silent_window(&ClientOptions::default()),
+            Duration::from_millis(2500)
+        );
+    }
 }
