@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use consensus::{
-    certs, ClientError, ClusterId, ConsensusNode, LogIndex, NodeBuilder, NodeId, ReadConsistency,
-    ReplicatedLog, Role,
+    certs, ClientError, ClusterId, ConsensusNode, LogIndex, NodeId, ReadConsistency, ReplicatedLog,
+    Role,
 };
 use consensus_kv::config::ClusterConfig;
 use rand::Rng;
@@ -111,18 +111,8 @@ impl Server {
         let material = certs::load_node_tls(&config.certs_dir, &cluster, id)
             .map_err(|e| certificates(e.to_string()))?;
         let hub = Arc::new(Hub::new());
-        let node = NodeBuilder::new(config.protocol, config.cluster_id.clone(), id)
-            .listen(entry.peer_addr)
-            .peers(
-                config
-                    .nodes
-                    .iter()
-                    .filter(|n| n.id != id)
-                    .map(|n| (n.id, n.peer_addr)),
-            )
-            .data_dir(entry.data_dir.clone())
-            .tls(material.clone())
-            .tuning(config.tuning.clone())
+        let node = config
+            .node_builder(id, material.clone())?
             .start(CoordMachine::new(hub.clone()))?;
         let api = |message: String| ServeError::ClientApi {
             addr: entry.client_addr.to_string(),

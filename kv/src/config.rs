@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use consensus::{NodeId, Protocol, Tuning};
+use consensus::{NodeBuilder, NodeId, Protocol, TlsMaterial, Tuning};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use toml::Spanned;
@@ -405,6 +405,25 @@ impl ClusterConfig {
                 id,
                 known: self.nodes.iter().map(|n| n.id).collect(),
             })
+    }
+
+    /// A [`NodeBuilder`] for node `id` of this cluster: its protocol,
+    /// cluster id, peer address, the other members, data directory, TLS
+    /// material and tuning. Callers add what is theirs (a state machine to
+    /// `start`, fault injection, limits).
+    pub fn node_builder(&self, id: NodeId, tls: TlsMaterial) -> Result<NodeBuilder, ConfigError> {
+        let entry = self.node(id)?;
+        Ok(NodeBuilder::new(self.protocol, self.cluster_id.clone(), id)
+            .listen(entry.peer_addr)
+            .peers(
+                self.nodes
+                    .iter()
+                    .filter(|n| n.id != id)
+                    .map(|n| (n.id, n.peer_addr)),
+            )
+            .data_dir(entry.data_dir.clone())
+            .tls(tls)
+            .tuning(self.tuning.clone()))
     }
 
     /// A configuration file text for a cluster on this machine (used by

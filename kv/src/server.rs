@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use consensus::{
-    certs, ClusterId, ConsensusNode, NodeBuilder, NodeId, ReadConsistency, ReplicatedLog,
-    SessionCommand, Sessions,
+    certs, ClusterId, ConsensusNode, NodeId, ReadConsistency, ReplicatedLog, SessionCommand,
+    Sessions,
 };
 use thiserror::Error;
 
@@ -131,18 +131,8 @@ impl Server {
             }),
             _ => None,
         };
-        let node = NodeBuilder::new(config.protocol, config.cluster_id.clone(), id)
-            .listen(entry.peer_addr)
-            .peers(
-                config
-                    .nodes
-                    .iter()
-                    .filter(|n| n.id != id)
-                    .map(|n| (n.id, n.peer_addr)),
-            )
-            .data_dir(entry.data_dir.clone())
-            .tls(material.clone())
-            .tuning(config.tuning.clone())
+        let node = config
+            .node_builder(id, material.clone())?
             .start(Sessions::new(KvState::new(), SESSIONS_MAX))?;
         let server_config =
             tls::server_config(&material).map_err(|message| ServeError::ClientApi {
