@@ -37,52 +37,26 @@ pub fn text_table(comparison: &Comparison) -> String {
         floor.fdatasync.p99_us / 1000.0
     );
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "{:<11} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "protocol", "clients", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    load_table(
+        &mut out,
+        comparison
+            .protocols
+            .iter()
+            .map(|p| (p.protocol.as_str(), p.load.as_slice())),
     );
-    for protocol in &comparison.protocols {
-        for point in &protocol.load {
-            let _ = writeln!(
-                out,
-                "{:<11} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
-                protocol.protocol,
-                point.clients,
-                point.ops_per_sec,
-                point.latency.p50_us / 1000.0,
-                point.latency.p99_us / 1000.0,
-                point.latency.p999_us / 1000.0,
-                point.errors
-            );
-        }
-    }
     if !comparison.service.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
             "service level: consensus-kv processes + a separate load generator process"
         );
-        let _ = writeln!(
-            out,
-            "{:<11} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7}",
-            "protocol", "clients", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+        load_table(
+            &mut out,
+            comparison
+                .service
+                .iter()
+                .map(|p| (p.protocol.as_str(), p.load.as_slice())),
         );
-        for service in &comparison.service {
-            for point in &service.load {
-                let _ = writeln!(
-                    out,
-                    "{:<11} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
-                    service.protocol,
-                    point.clients,
-                    point.ops_per_sec,
-                    point.latency.p50_us / 1000.0,
-                    point.latency.p99_us / 1000.0,
-                    point.latency.p999_us / 1000.0,
-                    point.errors
-                );
-            }
-        }
     }
     let measured: Vec<&ServiceResults> = comparison
         .service
@@ -172,6 +146,33 @@ fn color(index: usize) -> RGBColor {
         RGBColor(140, 86, 75),
     ];
     COLORS[index % COLORS.len()]
+}
+
+/// One row per (protocol, client count): ops/s, latency percentiles, errors.
+fn load_table<'a>(
+    out: &mut String,
+    rows: impl Iterator<Item = (&'a str, &'a [crate::results::LoadPoint])>,
+) {
+    let _ = writeln!(
+        out,
+        "{:<11} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "protocol", "clients", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+    );
+    for (protocol, points) in rows {
+        for point in points {
+            let _ = writeln!(
+                out,
+                "{:<11} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+                protocol,
+                point.clients,
+                point.ops_per_sec,
+                point.latency.p50_us / 1000.0,
+                point.latency.p99_us / 1000.0,
+                point.latency.p999_us / 1000.0,
+                point.errors
+            );
+        }
+    }
 }
 
 fn chart_error<E: std::fmt::Debug>(error: E) -> String {
