@@ -127,6 +127,22 @@ pub struct InitialState {
 ///   may assume its writes are durable; the driver must make them durable
 ///   before it sends that batch's messages and before it feeds the core any
 ///   further input.
+/// * **One planned exception: the leader's write in parallel with
+///   replication** (Raft thesis §10.2.1; ZooKeeper's leader and etcd do the
+///   same). The first [`Ready::early_messages`] messages of a batch may leave
+///   *before* the batch is durable. A core marks only messages that promise
+///   nothing about its own disk: an established leader's replication of its
+///   own entries (AppendEntries, Accept, PROPOSAL), sent while its hard state
+///   is unchanged. Votes, promises, acknowledgements and anything that
+///   answers for durable state are never early. The leader still counts
+///   itself towards a quorum only once its own write is synced, and that
+///   follows from the rule above: the driver feeds no input (so no
+///   follower's acknowledgement) to the core until the batch is durable. A
+///   crash after the early messages left and before the sync loses the
+///   leader's local copy; the entries then survive only if a quorum of
+///   other nodes holds them, exactly as if the leader had never had them.
+///   A driver that ignores the field (sends everything after the sync) is
+///   correct, only slower.
 /// * **Recovery**: [`Core::restore`] rebuilds the node from an
 ///   [`InitialState`] and nothing else.
 /// * **No panic on input**: `step` drops a stale, malformed or unexpected
@@ -196,9 +212,10 @@ pub trait Core: Send + 'static {
 }
 
 /// Everything a core wants done, in the order the driver must do it:
-/// persist (`snapshot`, `truncate_from`, `append`, `hard_state`, then one
-/// fdatasync when `must_sync`), restore the state machine from `snapshot`,
-/// send `messages`, apply `committed`, finish `completed`.
+/// send the first `early_messages` of `messages` (may also wait), persist
+/// (`snapshot`, `truncate_from`, `append`, `hard_state`, then one fdatasync
+/// when `must_sync`), restore the state machine from `snapshot`, send the
+/// other `messages`, apply `committed`, finish `completed`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ready<M> {
     /// Increasing number of this batch within one incarnation of the core.
@@ -221,8 +238,14 @@ pub struct Ready<M> {
     /// older one), drop stored entries with index <= `snapshot.index`, and
     /// restore the state machine from it before applying `committed`.
     pub snapshot: Option<Snapshot>,
-    /// Messages to send, only after the writes above are durable.
+    /// Messages to send, only after the writes above are durable — except
+    /// the first [`Ready::early_messages`], which may leave first.
     pub messages: Vec<(NodeId, M)>,
+    /// How many messages at the front of [`Ready::messages`] may be sent
+    /// before this batch's writes are durable (see the
+    /// [`Core`] contract: the leader's write in parallel with replication).
+    /// At most `messages.len()`; 0 keeps the strict order.
+    pub early_messages: usize,
     /// Newly committed entries, in increasing index order, contiguous, each
     /// handed out exactly once per incarnation; apply them in order.
     pub committed: Vec<Entry>,
@@ -242,6 +265,7 @@ impl<M> Ready<M> {
             append: Vec::new(),
             snapshot: None,
             messages: Vec::new(),
+            early_messages: 0,
             committed: Vec::new(),
             completed: Vec::new(),
         }
@@ -265,6 +289,14 @@ impl<M> Ready<M> {
             || self.truncate_from.is_some()
             || !self.append.is_empty()
             || self.snapshot.is_some()
+    }
+
+    /// Removes and returns the messages that may leave before the batch is
+    /// durable (the first [`Ready::early_messages`]); the rest stay.
+    pub fn take_early_messages(&mut self) -> Vec<(NodeId, M)> {
+        let early = self.early_messages.min(self.messages.len());
+        self.early_messages = 0;
+        self.messages.drain(..early).collect()
     }
 
     /// The durable part of the batch, as a [`LogStore`](crate::LogStore) takes it.

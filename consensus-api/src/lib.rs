@@ -21,6 +21,7 @@
 //! loop {
 //!     feed inputs: core.step(from, msg) / core.tick() / core.propose(cmd) ...
 //!     if let Some(ready) = core.ready() {
+//!         0. send ready.take_early_messages()      // a leader's own replication may leave first
 //!         1. store.write(ready.write_batch())      // persist; fdatasync if ready.must_sync
 //!         2. if let Some(s) = ready.snapshot: state_machine.restore(s)
 //!         3. send ready.messages                   // only now: durable before visible
@@ -29,6 +30,9 @@
 //!     }
 //! }
 //! ```
+//!
+//! Step 0 is the one exception to "durable before visible" (Raft thesis
+//! §10.2.1): see [`Ready::early_messages`] and the [`Core`] contract.
 //!
 //! A core is rebuilt after a restart from what the store returned
 //! ([`InitialState`]) and from nothing else ([`Core::restore`]).

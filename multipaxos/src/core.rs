@@ -471,6 +471,7 @@ impl Core for MultiPaxosCore {
         let append: Vec<Entry> = std::mem::take(&mut self.out.append).into_values().collect();
         let commit = self.log.commit();
         let writes = !append.is_empty() || snapshot.is_some();
+        let promise_changed = self.out.hard_state_dirty;
         let hard_state =
             if self.out.hard_state_dirty || (writes && commit != self.out.persisted_commit) {
                 self.out.hard_state_dirty = false;
@@ -491,6 +492,17 @@ impl Core for MultiPaxosCore {
         ready.snapshot = snapshot;
         ready.must_sync = ready.has_writes();
         ready.messages = std::mem::take(&mut self.out.messages);
+        if matches!(self.role, RoleState::Leader(_)) && !promise_changed {
+            // An established leader whose promise is already durable sends
+            // Accepts for its own ballot, commit notices and catch-up: none
+            // of it answers for this batch's writes, so it may leave before
+            // them (the leader's own acceptance of the values in `append`
+            // counts towards a quorum only once the driver has synced this
+            // batch, because no Accepted reaches the core before that). A
+            // written commit frontier is an optimisation that no message
+            // depends on.
+            ready.early_messages = ready.messages.len();
+        }
         ready.committed = committed;
         ready.completed = std::mem::take(&mut self.out.completed);
         if ready.is_empty() {

@@ -486,6 +486,14 @@ impl Core for PaxosCore {
             .collect();
         ready.snapshot = self.output.snapshot.take();
         ready.must_sync = ready.has_writes();
+        // `early_messages` stays 0: classic Paxos keeps the strict order.
+        // There is no established leader whose messages promise nothing
+        // about its disk: every node's batch mixes Promises and Accepteds
+        // (which answer for this very write) with its own Prepares and
+        // Accepts, and the proposer's own acceptance is one of the Phase 2
+        // votes. Sending the proposer's Accepts first would save one fsync
+        // of the two round trips per slot; not worth a second reading of the
+        // acceptor rules.
         self.output.hard_state_sync = false;
         let highest_accepted = self.acceptor.highest_accepted;
         let learn = self.learn_beacon();

@@ -506,6 +506,15 @@ impl Core for RaftCore {
         ready.snapshot = writes.snapshot;
         ready.must_sync = ready.has_writes();
         ready.messages = std::mem::take(&mut self.messages);
+        if matches!(self.role, Role::Leader(_)) && ready.hard_state.is_none() {
+            // A leader whose term and vote are already durable sends only
+            // replication of its own log (AppendEntries, InstallSnapshot of a
+            // durable snapshot, TimeoutNow) and rejections naming its durable
+            // term: none of it promises anything about this batch's writes,
+            // so it may leave before them (thesis §10.2.1). The leader's own
+            // match index counts only once the driver has synced the batch.
+            ready.early_messages = ready.messages.len();
+        }
         ready.committed = committed;
         ready.completed = std::mem::take(&mut self.completed);
         if ready.is_empty() {

@@ -365,3 +365,15 @@ fn randomized_membership_changes_and_transfers() {
 fn the_core_reports_its_protocol() {
     assert_eq!(RaftCore::PROTOCOL, "raft");
 }
+
+/// The leader's write in parallel with replication (thesis §10.2.1): a
+/// leader that crashes after its replication left and before its own sync
+/// loses its copy, acknowledges nothing, and is never counted towards a
+/// quorum for it; the cluster then recovers. Several seeds, so elections
+/// land on different nodes.
+#[test]
+fn leader_crash_before_its_own_sync_loses_nothing_acknowledged() {
+    for seed in 1..=5 {
+        consensus_sim::testing::leader_crash_before_own_sync::<RaftCore>(seed);
+    }
+}

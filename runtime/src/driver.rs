@@ -8,9 +8,13 @@
 //!    waiting again — so everything that arrived during the last fsync is
 //!    handed to the core together and shares the next round trip and fsync
 //!    (group commit);
-//! 2. drains `core.ready()`: persist (write + one fdatasync, on the blocking
-//!    pool) → restore a received snapshot → send messages → apply committed
-//!    entries → finish tickets → answer reads whose index is now applied;
+//! 2. drains `core.ready()`: send the messages that may leave early (a
+//!    leader's own replication) → persist (write + one fdatasync, on the
+//!    blocking pool) → restore a received snapshot → send the other
+//!    messages → apply committed entries → finish tickets → answer reads
+//!    whose index is now applied. No input reaches the core while a batch
+//!    is being persisted, which is what lets a leader count its own copy
+//!    towards a quorum only once it is synced;
 //! 3. compacts the log when enough entries were applied since the last
 //!    snapshot, and publishes the status.
 //!
@@ -289,7 +293,13 @@ impl<C: Core> Driver<C> {
 
     /// Drains every pending `Ready` in the contract's order.
     async fn process_ready(&mut self) -> Result<(), StorageError> {
-        while let Some(ready) = self.core.ready() {
+        while let Some(mut ready) = self.core.ready() {
+            // A leader's replication of its own entries leaves before its
+            // own write is durable (the `Core` contract's one exception), so
+            // the followers' round trip and fsync overlap the leader's.
+            for (to, message) in ready.take_early_messages() {
+                self.send(to, message);
+            }
             let ready = if ready.has_writes() || ready.must_sync {
                 self.persist(ready).await?
             } else {
@@ -307,9 +317,7 @@ impl<C: Core> Driver<C> {
                 self.snapshot_index = self.snapshot_index.max(snapshot.index);
             }
             for (to, message) in ready.messages {
-                if let Err(error) = self.transport.send(to, message) {
-                    tracing::trace!(to, %error, "message dropped");
-                }
+                self.send(to, message);
             }
             self.apply(&ready.committed);
             self.complete(ready.completed);
@@ -318,6 +326,12 @@ impl<C: Core> Driver<C> {
         self.maybe_compact().await?;
         self.publish_status();
         Ok(())
+    }
+
+    fn send(&self, to: NodeId, message: C::Message) {
+        if let Err(error) = self.transport.send(to, message) {
+            tracing::trace!(to, %error, "message dropped");
+        }
     }
 
     /// Writes and fsyncs a batch on the blocking pool. The core's contract:

@@ -648,6 +648,7 @@ impl Core for ZabCore {
         log.applied_index = log.commit_index;
         self.complete_applied();
         let mut ready = Ready::new(self.ready_number + 1);
+        let epochs_changed = self.out.hard_state_dirty;
         if self.out.hard_state_dirty {
             ready.hard_state = Some(self.hard.encode());
             self.out.hard_state_dirty = false;
@@ -656,6 +657,17 @@ impl Core for ZabCore {
         ready.append = std::mem::take(&mut self.log.append);
         ready.snapshot = self.log.install.take();
         ready.messages = std::mem::take(&mut self.out.messages);
+        let broadcasting =
+            matches!(&self.role, ZabRole::Leading(l) if l.phase == LeaderPhase::Broadcast);
+        if broadcasting && !epochs_changed {
+            // An established leader's PROPOSALs and COMMITs may leave before
+            // its own history write is durable, as ZooKeeper's leader does
+            // (it logs and sends in parallel): they promise nothing about
+            // the leader's disk, and its own ACK is counted only after the
+            // driver has synced this batch (no follower ACK reaches the core
+            // before that).
+            ready.early_messages = ready.messages.len();
+        }
         ready.committed = committed;
         ready.completed = std::mem::take(&mut self.out.completed);
         ready.must_sync = ready.has_writes();

@@ -55,9 +55,29 @@ impl<C: Core> Cluster<C> {
     }
 
     /// Handles one batch; returns true if the node crashed in the middle.
-    pub(super) fn handle_ready(&mut self, index: usize, ready: Ready<C::Message>) -> bool {
+    pub(super) fn handle_ready(&mut self, index: usize, mut ready: Ready<C::Message>) -> bool {
         self.stats.readies += 1;
         let id = self.nodes[index].id;
+        if ready.early_messages > ready.messages.len() {
+            self.violation(
+                "ready-contract",
+                format!(
+                    "node {id}: Ready #{} marks {} early messages but has {}",
+                    ready.number,
+                    ready.early_messages,
+                    ready.messages.len()
+                ),
+            );
+            return false;
+        }
+        // 0. Messages that may leave before the batch is durable (a
+        //    leader's own replication): sent first, so a crash armed below
+        //    models "sent, then crashed before the sync".
+        let early = ready.take_early_messages();
+        self.stats.early_messages += early.len() as u64;
+        for (to, message) in early {
+            self.send(id, to, message);
+        }
         let has_writes = ready.has_writes();
         if has_writes && !ready.must_sync {
             self.violation(
@@ -81,11 +101,14 @@ impl<C: Core> Cluster<C> {
                 );
                 return false;
             }
-            if self.nodes[index].crash_armed {
+            if let Some(torn) = self.nodes[index].crash_armed {
                 // Crash between write and sync: any prefix of the unsynced
                 // batches may have reached the disk.
                 let unsynced = self.nodes[index].store.unsynced_batches();
-                let keep = self.rng.random_range(0..=unsynced);
+                let keep = match torn {
+                    TornCrash::RandomPrefix => self.rng.random_range(0..=unsynced),
+                    TornCrash::LoseUnsynced => 0,
+                };
                 self.stats.torn_crashes += 1;
                 self.crash_with(id, keep);
                 return true;

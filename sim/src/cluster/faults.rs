@@ -52,7 +52,7 @@ impl<C: Core> Cluster<C> {
         node.commit_seen = 0;
         node.epoch_seen = 0;
         node.paused = false;
-        node.crash_armed = false;
+        node.crash_armed = None;
         self.applied_progress.insert(id);
         self.after_input(index);
     }
@@ -69,13 +69,22 @@ impl<C: Core> Cluster<C> {
     /// crashes a node still armed when it heals ([`Cluster::crash_armed`]).
     pub fn crash_during_next_write(&mut self, id: NodeId) {
         if self.node(id).core.is_some() {
-            self.node_mut(id).crash_armed = true;
+            self.node_mut(id).crash_armed = Some(TornCrash::RandomPrefix);
+        }
+    }
+
+    /// Arms a crash of the node at its next durable write, after the
+    /// batch's early messages left and before its sync, losing every
+    /// unsynced batch (rule tests of the leader's parallel write).
+    pub fn crash_before_next_sync(&mut self, id: NodeId) {
+        if self.node(id).core.is_some() {
+            self.node_mut(id).crash_armed = Some(TornCrash::LoseUnsynced);
         }
     }
 
     /// True when a crash is armed for the node's next write.
     pub fn crash_armed(&self, id: NodeId) -> bool {
-        self.node(id).crash_armed
+        self.node(id).crash_armed.is_some()
     }
 
     pub(super) fn crash_with(&mut self, id: NodeId, keep_unsynced: usize) {
@@ -89,7 +98,7 @@ impl<C: Core> Cluster<C> {
         node.paused_inbox.clear();
         node.outcomes.clear();
         node.responses.clear();
-        node.crash_armed = false;
+        node.crash_armed = None;
         self.stats.crashes += 1;
         self.crashed_events.push(id);
         self.kv_pending.retain(|(node, _, _), _| *node != id);

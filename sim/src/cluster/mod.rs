@@ -3,9 +3,11 @@
 //! event.
 //!
 //! The driver loop per node is exactly the contract of `consensus-api`: after
-//! each input, `core.ready()` → `store.write` + `sync` (or a simulated crash
-//! in between) → restore the state machine from `ready.snapshot` → hand
-//! `messages` to the network → apply `committed` → record `completed`.
+//! each input, `core.ready()` → hand the early messages (a leader's own
+//! replication) to the network → `store.write` + `sync` (or a simulated
+//! crash in between, after the early messages left) → restore the state
+//! machine from `ready.snapshot` → hand the other `messages` to the network
+//! → apply `committed` → record `completed`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -128,10 +130,22 @@ pub struct ClusterStats {
     pub snapshots_installed: u64,
     /// Ready batches processed.
     pub readies: u64,
+    /// Messages sent before their batch was durable
+    /// ([`Ready::early_messages`]).
+    pub early_messages: u64,
     /// Entries applied, over all nodes.
     pub entries_applied: u64,
     /// Distinct (epoch, leader) pairs seen.
     pub leaders_elected: u64,
+}
+
+/// What survives a crash armed between a write and its sync.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum TornCrash {
+    /// A random prefix of the unsynced batches (the nemesis' choice).
+    RandomPrefix,
+    /// None of them (rule tests that need the loss for certain).
+    LoseUnsynced,
 }
 
 /// One simulated node: a core (absent while crashed), its store, its state
@@ -154,7 +168,7 @@ struct Node<C: Core> {
     commit_seen: LogIndex,
     epoch_seen: u64,
     /// Crash at the next durable write, between `write` and `sync`.
-    crash_armed: bool,
+    crash_armed: Option<TornCrash>,
     ticks: u64,
 }
 
@@ -298,7 +312,7 @@ impl<C: Core> Cluster<C> {
             tick_period_ns: tick_period_ns.max(1),
             commit_seen: 0,
             epoch_seen: 0,
-            crash_armed: false,
+            crash_armed: None,
             ticks: 0,
         };
         self.nodes.push(node);

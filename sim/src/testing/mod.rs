@@ -15,9 +15,16 @@
 //!   lagging followers and read barriers through the log. The reference the
 //!   harness is tested against (no false alarms) and the core the shared
 //!   golden scripts are verified with.
+//!
+//! And rule tests every core runs against itself:
+//!
+//! * [`leader_crash_before_own_sync`]: the leader's write in parallel with
+//!   replication loses nothing a client was told about.
 
+mod parallel_write;
 mod tiny_raft;
 mod unsafe_lowest_id;
 
+pub use parallel_write::leader_crash_before_own_sync;
 pub use tiny_raft::{RaftMessage, StaleReadRaft, TinyRaft, TinyRaftCore};
 pub use unsafe_lowest_id::{UnsafeLowestIdCore, UnsafeMessage};
