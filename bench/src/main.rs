@@ -82,6 +82,9 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         clients: usize,
+        /// Connections carrying the clients (default: one per client).
+        #[arg(long)]
+        connections: Option<usize>,
         #[arg(long)]
         duration_ms: u64,
         #[arg(long)]
@@ -168,6 +171,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Load {
             config,
             clients,
+            connections,
             duration_ms,
             warmup_ms,
             value_bytes,
@@ -175,6 +179,7 @@ async fn run(cli: Cli) -> Result<()> {
             let config = consensus_kv::config::ClusterConfig::load(&config)?;
             let options = consensus_kv::load::LoadOptions {
                 clients,
+                connections,
                 duration: Duration::from_millis(duration_ms),
                 warmup: Duration::from_millis(warmup_ms),
                 value_bytes,

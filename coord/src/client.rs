@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use consensus::{ClusterId, LogIndex, NodeId};
-use consensus_kv::config::ClusterConfig;
+use consensus_service::config::ClusterConfig;
+use consensus_service::retry::Backoff;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use thiserror::Error;
@@ -233,10 +234,17 @@ impl Shared {
     }
 }
 
-/// A random factor in [0.5, 1) for backoff pauses.
-fn jitter() -> f64 {
-    rand::rng().random_range(0.5..1.0)
-}
+/// Pauses between the attempts of one request.
+const REQUEST_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(20),
+    max: Duration::from_millis(320),
+};
+
+/// Pauses between the attempts to re-attach a session.
+const ATTACH_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(40),
+    max: Duration::from_millis(640),
+};
 
 fn lock_shared(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
@@ -490,10 +498,10 @@ impl CoordClient {
                     last = ClientError::Unavailable("no reply in time".into());
                 }
             }
-            attempt += 1;
-            let pause = Duration::from_millis(10 * (1 << attempt.min(5)))
+            let pause = REQUEST_BACKOFF
+                .pause(attempt, &mut rand::rng())
                 .min(deadline.saturating_duration_since(Instant::now()));
-            let pause = pause.mul_f64(jitter());
+            attempt += 1;
             tokio::time::sleep(pause).await;
         }
         if maybe_applied {
@@ -921,9 +929,8 @@ async fn run_session(
             if outgoing.is_closed() {
                 return;
             }
+            let pause = ATTACH_BACKOFF.pause(attempt, &mut rand::rng());
             attempt += 1;
-            let pause = Duration::from_millis(20 * (1 << attempt.min(5)));
-            let pause = pause.mul_f64(jitter());
             tokio::time::sleep(pause).await;
             continue;
         };

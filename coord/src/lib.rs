@@ -78,7 +78,7 @@ pub mod types;
 pub mod wire;
 
 pub use client::{ClientError, ClientOptions, CoordClient, Read, SessionState, Watch};
-pub use consensus_kv::config::ClusterConfig;
+pub use consensus_service::config::ClusterConfig;
 pub use types::{
     CoordError, CreateMode, EventKind, MultiError, Op, OpResult, SessionId, Stat, WatchEvent,
     WatchKind,

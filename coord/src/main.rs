@@ -13,7 +13,7 @@ use consensus_coord::client::{ClientError, ClientOptions, CoordClient, Read};
 use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
-use consensus_kv::cli::{self, DemoSpec};
+use consensus_service::cli::{self, DemoSpec};
 
 #[derive(Parser)]
 #[command(

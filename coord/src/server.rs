@@ -25,8 +25,9 @@ use consensus::{
     certs, ClientError, ClusterId, ConsensusNode, LogIndex, NodeId, ReadConsistency, ReplicatedLog,
     Role,
 };
-use consensus_kv::config::ClusterConfig;
-use rand::Rng;
+use consensus_service::accept;
+use consensus_service::config::ClusterConfig;
+use consensus_service::retry::Backoff;
 use thiserror::Error;
 use tokio::sync::{mpsc, Mutex};
 
@@ -59,7 +60,7 @@ const EXPIRER_PERIOD: Duration = Duration::from_millis(25);
 pub enum ServeError {
     /// The configuration does not list the node.
     #[error(transparent)]
-    Config(#[from] consensus_kv::config::ConfigError),
+    Config(#[from] consensus_service::config::ConfigError),
     /// The certificates could not be loaded.
     #[error("certificates in {dir}: {message} (create them with `consensus-coord certs --out {dir} --nodes N`)")]
     Certificates {
@@ -182,46 +183,21 @@ impl Server {
             background.push(tokio::spawn(self.clone().touch_batcher(queue)));
         }
         background.push(tokio::spawn(self.clone().expirer_loop()));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                incoming = self.endpoint.accept() => {
-                    let Some(incoming) = incoming else { break };
-                    let server = self.clone();
-                    tokio::spawn(async move {
-                        match incoming.await {
-                            Ok(connection) => server.serve_connection(connection).await,
-                            Err(error) => tracing::debug!(%error, "client handshake failed"),
-                        }
-                    });
-                }
-            }
-        }
+        let server = self.clone();
+        let serve = Arc::new(move |connection: quinn::Connection| {
+            let server = server.clone();
+            accept::streams_of(connection, move |connection, send, recv| {
+                server.clone().serve_stream(connection, send, recv)
+            })
+        });
+        accept::accept_until(&self.endpoint, shutdown, serve).await;
         for task in background {
             task.abort();
         }
-        self.endpoint.close(0u32.into(), b"shutting down");
         if let Err(error) = self.node.shutdown().await {
             tracing::warn!(%error, "shutdown");
         }
         tracing::info!(node = self.id, "coordination node stopped");
-    }
-
-    async fn serve_connection(self: Arc<Self>, connection: quinn::Connection) {
-        loop {
-            match connection.accept_bi().await {
-                Ok((send, recv)) => {
-                    let server = self.clone();
-                    let connection = connection.clone();
-                    tokio::spawn(async move { server.serve_stream(connection, send, recv).await });
-                }
-                Err(error) => {
-                    tracing::trace!(%error, "client connection ended");
-                    return;
-                }
-            }
-        }
     }
 
     async fn serve_stream(
@@ -903,9 +879,12 @@ fn redirect_error(error: ClientError) -> ServiceError {
     ServiceError::from(error)
 }
 
+/// Pauses between a forwarding server's retries.
+const FORWARD_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(10),
+    max: Duration::from_millis(300),
+};
+
 fn backoff(attempt: u32) -> Duration {
-    let ceiling = Duration::from_millis(10)
-        .saturating_mul(1u32 << attempt.min(5))
-        .min(Duration::from_millis(300));
-    ceiling.mul_f64(rand::rng().random_range(0.5..1.0))
+    FORWARD_BACKOFF.pause(attempt, &mut rand::rng())
 }

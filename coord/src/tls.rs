@@ -4,14 +4,14 @@
 //! forwarding writes to the leader present their node certificate, and only
 //! such connections may forward ([`crate::wire::Open::Forward`]).
 //!
-//! Built by the key-value service's [`consensus_kv::tls`] with this
+//! Built by the service edge's [`consensus_service::tls`] with this
 //! service's [`EndpointOptions`]: its own ALPN, longer idle timeout (client
 //! sessions outlive short network blips), optional client certificates.
 
 use std::time::Duration;
 
 use consensus::{ClusterId, NodeId, TlsMaterial};
-use consensus_kv::tls::{self as kv_tls, ClientCertificates, EndpointOptions};
+use consensus_service::tls::{self as edge, ClientCertificates, EndpointOptions};
 
 use crate::wire::COORD_ALPN;
 
@@ -28,26 +28,26 @@ fn options() -> EndpointOptions {
 /// The server side: the node certificate; client certificates optional,
 /// verified against the cluster CA when presented.
 pub fn server_config(material: &TlsMaterial) -> Result<quinn::ServerConfig, String> {
-    kv_tls::server_config_with(material, &options())
+    edge::server_config(material, &options())
 }
 
 /// A client: trusts only the cluster CA, presents no certificate.
 pub fn client_config(ca_pem: &str) -> Result<quinn::ClientConfig, String> {
-    kv_tls::client_config_with(ca_pem, None, &options())
+    edge::client_config(ca_pem, None, &options())
 }
 
 /// A server forwarding to another server: presents its node certificate.
 pub fn node_client_config(material: &TlsMaterial) -> Result<quinn::ClientConfig, String> {
-    kv_tls::client_config_with(&material.ca_pem, Some(material), &options())
+    edge::client_config(&material.ca_pem, Some(material), &options())
 }
 
 /// The TLS server name of node `id`.
 pub fn server_name(cluster: &ClusterId, id: NodeId) -> String {
-    kv_tls::server_name(cluster, id)
+    edge::server_name(cluster, id)
 }
 
 /// True when the connection presented a certificate verified against the
 /// cluster CA (only nodes hold such certificates).
 pub fn is_node_connection(connection: &quinn::Connection) -> bool {
-    kv_tls::presented_certificate(connection)
+    edge::presented_certificate(connection)
 }

@@ -6,6 +6,13 @@
 //! hint that points at a node which has just failed to answer in this
 //! operation is not followed for a while (see `Silent`): when a leader
 //! dies, the followers name it until they elect another.
+//!
+//! One client keeps one connection per node, with one pipelined stream on
+//! it ([`consensus_service::pipe`]): any number of operations may run on
+//! one client at once (call it from many tasks), each on its own *session
+//! lane* (a session id with its own sequence numbers), so a retry of one
+//! operation is deduplicated however many others are in flight. Many
+//! clients can share one QUIC endpoint ([`KvClient::with_endpoint`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use consensus::{ClusterId, NodeId};
-use rand::Rng;
+use consensus_service::pipe::{PipeClient, PipeError};
+use consensus_service::retry::{next_node, Backoff, Silent};
 use thiserror::Error;
 
 use crate::config::ClusterConfig;
@@ -66,25 +74,69 @@ pub enum KvError {
     Setup(String),
 }
 
-/// A connection to a cluster. One operation at a time per client (the
-/// session requires it); use several clients for concurrency.
+/// A connection to a cluster: one pipelined connection per node, any number
+/// of operations at once.
 pub struct KvClient {
     endpoint: quinn::Endpoint,
+    owns_endpoint: bool,
     cluster: ClusterId,
     nodes: BTreeMap<NodeId, SocketAddr>,
-    connections: tokio::sync::Mutex<BTreeMap<NodeId, quinn::Connection>>,
+    pipes: tokio::sync::Mutex<BTreeMap<NodeId, PipeClient>>,
     leader: AtomicU64,
     client_id: u64,
-    sequence: AtomicU64,
+    lanes: Mutex<Vec<Session>>,
     options: ClientOptions,
-    one_at_a_time: tokio::sync::Mutex<()>,
     rng: Mutex<rand::rngs::StdRng>,
     lost_replies: AtomicU64,
 }
 
+/// A session lane taken by one operation; handed back when the operation
+/// ends (also when its future is dropped), with its sequence advanced.
+struct Lane<'a> {
+    client: &'a KvClient,
+    session: Session,
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        self.client
+            .lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.session);
+    }
+}
+
+/// A QUIC endpoint for clients of the nodes at `addrs`, trusting `ca_pem`:
+/// bound to loopback when every node is on loopback, else to any address.
+pub fn client_endpoint<'a>(
+    addrs: impl IntoIterator<Item = &'a SocketAddr>,
+    ca_pem: &str,
+) -> Result<quinn::Endpoint, KvError> {
+    let addrs: Vec<&SocketAddr> = addrs.into_iter().collect();
+    let bind: SocketAddr = if addrs.iter().all(|a| a.ip().is_loopback()) {
+        "127.0.0.1:0".parse().expect("address")
+    } else if addrs.iter().any(|a| a.is_ipv6()) {
+        "[::]:0".parse().expect("address")
+    } else {
+        "0.0.0.0:0".parse().expect("address")
+    };
+    let mut endpoint = quinn::Endpoint::client(bind)
+        .map_err(|e| KvError::Setup(format!("binding {bind}: {e}")))?;
+    endpoint.set_default_client_config(tls::client_config(ca_pem).map_err(KvError::Setup)?);
+    Ok(endpoint)
+}
+
+/// The cluster CA of a configuration, as PEM.
+pub fn read_ca(config: &ClusterConfig) -> Result<String, KvError> {
+    let ca_path = config.certs_dir.join("ca.pem");
+    std::fs::read_to_string(&ca_path)
+        .map_err(|e| KvError::Setup(format!("reading the cluster CA {}: {e}", ca_path.display())))
+}
+
 impl KvClient {
     /// A client of the nodes (`id`, client API address) of `cluster`,
-    /// trusting `ca_pem`.
+    /// trusting `ca_pem`, on its own QUIC endpoint.
     pub fn new(
         cluster: &str,
         nodes: BTreeMap<NodeId, SocketAddr>,
@@ -94,29 +146,39 @@ impl KvClient {
         if nodes.is_empty() {
             return Err(KvError::Setup("no nodes to connect to".into()));
         }
+        let endpoint = client_endpoint(nodes.values(), ca_pem)?;
+        let mut client = KvClient::with_endpoint(endpoint, cluster, nodes, options)?;
+        client.owns_endpoint = true;
+        Ok(client)
+    }
+
+    /// A client on a shared endpoint (made by [`client_endpoint`]): many
+    /// clients, one UDP socket and one endpoint driver.
+    pub fn with_endpoint(
+        endpoint: quinn::Endpoint,
+        cluster: &str,
+        nodes: BTreeMap<NodeId, SocketAddr>,
+        options: ClientOptions,
+    ) -> Result<KvClient, KvError> {
+        if nodes.is_empty() {
+            return Err(KvError::Setup("no nodes to connect to".into()));
+        }
         let cluster =
             ClusterId::new(cluster.to_string()).map_err(|e| KvError::Setup(e.to_string()))?;
-        let bind: SocketAddr = if nodes.values().all(|a| a.ip().is_loopback()) {
-            "127.0.0.1:0".parse().expect("address")
-        } else if nodes.values().any(|a| a.is_ipv6()) {
-            "[::]:0".parse().expect("address")
-        } else {
-            "0.0.0.0:0".parse().expect("address")
-        };
-        let mut endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| KvError::Setup(format!("binding {bind}: {e}")))?;
-        endpoint.set_default_client_config(tls::client_config(ca_pem).map_err(KvError::Setup)?);
-        let client_id = rand::random::<u64>() | 1;
+        let client_id = new_session_id();
         Ok(KvClient {
             endpoint,
+            owns_endpoint: false,
             cluster,
             nodes,
-            connections: tokio::sync::Mutex::new(BTreeMap::new()),
+            pipes: tokio::sync::Mutex::new(BTreeMap::new()),
             leader: AtomicU64::new(0),
             client_id,
-            sequence: AtomicU64::new(0),
+            lanes: Mutex::new(vec![Session {
+                client: client_id,
+                sequence: 0,
+            }]),
             options,
-            one_at_a_time: tokio::sync::Mutex::new(()),
             rng: Mutex::new(rand::SeedableRng::seed_from_u64(client_id)),
             lost_replies: AtomicU64::new(0),
         })
@@ -127,12 +189,18 @@ impl KvClient {
         config: &ClusterConfig,
         options: ClientOptions,
     ) -> Result<KvClient, KvError> {
-        let ca_path = config.certs_dir.join("ca.pem");
-        let ca_pem = std::fs::read_to_string(&ca_path).map_err(|e| {
-            KvError::Setup(format!("reading the cluster CA {}: {e}", ca_path.display()))
-        })?;
         let nodes = config.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
-        KvClient::new(&config.cluster_id, nodes, &ca_pem, options)
+        KvClient::new(&config.cluster_id, nodes, &read_ca(config)?, options)
+    }
+
+    /// A client for the cluster of a configuration file on a shared endpoint.
+    pub fn from_config_on(
+        config: &ClusterConfig,
+        endpoint: quinn::Endpoint,
+        options: ClientOptions,
+    ) -> Result<KvClient, KvError> {
+        let nodes = config.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
+        KvClient::with_endpoint(endpoint, &config.cluster_id, nodes, options)
     }
 
     /// Fault injection for tests: the next `count` replies that reach this
@@ -148,7 +216,8 @@ impl KvClient {
         self.leader.store(id, Ordering::Relaxed);
     }
 
-    /// This client's session id.
+    /// This client's first session id (the one a client doing one
+    /// operation at a time always uses).
     pub fn client_id(&self) -> u64 {
         self.client_id
     }
@@ -161,19 +230,26 @@ impl KvClient {
         }
     }
 
-    fn next_session(&self) -> Session {
-        Session {
-            client: self.client_id,
-            sequence: self.sequence.fetch_add(1, Ordering::Relaxed) + 1,
+    /// A free session lane with its next sequence number (a new lane when
+    /// every lane is busy).
+    fn lane(&self) -> Lane<'_> {
+        let free = self.lanes.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut session = free.unwrap_or_else(|| Session {
+            client: new_session_id(),
+            sequence: 0,
+        });
+        session.sequence += 1;
+        Lane {
+            client: self,
+            session,
         }
     }
 
     /// Sets `key` to `value`.
     pub async fn put(&self, key: &str, value: Bytes) -> Result<(), KvError> {
-        let _turn = self.one_at_a_time.lock().await;
-        let session = self.next_session();
+        let lane = self.lane();
         let request = Request::Put {
-            session,
+            session: lane.session,
             key: key.to_string(),
             value,
         };
@@ -185,9 +261,9 @@ impl KvClient {
 
     /// Removes `key`; true if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool, KvError> {
-        let _turn = self.one_at_a_time.lock().await;
+        let lane = self.lane();
         let request = Request::Delete {
-            session: self.next_session(),
+            session: lane.session,
             key: key.to_string(),
         };
         match self.call(&request, true).await? {
@@ -203,9 +279,9 @@ impl KvClient {
         expected: Option<Bytes>,
         new: Option<Bytes>,
     ) -> Result<(bool, Option<Bytes>), KvError> {
-        let _turn = self.one_at_a_time.lock().await;
+        let lane = self.lane();
         let request = Request::Cas {
-            session: self.next_session(),
+            session: lane.session,
             key: key.to_string(),
             expected,
             new,
@@ -218,7 +294,6 @@ impl KvClient {
 
     /// Reads `key`: linearizable, or from whichever node answers when `stale`.
     pub async fn get(&self, key: &str, stale: bool) -> Result<Option<Bytes>, KvError> {
-        let _turn = self.one_at_a_time.lock().await;
         let request = Request::Get {
             key: key.to_string(),
             stale,
@@ -259,13 +334,14 @@ impl KvClient {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .options
-            .backoff_initial
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.options.backoff_max);
-        let jitter = self.rng.lock().expect("rng").random_range(0.5..1.0);
-        ceiling.mul_f64(jitter)
+        let backoff = Backoff {
+            initial: self.options.backoff_initial,
+            max: self.options.backoff_max,
+        };
+        backoff.pause(
+            attempt,
+            &mut *self.rng.lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Runs one operation with redirects and retries. `write` operations
@@ -348,7 +424,7 @@ impl KvClient {
                 Err(_) => {
                     silent.note(target, Instant::now());
                     maybe_applied |= write;
-                    self.forget_connection(target).await;
+                    self.forget_pipe(target).await;
                     last_problem = format!(
                         "node {target} did not answer within {:?}",
                         self.options.attempt_timeout
@@ -381,11 +457,13 @@ impl KvClient {
         }
     }
 
-    async fn connection(&self, id: NodeId) -> Result<quinn::Connection, String> {
-        let mut connections = self.connections.lock().await;
-        if let Some(connection) = connections.get(&id) {
-            if connection.close_reason().is_none() {
-                return Ok(connection.clone());
+    /// The pipe to node `id`, connecting first if there is none (or the last
+    /// one closed).
+    async fn pipe(&self, id: NodeId) -> Result<PipeClient, String> {
+        let mut pipes = self.pipes.lock().await;
+        if let Some(pipe) = pipes.get(&id) {
+            if !pipe.is_closed() {
+                return Ok(pipe.clone());
             }
         }
         let addr = *self
@@ -400,37 +478,29 @@ impl KvClient {
         let connection = connecting
             .await
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        connections.insert(id, connection.clone());
-        Ok(connection)
+        let pipe = PipeClient::open(connection, MESSAGE_BYTES_MAX)
+            .await
+            .map_err(|e| format!("opening the request stream to {addr}: {e}"))?;
+        pipes.insert(id, pipe.clone());
+        Ok(pipe)
     }
 
-    async fn forget_connection(&self, id: NodeId) {
-        if let Some(connection) = self.connections.lock().await.remove(&id) {
-            connection.close(0u32.into(), b"retrying elsewhere");
+    async fn forget_pipe(&self, id: NodeId) {
+        if let Some(pipe) = self.pipes.lock().await.remove(&id) {
+            pipe.close();
         }
     }
 
     async fn send(&self, id: NodeId, request: &Request) -> Result<Reply, SendError> {
-        let connection = self
-            .connection(id)
-            .await
-            .map_err(SendError::BeforeSending)?;
-        let (mut send, mut recv) = match connection.open_bi().await {
-            Ok(streams) => streams,
-            Err(error) => {
-                self.forget_connection(id).await;
-                return Err(SendError::BeforeSending(error.to_string()));
-            }
-        };
-        if let Err(error) = send.write_all(&wire::encode(request)).await {
-            self.forget_connection(id).await;
-            return Err(SendError::AfterSending(error.to_string()));
-        }
-        let _ = send.finish();
-        let bytes = match recv.read_to_end(MESSAGE_BYTES_MAX).await {
+        let pipe = self.pipe(id).await.map_err(SendError::BeforeSending)?;
+        let bytes = match pipe.call(wire::encode(request)).await {
             Ok(bytes) => bytes,
+            Err(PipeError::Closed(problem)) => {
+                self.forget_pipe(id).await;
+                return Err(SendError::BeforeSending(problem));
+            }
             Err(error) => {
-                self.forget_connection(id).await;
+                self.forget_pipe(id).await;
                 return Err(SendError::AfterSending(error.to_string()));
             }
         };
@@ -445,28 +515,25 @@ impl KvClient {
             .map_err(|e| SendError::AfterSending(format!("reply does not decode: {e}")))
     }
 
-    /// Closes the client's connections.
+    /// Closes the client's connections; a client that owns its endpoint
+    /// also waits (briefly) for the endpoint to tell the servers.
     pub async fn close(&self) {
-        for (_, connection) in std::mem::take(&mut *self.connections.lock().await) {
-            connection.close(0u32.into(), b"client closing");
+        for (_, pipe) in std::mem::take(&mut *self.pipes.lock().await) {
+            pipe.close();
         }
-        self.endpoint.wait_idle().await;
+        if self.owns_endpoint {
+            let _ = tokio::time::timeout(CLOSE_WAIT_MAX, self.endpoint.wait_idle()).await;
+        }
     }
 }
 
-/// The node after `after` in `ids` (sorted, not empty), cyclically,
-/// skipping the nodes `skip` names unless it names all others.
-fn next_node(ids: &[NodeId], after: NodeId, skip: impl Fn(NodeId) -> bool) -> NodeId {
-    let cyclic = || {
-        ids.iter()
-            .copied()
-            .filter(move |id| *id > after)
-            .chain(ids.iter().copied().filter(move |id| *id <= after))
-    };
-    cyclic()
-        .find(|id| *id != after && !skip(*id))
-        .or_else(|| cyclic().next())
-        .expect("at least one node")
+/// Longest a closing client waits for its endpoint to go idle (the close
+/// frames to be sent); the servers time idle connections out anyway.
+pub const CLOSE_WAIT_MAX: Duration = Duration::from_millis(500);
+
+/// A fresh random session id (odd, never 0).
+fn new_session_id() -> u64 {
+    rand::random::<u64>() | 1
 }
 
 /// How long one operation avoids a node that did not answer: twice the
@@ -479,36 +546,6 @@ fn silent_window(options: &ClientOptions) -> Duration {
         .attempt_timeout
         .saturating_mul(2)
         .min(options.operation_timeout / 4)
-}
-
-/// The nodes that did not answer (timed out, lost the connection) during
-/// one operation, and when. When the leader dies, the followers keep naming
-/// it as the leader until they elect another; following that stale hint
-/// back to the node that just timed out would cost one whole attempt
-/// timeout per round. So for a while after a node went silent, the client
-/// does not follow hints to it and asks the other nodes instead.
-struct Silent {
-    since: BTreeMap<NodeId, Instant>,
-    window: Duration,
-}
-
-impl Silent {
-    fn new(window: Duration) -> Self {
-        Silent {
-            since: BTreeMap::new(),
-            window,
-        }
-    }
-
-    fn note(&mut self, id: NodeId, at: Instant) {
-        self.since.insert(id, at);
-    }
-
-    fn avoids(&self, id: NodeId, now: Instant) -> bool {
-        self.since
-            .get(&id)
-            .is_some_and(|at| now.saturating_duration_since(*at) < self.window)
-    }
 }
 
 enum SendError {
@@ -538,31 +575,6 @@ fn unexpected(response: Response) -> KvError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn next_node_is_cyclic_and_skips_silent_nodes() {
-        let ids = [1, 2, 3];
-        assert_eq!(next_node(&ids, 1, |_| false), 2);
-        assert_eq!(next_node(&ids, 3, |_| false), 1);
-        assert_eq!(next_node(&ids, 0, |_| false), 1);
-        // 3 went silent: from 2 the next live node is 1.
-        assert_eq!(next_node(&ids, 2, |id| id == 3), 1);
-        assert_eq!(next_node(&ids, 1, |id| id == 2), 3);
-        // Everyone else silent: plain round robin.
-        assert_eq!(next_node(&ids, 1, |id| id != 1), 2);
-        assert_eq!(next_node(&[7], 7, |_| true), 7);
-    }
-
-    #[test]
-    fn a_silent_node_is_avoided_only_for_the_window() {
-        let start = Instant::now();
-        let mut silent = Silent::new(Duration::from_millis(200));
-        assert!(!silent.avoids(1, start));
-        silent.note(1, start);
-        assert!(silent.avoids(1, start + Duration::from_millis(150)));
-        assert!(!silent.avoids(2, start + Duration::from_millis(150)));
-        assert!(!silent.avoids(1, start + Duration::from_millis(200)));
-    }
 
     #[test]
     fn the_window_is_bounded_by_the_operation_timeout() {

@@ -4,25 +4,24 @@
 //! state machine and client run on Raft, Multi-Paxos, Paxos or ZAB, chosen
 //! by one line of the cluster configuration.
 //!
-//! * [`config`]: the cluster file (TOML) every node and client reads;
+//! * [`config`], [`demo`], [`cli`]: the cluster file, local demo clusters
+//!   and command-line pieces, from the service edge
+//!   ([`consensus_service`]), which also carries the QUIC accept loop, the
+//!   pipelined client protocol and the retry rules;
 //! * [`state`]: the deterministic key-value state machine (wrapped in client
 //!   sessions so retries apply once);
 //! * [`server`]: a node: the consensus node plus the client API over QUIC;
 //! * [`client`]: leader caching, redirects, retries with backoff and jitter,
 //!   idempotent retries, "outcome unknown" on timeouts;
 //! * [`load`]: the closed-loop load generator behind `consensus-kv bench`;
-//! * [`wire`]: the client API messages;
-//! * [`demo`]: a local cluster of child processes;
-//! * [`cli`]: pieces of the command-line programs (durations, signals, the
-//!   demo command);
+//! * [`wire`]: the client API messages; [`tls`]: its endpoints;
 //! * [`torture`]: Jepsen-style fault testing of real processes (nemesis,
 //!   recorded clients, authenticated fault-injection admin, checks).
 #![deny(missing_docs)]
 
-pub mod cli;
+pub use consensus_service::{cli, config, demo};
+
 pub mod client;
-pub mod config;
-pub mod demo;
 pub mod load;
 pub mod server;
 pub mod state;

@@ -1,6 +1,11 @@
-//! `consensus-kv bench`: a closed-loop load generator. Each client has its
-//! own QUIC connection and one operation outstanding at a time; latency is
-//! recorded in an HDR histogram after a warm-up.
+//! `consensus-kv bench`: a closed-loop load generator. Each logical client
+//! has one operation outstanding at a time; by default each has its own
+//! connection (like for like with ZooKeeper's and etcd's load generators),
+//! or `connections` of them carry all clients, pipelined. All connections
+//! share one QUIC endpoint (one UDP socket, one driver), so the generator
+//! takes as little CPU from the servers as it can; the CPU it did take is
+//! reported with the results. Latency is recorded in an HDR histogram after
+//! a warm-up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,14 +16,20 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{ClientOptions, KvClient, KvError};
+use consensus_service::usage::process_cpu_time;
+
+use crate::client::{client_endpoint, read_ca, ClientOptions, KvClient, KvError, CLOSE_WAIT_MAX};
 use crate::config::ClusterConfig;
 
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Concurrent closed-loop clients (one connection each).
+    /// Concurrent closed-loop clients (one operation outstanding each).
     pub clients: usize,
+    /// Connections carrying them (`None`: one per client). With fewer
+    /// connections than clients, clients share connections round-robin and
+    /// their requests are pipelined.
+    pub connections: Option<usize>,
     /// Measured duration (after the warm-up).
     pub duration: Duration,
     /// Time run but not measured, so connections and leader caches are warm.
@@ -55,6 +66,13 @@ pub struct LatencyReport {
 pub struct LoadReport {
     /// Clients.
     pub clients: usize,
+    /// Connections they used.
+    #[serde(default)]
+    pub connections: usize,
+    /// CPU the load generator itself used during the measured window, in
+    /// cores (1.0 = one core busy all the time).
+    #[serde(default)]
+    pub load_cpu_cores: f64,
     /// Measured seconds.
     pub seconds: f64,
     /// Successful operations measured.
@@ -84,9 +102,11 @@ impl LoadReport {
                 .join(" ")
         };
         format!(
-            "{} clients, {:.1} s: {:.0} ops/s ({} reads, {} writes); latency p50 {:.3} ms, p99 {:.3} ms, \
-             p99.9 {:.3} ms, max {:.3} ms; errors: {errors}",
+            "{} clients on {} connections, {:.1} s: {:.0} ops/s ({} reads, {} writes); latency p50 \
+             {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; errors: {errors}; load \
+             generator CPU {:.2} cores",
             self.clients,
+            self.connections,
             self.seconds,
             self.ops_per_sec,
             self.reads,
@@ -95,6 +115,7 @@ impl LoadReport {
             self.latency.p99_us as f64 / 1000.0,
             self.latency.p999_us as f64 / 1000.0,
             self.latency.max_us as f64 / 1000.0,
+            self.load_cpu_cores,
         )
     }
 }
@@ -124,66 +145,95 @@ struct ClientResult {
     errors: BTreeMap<String, u64>,
 }
 
+/// One logical client: one operation at a time until `end`, recording those
+/// that started after `measure_from` and finished before `end`.
+async fn closed_loop(
+    client: &KvClient,
+    options: &LoadOptions,
+    rng: &mut rand::rngs::StdRng,
+    measure_from: Instant,
+    end: Instant,
+) -> ClientResult {
+    let value = Bytes::from(vec![b'v'; options.value_bytes]);
+    let mut result = ClientResult {
+        histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        reads: 0,
+        writes: 0,
+        errors: BTreeMap::new(),
+    };
+    while Instant::now() < end {
+        let key = format!("key-{}", rng.random_range(0..options.keys.max(1)));
+        let read = rng.random_bool(options.read_ratio.clamp(0.0, 1.0));
+        let began = Instant::now();
+        let outcome = if read {
+            client.get(&key, options.stale_reads).await.map(|_| ())
+        } else {
+            client.put(&key, value.clone()).await
+        };
+        let finished = Instant::now();
+        if began < measure_from || finished > end {
+            continue;
+        }
+        match outcome {
+            Ok(()) => {
+                let micros = u64::try_from((finished - began).as_micros()).unwrap_or(u64::MAX);
+                result.histogram.saturating_record(micros.max(1));
+                if read {
+                    result.reads += 1;
+                } else {
+                    result.writes += 1;
+                }
+            }
+            Err(error) => *result.errors.entry(error_kind(&error)).or_default() += 1,
+        }
+    }
+    result
+}
+
 /// Runs the load against the cluster of `config`.
 pub async fn run(config: &ClusterConfig, options: &LoadOptions) -> Result<LoadReport, KvError> {
-    let client_options = ClientOptions::default();
-    let mut clients = Vec::with_capacity(options.clients);
-    for _ in 0..options.clients.max(1) {
-        clients.push(Arc::new(KvClient::from_config(
+    let client_count = options.clients.max(1);
+    let connection_count = options
+        .connections
+        .unwrap_or(client_count)
+        .clamp(1, client_count);
+    let endpoint = client_endpoint(
+        config.nodes.iter().map(|n| &n.client_addr),
+        &read_ca(config)?,
+    )?;
+    let mut connections = Vec::with_capacity(connection_count);
+    for _ in 0..connection_count {
+        connections.push(Arc::new(KvClient::from_config_on(
             config,
-            client_options.clone(),
+            endpoint.clone(),
+            ClientOptions::default(),
         )?));
     }
     let start = Instant::now();
     let measure_from = start + options.warmup;
     let end = measure_from + options.duration;
+    let cpu_at_start = Arc::new(std::sync::Mutex::new(None));
+    {
+        let cpu_at_start = cpu_at_start.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            *cpu_at_start.lock().expect("cpu mark") = process_cpu_time();
+        });
+    }
     let mut tasks = Vec::new();
-    for (index, client) in clients.iter().enumerate() {
-        let client = client.clone();
+    for index in 0..client_count {
+        let client = connections[index % connection_count].clone();
         let options = options.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(index as u64 ^ client.client_id());
-            let value = Bytes::from(vec![b'v'; options.value_bytes]);
-            let mut result = ClientResult {
-                histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
-                reads: 0,
-                writes: 0,
-                errors: BTreeMap::new(),
-            };
-            while Instant::now() < end {
-                let key = format!("key-{}", rng.random_range(0..options.keys.max(1)));
-                let read = rng.random_bool(options.read_ratio.clamp(0.0, 1.0));
-                let began = Instant::now();
-                let outcome = if read {
-                    client.get(&key, options.stale_reads).await.map(|_| ())
-                } else {
-                    client.put(&key, value.clone()).await
-                };
-                let finished = Instant::now();
-                if began < measure_from || finished > end {
-                    continue;
-                }
-                match outcome {
-                    Ok(()) => {
-                        let micros =
-                            u64::try_from((finished - began).as_micros()).unwrap_or(u64::MAX);
-                        result.histogram.saturating_record(micros.max(1));
-                        if read {
-                            result.reads += 1;
-                        } else {
-                            result.writes += 1;
-                        }
-                    }
-                    Err(error) => *result.errors.entry(error_kind(&error)).or_default() += 1,
-                }
-            }
-            result
+            closed_loop(&client, &options, &mut rng, measure_from, end).await
         }));
     }
     let mut histogram =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut report = LoadReport {
-        clients: options.clients,
+        clients: client_count,
+        connections: connection_count,
         seconds: options.duration.as_secs_f64(),
         ..LoadReport::default()
     };
@@ -200,9 +250,14 @@ pub async fn run(config: &ClusterConfig, options: &LoadOptions) -> Result<LoadRe
             *report.errors.entry(kind).or_default() += count;
         }
     }
-    for client in clients {
-        client.close().await;
+    let cpu_at_end = process_cpu_time();
+    let cpu_at_start = *cpu_at_start.lock().expect("cpu mark");
+    if let (Some(from), Some(to)) = (cpu_at_start, cpu_at_end) {
+        report.load_cpu_cores =
+            to.saturating_sub(from).as_secs_f64() / report.seconds.max(f64::MIN_POSITIVE);
     }
+    futures::future::join_all(connections.iter().map(|client| client.close())).await;
+    let _ = tokio::time::timeout(CLOSE_WAIT_MAX, endpoint.wait_idle()).await;
     report.ops = histogram.len();
     report.ops_per_sec = report.ops as f64 / report.seconds.max(f64::MIN_POSITIVE);
     if !histogram.is_empty() {

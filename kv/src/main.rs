@@ -174,9 +174,14 @@ enum Commands {
     },
     /// Closed-loop load generator: ops/s and latency percentiles.
     Bench {
-        /// Concurrent clients (one connection each).
+        /// Concurrent closed-loop clients (one operation outstanding each).
         #[arg(long, default_value_t = 16)]
         clients: usize,
+        /// Connections carrying the clients (default: one per client). Fewer
+        /// connections than clients pipeline several clients' requests on
+        /// each connection.
+        #[arg(long)]
+        connections: Option<usize>,
         /// Measured duration, e.g. 10s, 500ms, 2m.
         #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
         duration: Duration,
@@ -447,6 +452,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Commands::Admin { action, config } => admin(&config, action).await?,
         Commands::Bench {
             clients,
+            connections,
             duration,
             warmup,
             value_bytes,
@@ -462,6 +468,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let config = ClusterConfig::load(&target.config)?;
             let options = LoadOptions {
                 clients,
+                connections,
                 duration,
                 warmup,
                 value_bytes,

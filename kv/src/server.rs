@@ -11,6 +11,9 @@ use consensus::{
 };
 use thiserror::Error;
 
+use consensus_service::accept;
+use consensus_service::pipe::{self, PipeLimits};
+
 use crate::config::ClusterConfig;
 use crate::state::{Command, KvState, Query, Response};
 use crate::tls;
@@ -176,60 +179,49 @@ impl Server {
 
     /// Serves clients until `shutdown` resolves, then stops the node cleanly.
     pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                incoming = self.endpoint.accept() => {
-                    let Some(incoming) = incoming else { break };
-                    let server = self.clone();
-                    tokio::spawn(async move {
-                        match incoming.await {
-                            Ok(connection) => server.serve_connection(connection).await,
-                            Err(error) => tracing::debug!(%error, "client handshake failed"),
-                        }
-                    });
-                }
-            }
-        }
-        self.endpoint.close(0u32.into(), b"shutting down");
+        let server = self.clone();
+        let serve = Arc::new(move |connection: quinn::Connection| {
+            let server = server.clone();
+            accept::streams_of(connection, move |connection, send, recv| {
+                server.clone().serve_pipe(connection, send, recv)
+            })
+        });
+        accept::accept_until(&self.endpoint, shutdown, serve).await;
         if let Err(error) = self.node.shutdown().await {
             tracing::warn!(%error, "shutdown");
         }
         tracing::info!(node = self.id, "key-value node stopped");
     }
 
-    async fn serve_connection(self: Arc<Self>, connection: quinn::Connection) {
-        loop {
-            match connection.accept_bi().await {
-                Ok((send, recv)) => {
-                    let server = self.clone();
-                    tokio::spawn(async move { server.serve_stream(send, recv).await });
-                }
-                Err(error) => {
-                    tracing::trace!(%error, "client connection ended");
-                    return;
-                }
-            }
+    /// Serves one client pipe: many requests in flight, answered by id.
+    async fn serve_pipe(
+        self: Arc<Self>,
+        connection: quinn::Connection,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    ) {
+        let limits = PipeLimits {
+            frame_bytes_max: MESSAGE_BYTES_MAX,
+            ..PipeLimits::default()
+        };
+        let result = pipe::serve_pipe(&connection, send, recv, &limits, |body| {
+            let server = self.clone();
+            async move { server.answer(&body).await }
+        })
+        .await;
+        if let Err(error) = result {
+            tracing::debug!(node = self.id, %error, "client pipe ended");
         }
     }
 
-    async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
-        let reply = match recv.read_to_end(MESSAGE_BYTES_MAX).await {
-            Ok(bytes) => match wire::decode::<Request>(&bytes) {
-                Ok(Request::Admin(request)) => wire::encode(&self.admin(request)),
-                Ok(request) => wire::encode(&self.handle(request).await),
-                Err(error) => wire::encode(&Reply::Error(ServiceError::Invalid(format!(
-                    "request does not decode: {error}"
-                )))),
-            },
+    /// Decodes one request, executes it, encodes the answer.
+    pub async fn answer(&self, request: &[u8]) -> Bytes {
+        match wire::decode::<Request>(request) {
+            Ok(Request::Admin(request)) => wire::encode(&self.admin(request)),
+            Ok(request) => wire::encode(&self.handle(request).await),
             Err(error) => wire::encode(&Reply::Error(ServiceError::Invalid(format!(
-                "request unreadable: {error}"
+                "request does not decode: {error}"
             )))),
-        };
-        if send.write_all(&reply).await.is_ok() {
-            let _ = send.finish();
-            let _ = send.stopped().await;
         }
     }
 

@@ -1,6 +1,9 @@
-//! The client API on the wire: one QUIC bidirectional stream per request,
-//! carrying one postcard-encoded [`Request`] (the client then finishes its
-//! side) and one [`Reply`].
+//! The client API on the wire: the service edge's pipelined protocol
+//! ([`consensus_service::pipe`]): one long-lived QUIC stream per connection
+//! carrying frames with request ids; each request frame holds one
+//! postcard-encoded [`Request`], each answer frame one [`Reply`] (an
+//! [`AdminReply`] for [`Request::Admin`]). Many requests may be in flight on
+//! one connection; answers come in completion order.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::Response;
 
-/// ALPN of the client API.
-pub const CLIENT_ALPN: &[u8] = b"consensus-kv/1";
+/// ALPN of the client API (version 2: pipelined frames on one stream).
+pub const CLIENT_ALPN: &[u8] = b"consensus-kv/2";
 
 /// Largest request or reply accepted on the wire (values are limited
 /// separately, by the cluster's `limits.value_bytes_max`).
@@ -273,8 +276,8 @@ pub enum Reply {
 }
 
 /// Encodes a request or reply.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_allocvec(value).expect("encoding to a Vec cannot fail")
+pub fn encode<T: Serialize>(value: &T) -> Bytes {
+    Bytes::from(postcard::to_allocvec(value).expect("encoding to a Vec cannot fail"))
 }
 
 /// Decodes a request or reply.

@@ -10,7 +10,7 @@ use consensus::{NodeId, Tuning};
 use consensus_coord::client::{admin_request, admin_status};
 use consensus_coord::wire::{Admin, AdminReply, SessionReport};
 use consensus_coord::{ClientOptions, ClusterConfig, CoordClient};
-use consensus_kv::demo::{prepare, LocalCluster};
+use consensus_service::demo::{prepare, LocalCluster};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_consensus-coord");
 

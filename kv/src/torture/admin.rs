@@ -48,6 +48,9 @@ use consensus::{ClusterId, NodeId};
 use rand::RngCore;
 use thiserror::Error;
 
+use consensus_service::pipe::PipeClient;
+
+use crate::client::{client_endpoint, read_ca};
 use crate::config::ClusterConfig;
 use crate::tls;
 use crate::wire::{
@@ -103,24 +106,9 @@ impl AdminClient {
         let setup = |e: String| AdminError::Setup(e);
         let cluster =
             ClusterId::new(config.cluster_id.clone()).map_err(|e| setup(e.to_string()))?;
-        let ca_path = config.certs_dir.join("ca.pem");
-        let ca_pem = std::fs::read_to_string(&ca_path)
-            .map_err(|e| setup(format!("reading {}: {e}", ca_path.display())))?;
-        let bind: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let bind = if config
-            .nodes
-            .iter()
-            .all(|n| n.client_addr.ip().is_loopback())
-        {
-            bind
-        } else if config.nodes.iter().any(|n| n.client_addr.is_ipv6()) {
-            "[::]:0".parse().expect("address")
-        } else {
-            "0.0.0.0:0".parse().expect("address")
-        };
-        let mut endpoint =
-            quinn::Endpoint::client(bind).map_err(|e| setup(format!("binding {bind}: {e}")))?;
-        endpoint.set_default_client_config(tls::client_config(&ca_pem).map_err(setup)?);
+        let ca_pem = read_ca(config).map_err(|e| setup(e.to_string()))?;
+        let endpoint = client_endpoint(config.nodes.iter().map(|n| &n.client_addr), &ca_pem)
+            .map_err(|e| setup(e.to_string()))?;
         Ok(AdminClient {
             endpoint,
             cluster,
@@ -182,21 +170,13 @@ impl AdminClient {
             .map_err(|e| format!("connecting to {addr}: {e}"))?
             .await
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        let result = async {
-            let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-            send.write_all(&wire::encode(request))
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = send.finish();
-            let bytes = recv
-                .read_to_end(MESSAGE_BYTES_MAX)
-                .await
-                .map_err(|e| e.to_string())?;
-            wire::decode::<AdminReply>(&bytes).map_err(|e| format!("reply does not decode: {e}"))
-        }
-        .await;
-        connection.close(0u32.into(), b"done");
-        result
+        let pipe = PipeClient::open(connection, MESSAGE_BYTES_MAX)
+            .await
+            .map_err(|e| e.to_string())?;
+        let result = pipe.call(wire::encode(request)).await;
+        pipe.close();
+        let bytes = result.map_err(|e| e.to_string())?;
+        wire::decode::<AdminReply>(&bytes).map_err(|e| format!("reply does not decode: {e}"))
     }
 
     /// Installs `links` as the blocked set on every node in `targets`;
