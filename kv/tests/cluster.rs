@@ -1,11 +1,12 @@
 //! Multi-process tests: real `consensus-kv serve` processes on loopback, the
 //! same test body for every protocol (the proof that backends swap).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use consensus::{NodeId, Role};
-use consensus_kv::client::{ClientOptions, KvClient};
+use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::demo::{prepare, LocalCluster};
 use consensus_kv::wire::NodeReport;
 
@@ -123,7 +124,7 @@ async fn applied_index(harness: &mut Harness, client: &KvClient) -> u64 {
 /// The whole life of a 3-node cluster, for one protocol.
 async fn cluster_lifecycle(protocol: &'static str) {
     let mut harness = Harness::start(protocol, 3);
-    let client = harness.client();
+    let client = Arc::new(harness.client());
 
     // The cluster comes up and takes writes.
     client
@@ -202,13 +203,20 @@ async fn cluster_lifecycle(protocol: &'static str) {
         Some(Bytes::from("2"))
     );
 
-    // kill -9 of the leader (or the node the client talks to): the next
-    // operations succeed after failover.
+    pipelined_on_one_connection(protocol, &client).await;
+
+    // kill -9 of the leader (or the node the client talks to) with requests
+    // in flight on the client's one connection: each gets its answer or
+    // "outcome unknown", never a wrong one, and the next operations succeed
+    // after failover.
     let victim = match harness.leader(&client).await {
         Some(leader) => leader,
         None => client.cached_leader().unwrap_or(1),
     };
+    let in_flight = in_flight_writes(&client, 64);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     harness.cluster.kill(victim).expect("kill");
+    let acknowledged = collect_in_flight(protocol, in_flight).await;
     for i in 0..10 {
         client
             .put(&format!("after-kill-{i}"), Bytes::from(format!("{i}")))
@@ -245,8 +253,94 @@ async fn cluster_lifecycle(protocol: &'static str) {
         client.get("counter", false).await.expect("get"),
         Some(Bytes::from("2"))
     );
+    for (key, value) in acknowledged {
+        assert_eq!(
+            client.get(&key, false).await.expect("get"),
+            Some(Bytes::from(value.clone())),
+            "{protocol}: {key} was acknowledged as {value} while the leader was killed"
+        );
+    }
     client.close().await;
     harness.cluster.stop_all(Duration::from_secs(5));
+}
+
+/// Many operations at once on one client (one connection per node, one
+/// pipelined stream on it): 200 compare-and-sets on fresh keys, a tenth of
+/// whose replies are lost and retried, each applied once (a second
+/// application would answer "not swapped"), then read back concurrently.
+async fn pipelined_on_one_connection(protocol: &str, client: &KvClient) {
+    client.inject_lost_replies(20);
+    let cas = (0..200).map(|i| async move {
+        let key = format!("pipelined-{i}");
+        let answer = client
+            .cas(&key, None, Some(Bytes::from(format!("v{i}"))))
+            .await;
+        (i, answer)
+    });
+    for (i, answer) in futures::future::join_all(cas).await {
+        let (swapped, previous) =
+            answer.unwrap_or_else(|e| panic!("{protocol}: pipelined cas {i} failed: {e}"));
+        assert!(
+            swapped && previous.is_none(),
+            "{protocol}: cas {i} must be applied exactly once, retry or not \
+             (got swapped={swapped}, previous={previous:?})"
+        );
+    }
+    let gets =
+        (0..200).map(|i| async move { (i, client.get(&format!("pipelined-{i}"), false).await) });
+    for (i, value) in futures::future::join_all(gets).await {
+        assert_eq!(
+            value.expect("pipelined get"),
+            Some(Bytes::from(format!("v{i}"))),
+            "{protocol}: pipelined-{i}"
+        );
+    }
+}
+
+type InFlight = Vec<tokio::task::JoinHandle<Vec<(String, String, Result<(), KvError>)>>>;
+
+/// `writers` concurrent writers on one client, each putting fresh keys for
+/// 1.5 s.
+fn in_flight_writes(client: &Arc<KvClient>, writers: usize) -> InFlight {
+    let until = Instant::now() + Duration::from_millis(1500);
+    (0..writers)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                let mut n = 0;
+                while Instant::now() < until {
+                    let (key, value) = (format!("inflight-{w}-{n}"), format!("{w}.{n}"));
+                    let result = client.put(&key, Bytes::from(value.clone())).await;
+                    outcomes.push((key, value, result));
+                    n += 1;
+                }
+                outcomes
+            })
+        })
+        .collect()
+}
+
+/// Every outcome is a success or an honest "outcome unknown" /
+/// "unavailable"; returns the acknowledged writes.
+async fn collect_in_flight(protocol: &str, writers: InFlight) -> Vec<(String, String)> {
+    let mut acknowledged = Vec::new();
+    let mut unknown = 0;
+    for writer in writers {
+        for (key, value, result) in writer.await.expect("writer task") {
+            match result {
+                Ok(()) => acknowledged.push((key, value)),
+                Err(KvError::OutcomeUnknown(_) | KvError::Unavailable(_)) => unknown += 1,
+                Err(other) => panic!("{protocol}: {key} failed with a wrong answer: {other}"),
+            }
+        }
+    }
+    assert!(
+        acknowledged.len() > 64,
+        "{protocol}: the writers made progress ({} acknowledged, {unknown} unknown)",
+        acknowledged.len()
+    );
+    acknowledged
 }
 
 /// Bad input: unreachable cluster, oversized values, malformed config.
@@ -299,6 +393,14 @@ fn value_over_the_limit_is_refused_and_nothing_is_written() {
         let error = client.put("huge", huge).await.expect_err("oversized value");
         assert!(error.to_string().contains("exceeds the limit"), "{error}");
         assert_eq!(client.get("huge", false).await.expect("get"), None);
+        garbage_and_reused_ids(&harness).await;
+        assert_eq!(
+            client
+                .get("small", false)
+                .await
+                .expect("other clients are unaffected"),
+            Some(Bytes::from("ok"))
+        );
         client.close().await;
         harness.cluster.stop_all(Duration::from_secs(5));
         let _ = harness.reports(&client).await;
@@ -322,3 +424,64 @@ lifecycle!(raft_cluster_lifecycle, "raft");
 lifecycle!(multipaxos_cluster_lifecycle, "multipaxos");
 lifecycle!(paxos_cluster_lifecycle, "paxos");
 lifecycle!(zab_cluster_lifecycle, "zab");
+
+/// A raw connection to a node's client API: a frame whose body is garbage
+/// gets a typed "invalid request" answer under its id and the connection
+/// stays up; a reused request id closes that connection with the protocol
+/// violation code.
+async fn garbage_and_reused_ids(harness: &Harness) {
+    use consensus_service::frame::{encode_frame, FrameDecoder};
+    use consensus_service::pipe::codes;
+
+    let config = &harness.cluster.config;
+    let ca = std::fs::read_to_string(config.certs_dir.join("ca.pem")).expect("ca");
+    let endpoint =
+        consensus_kv::client::client_endpoint(config.nodes.iter().map(|n| &n.client_addr), &ca)
+            .expect("endpoint");
+    let cluster = consensus::ClusterId::new(config.cluster_id.clone()).expect("cluster id");
+    let connection = endpoint
+        .connect(
+            config.nodes[0].client_addr,
+            &consensus_kv::tls::server_name(&cluster, config.nodes[0].id),
+        )
+        .expect("connect")
+        .await
+        .expect("handshake");
+    let (mut send, mut recv) = connection.open_bi().await.expect("stream");
+    let mut frames = bytes::BytesMut::new();
+    encode_frame(&mut frames, 7, b"\xff\xfe not a request");
+    send.write_all(&frames).await.expect("write");
+    let mut decoder = FrameDecoder::new(1 << 20);
+    let (id, body) = loop {
+        if let Some(frame) = decoder.next_frame().expect("valid answer frames") {
+            break frame;
+        }
+        let chunk = tokio::time::timeout(WAIT, recv.read_chunk(1 << 16, true))
+            .await
+            .expect("an answer in time")
+            .expect("read")
+            .expect("not finished");
+        decoder.extend(&chunk.bytes);
+    };
+    assert_eq!(id, 7, "the answer carries the request's id");
+    let reply: consensus_kv::wire::Reply = consensus_kv::wire::decode(&body).expect("a reply");
+    assert!(
+        matches!(&reply, consensus_kv::wire::Reply::Error(consensus_kv::wire::ServiceError::Invalid(text)) if text.contains("does not decode")),
+        "{reply:?}"
+    );
+    let mut frames = bytes::BytesMut::new();
+    encode_frame(&mut frames, 7, b"again");
+    send.write_all(&frames).await.expect("write");
+    tokio::time::timeout(WAIT, connection.closed())
+        .await
+        .expect("closed in time");
+    match connection.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(
+                close.error_code.into_inner(),
+                u64::from(codes::PROTOCOL_VIOLATION)
+            );
+        }
+        other => panic!("expected a protocol-violation close, got {other:?}"),
+    }
+}
