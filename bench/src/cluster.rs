@@ -252,6 +252,19 @@ impl BenchCluster {
             .collect()
     }
 
+    /// Each running node's count of epoch changes so far.
+    pub async fn epoch_changes(&self) -> std::collections::BTreeMap<NodeId, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for id in self.ids() {
+            if let Some(node) = self.node(id) {
+                if let Ok(metrics) = node.metrics().await {
+                    counts.insert(id, metrics.epoch_changes);
+                }
+            }
+        }
+        counts
+    }
+
     /// The leader every running node agrees on (leader-based protocols).
     pub fn agreed_leader(&self) -> Option<NodeId> {
         let statuses = self.statuses();

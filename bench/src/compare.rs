@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use consensus::Protocol;
+use consensus::{NodeId, Protocol};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cluster::BenchCluster;
@@ -208,6 +208,7 @@ pub async fn compare(options: &CompareOptions) -> Result<Comparison, String> {
             } else {
                 None
             };
+            let epochs_before = cluster.epoch_changes().await;
             let run = workload::run_for(
                 &cluster.nodes(),
                 leader,
@@ -217,7 +218,12 @@ pub async fn compare(options: &CompareOptions) -> Result<Comparison, String> {
                 settings.command_bytes,
             )
             .await;
-            result.load.push(run.point(clients));
+            let mut point = run.point(clients);
+            if protocol.has_leader() {
+                point.leader_changes =
+                    Some(most_changes(&epochs_before, &cluster.epoch_changes().await));
+            }
+            result.load.push(point);
             progress.inc(1);
         }
         if let Some(one) = result.load.iter().find(|p| p.clients == 1) {
@@ -295,7 +301,6 @@ pub async fn service_level(
         .put("warm-up", consensus::Bytes::from_static(b"x"))
         .await
         .map_err(|e| format!("{protocol}: the service never became writable: {e}"))?;
-    client.close().await;
     progress.inc(1);
     let mut result = ServiceResults {
         protocol: protocol.to_string(),
@@ -306,6 +311,7 @@ pub async fn service_level(
         progress.set_message(format!(
             "{protocol} service: {clients} client(s), separate load process"
         ));
+        let epochs_before = service_epoch_changes(&client, &cluster).await;
         let output = tokio::process::Command::new(binary)
             .arg("load")
             .arg("--config")
@@ -321,6 +327,7 @@ pub async fn service_level(
             .output()
             .await
             .map_err(|e| format!("starting the load generator: {e}"))?;
+        let epochs_after = service_epoch_changes(&client, &cluster).await;
         if !output.status.success() {
             return Err(format!(
                 "{protocol}: the load generator failed: {}",
@@ -329,6 +336,9 @@ pub async fn service_level(
         }
         let report: consensus_kv::load::LoadReport = serde_json::from_slice(&output.stdout)
             .map_err(|e| format!("{protocol}: load generator output: {e}"))?;
+        let leader_changes = protocol
+            .has_leader()
+            .then(|| most_changes(&epochs_before, &epochs_after));
         result.load.push(LoadPoint {
             clients,
             ops_per_sec: report.ops_per_sec,
@@ -341,9 +351,12 @@ pub async fn service_level(
                 max_us: report.latency.max_us as f64,
             },
             errors: report.errors.values().sum(),
+            load_cpu_cores: Some(report.load_cpu_cores),
+            leader_changes,
         });
         progress.inc(1);
     }
+    client.close().await;
     let pause_samples = options.service_pause_samples();
     for (fault, samples) in [
         (Fault::Kill, options.failovers),
@@ -396,4 +409,30 @@ pub async fn service_level(
     }
     cluster.stop_all(Duration::from_secs(5));
     Ok(result)
+}
+
+/// Each answering node's count of epoch changes (service level).
+async fn service_epoch_changes(
+    client: &consensus_kv::client::KvClient,
+    cluster: &consensus_kv::demo::LocalCluster,
+) -> std::collections::BTreeMap<NodeId, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for id in cluster.ids() {
+        if let Ok(report) = client.status(id).await {
+            counts.insert(id, report.epoch_changes);
+        }
+    }
+    counts
+}
+
+/// The most epoch changes any node saw between two readings.
+fn most_changes(
+    before: &std::collections::BTreeMap<NodeId, u64>,
+    after: &std::collections::BTreeMap<NodeId, u64>,
+) -> u64 {
+    after
+        .iter()
+        .map(|(id, count)| count.saturating_sub(*before.get(id).unwrap_or(count)))
+        .max()
+        .unwrap_or(0)
 }

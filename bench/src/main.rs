@@ -66,6 +66,10 @@ enum Command {
         /// Parent directory of the temporary data directories.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Timing profile of every protocol: default (50 ms heartbeat,
+        /// 150-300 ms election timeout) or fast (20 ms, 60-120 ms).
+        #[arg(long, default_value = "default")]
+        timing: String,
     },
     /// (internal) One key-value node, for the service-level measurement.
     #[command(hide = true)]
@@ -126,8 +130,11 @@ async fn run(cli: Cli) -> Result<()> {
             service,
             failovers,
             data_dir,
+            timing,
         } => {
             let mut options = CompareOptions::new(quick);
+            options.settings.tuning =
+                consensus::Tuning::profile(&timing).map_err(anyhow::Error::msg)?;
             options.protocols = protocols
                 .iter()
                 .map(|p| p.parse::<Protocol>())

@@ -148,28 +148,45 @@ fn color(index: usize) -> RGBColor {
     COLORS[index % COLORS.len()]
 }
 
-/// One row per (protocol, client count): ops/s, latency percentiles, errors.
+/// One row per (protocol, client count): ops/s, latency percentiles, errors
+/// and, at service level, the load generator's own CPU.
 fn load_table<'a>(
     out: &mut String,
     rows: impl Iterator<Item = (&'a str, &'a [crate::results::LoadPoint])>,
 ) {
     let _ = writeln!(
         out,
-        "{:<11} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "protocol", "clients", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "errors"
+        "{:<11} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+        "protocol",
+        "clients",
+        "ops/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "elections",
+        "load CPU"
     );
     for (protocol, points) in rows {
         for point in points {
+            let cpu = point
+                .load_cpu_cores
+                .map_or_else(|| "-".to_string(), |cores| format!("{cores:.2}"));
+            let elections = point
+                .leader_changes
+                .map_or_else(|| "-".to_string(), |changes| changes.to_string());
             let _ = writeln!(
                 out,
-                "{:<11} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+                "{:<11} {:>7} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>9} {:>9}",
                 protocol,
                 point.clients,
                 point.ops_per_sec,
                 point.latency.p50_us / 1000.0,
                 point.latency.p99_us / 1000.0,
                 point.latency.p999_us / 1000.0,
-                point.errors
+                point.errors,
+                elections,
+                cpu
             );
         }
     }
@@ -549,6 +566,8 @@ mod tests {
                         max_us: 4000.0,
                     },
                     errors: 0,
+                    load_cpu_cores: None,
+                    leader_changes: None,
                 })
                 .collect(),
             failover: Failover::of(vec![180.0, 210.0, 250.0]),

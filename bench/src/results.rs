@@ -47,6 +47,16 @@ pub struct LoadPoint {
     pub latency: Percentiles,
     /// Commands that failed (by any error) during the measurement.
     pub errors: u64,
+    /// Service level: the CPU the separate load-generator process used
+    /// while measuring, in cores (so a reader sees what it took from the
+    /// servers on a small machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_cpu_cores: Option<f64>,
+    /// Leader-based protocols: how many times the epoch (term / ballot /
+    /// epoch) changed during the point, the most any node saw. In a steady
+    /// state it must be 0: anything else is a spurious election under load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_changes: Option<u64>,
 }
 
 /// Failover measurements in milliseconds: at library level the time from

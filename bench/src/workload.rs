@@ -186,6 +186,8 @@ impl LoadRun {
                 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
             latency: Percentiles::of(&self.histogram),
             errors: self.errors,
+            load_cpu_cores: None,
+            leader_changes: None,
         }
     }
 }

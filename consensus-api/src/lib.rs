@@ -15,7 +15,9 @@
 //! * the **simulator** (`consensus-sim`): virtual time, a seeded faulty
 //!   network, crash / restart, invariant and linearizability checks.
 //!
-//! Both follow the same loop, which is the contract of this crate:
+//! Both run the same loop, written once in [`handle_ready`] (the drivers
+//! supply only the I/O through [`ReadyDriver`]); it is the contract of this
+//! crate:
 //!
 //! ```text
 //! loop {
@@ -42,6 +44,7 @@
 #![deny(missing_docs)]
 
 mod core;
+mod driver;
 mod error;
 mod membership;
 mod replicated;
@@ -53,6 +56,7 @@ mod types;
 pub use crate::core::{
     Core, CoreConfig, InitialState, MessageClass, ProtocolMessage, Ready, WriteBatch,
 };
+pub use driver::{handle_ready, handle_ready_now, Handled, ReadyDriver, ReadyError};
 pub use error::{ClientError, RecoverError, Rejected, StorageError, TransportError};
 pub use membership::{Membership, MembershipError};
 pub use replicated::{Applied, ReadConsistency, ReplicatedLog, StateMachine};

@@ -56,6 +56,33 @@ impl Default for Tuning {
 }
 
 impl Tuning {
+    /// The named timing profiles: `default` (10 ms tick, 50 ms heartbeat,
+    /// 150-300 ms election timeout: what etcd-like deployments run) and
+    /// `fast` (5 ms tick, 20 ms heartbeat, 60-120 ms election timeout).
+    ///
+    /// The trade-off of `fast`: a leader failure is detected in a third of
+    /// the time, but a leader that stalls for more than ~60 ms (a long
+    /// fsync, a GC-like pause, a loaded machine not scheduling the node) is
+    /// taken for dead and replaced — a spurious election, which costs a
+    /// failover's worth of unavailability. Use it on machines with fast,
+    /// steady disks and spare CPU; measure spurious elections under your
+    /// peak load first (`bench compare --timing fast` counts them).
+    pub fn profile(name: &str) -> Result<Tuning, String> {
+        match name {
+            "default" => Ok(Tuning::default()),
+            "fast" => Ok(Tuning {
+                tick: Duration::from_millis(5),
+                heartbeat_interval: Duration::from_millis(20),
+                election_timeout_min: Duration::from_millis(60),
+                election_timeout_max: Duration::from_millis(120),
+                ..Tuning::default()
+            }),
+            other => Err(format!(
+                "unknown timing profile {other:?}: use \"default\" or \"fast\""
+            )),
+        }
+    }
+
     fn ticks(&self, duration: Duration) -> u64 {
         let tick = self.tick.as_nanos().max(1);
         u64::try_from(duration.as_nanos().div_ceil(tick))
@@ -111,5 +138,17 @@ mod tests {
         assert_eq!(config.election_timeout_ticks_max, 30);
         assert_eq!(config.heartbeat_interval_ticks, 5);
         assert_eq!((config.id, config.seed), (3, 9));
+    }
+
+    #[test]
+    fn the_fast_profile_is_60_to_120_ms_at_a_5_ms_tick() {
+        let config = Tuning::profile("fast")
+            .unwrap()
+            .core_config(1, Membership::new([1, 2, 3]), 1);
+        assert_eq!(config.election_timeout_ticks_min, 12);
+        assert_eq!(config.election_timeout_ticks_max, 24);
+        assert_eq!(config.heartbeat_interval_ticks, 4);
+        assert_eq!(Tuning::profile("default").unwrap(), Tuning::default());
+        assert!(Tuning::profile("turbo").unwrap_err().contains("unknown"));
     }
 }

@@ -615,11 +615,25 @@ impl Server {
             {
                 return;
             }
+            // Every frame already queued leaves in the same stream write.
+            let mut out = Vec::new();
+            let mut last = false;
             while let Some(frame) = outbound_rx.recv().await {
-                let last = frame == ServerFrame::SessionExpired;
-                if wire::write_frame(&mut send, &frame).await.is_err() {
+                let mut next = Some(frame);
+                while let Some(frame) = next.take() {
+                    last = frame == ServerFrame::SessionExpired;
+                    if wire::append_frame(&mut out, &frame).is_err() {
+                        return;
+                    }
+                    if last {
+                        break;
+                    }
+                    next = outbound_rx.try_recv().ok();
+                }
+                if send.write_all(&out).await.is_err() {
                     return;
                 }
+                out.clear();
                 if last {
                     break;
                 }

@@ -341,6 +341,14 @@ pub async fn write_frame<T: Serialize>(
     send: &mut quinn::SendStream,
     value: &T,
 ) -> Result<(), String> {
+    let mut frame = Vec::new();
+    append_frame(&mut frame, value)?;
+    send.write_all(&frame).await.map_err(|e| e.to_string())
+}
+
+/// Appends one frame to `out`, so that many frames leave in one stream
+/// write.
+pub fn append_frame<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
     let body = encode(value);
     if body.len() > FRAME_BYTES_MAX {
         return Err(format!(
@@ -348,10 +356,10 @@ pub async fn write_frame<T: Serialize>(
             body.len()
         ));
     }
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&body);
-    send.write_all(&frame).await.map_err(|e| e.to_string())
+    out.reserve(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(())
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.

@@ -81,7 +81,9 @@ pub struct KvClient {
     owns_endpoint: bool,
     cluster: ClusterId,
     nodes: BTreeMap<NodeId, SocketAddr>,
-    pipes: tokio::sync::Mutex<BTreeMap<NodeId, PipeClient>>,
+    /// One slot per node, each with its own lock, so connecting to a node
+    /// that does not answer holds up only the operations aimed at it.
+    pipes: BTreeMap<NodeId, tokio::sync::Mutex<Option<PipeClient>>>,
     leader: AtomicU64,
     client_id: u64,
     lanes: Mutex<Vec<Session>>,
@@ -166,12 +168,16 @@ impl KvClient {
         let cluster =
             ClusterId::new(cluster.to_string()).map_err(|e| KvError::Setup(e.to_string()))?;
         let client_id = new_session_id();
+        let pipes = nodes
+            .keys()
+            .map(|id| (*id, tokio::sync::Mutex::new(None)))
+            .collect();
         Ok(KvClient {
             endpoint,
             owns_endpoint: false,
             cluster,
             nodes,
-            pipes: tokio::sync::Mutex::new(BTreeMap::new()),
+            pipes,
             leader: AtomicU64::new(0),
             client_id,
             lanes: Mutex::new(vec![Session {
@@ -460,16 +466,17 @@ impl KvClient {
     /// The pipe to node `id`, connecting first if there is none (or the last
     /// one closed).
     async fn pipe(&self, id: NodeId) -> Result<PipeClient, String> {
-        let mut pipes = self.pipes.lock().await;
-        if let Some(pipe) = pipes.get(&id) {
+        let slot = self
+            .pipes
+            .get(&id)
+            .ok_or_else(|| format!("unknown node {id}"))?;
+        let mut slot = slot.lock().await;
+        if let Some(pipe) = slot.as_ref() {
             if !pipe.is_closed() {
                 return Ok(pipe.clone());
             }
         }
-        let addr = *self
-            .nodes
-            .get(&id)
-            .ok_or_else(|| format!("unknown node {id}"))?;
+        let addr = self.nodes[&id];
         let name = tls::server_name(&self.cluster, id);
         let connecting = self
             .endpoint
@@ -481,13 +488,15 @@ impl KvClient {
         let pipe = PipeClient::open(connection, MESSAGE_BYTES_MAX)
             .await
             .map_err(|e| format!("opening the request stream to {addr}: {e}"))?;
-        pipes.insert(id, pipe.clone());
+        *slot = Some(pipe.clone());
         Ok(pipe)
     }
 
     async fn forget_pipe(&self, id: NodeId) {
-        if let Some(pipe) = self.pipes.lock().await.remove(&id) {
-            pipe.close();
+        if let Some(slot) = self.pipes.get(&id) {
+            if let Some(pipe) = slot.lock().await.take() {
+                pipe.close();
+            }
         }
     }
 
@@ -518,8 +527,10 @@ impl KvClient {
     /// Closes the client's connections; a client that owns its endpoint
     /// also waits (briefly) for the endpoint to tell the servers.
     pub async fn close(&self) {
-        for (_, pipe) in std::mem::take(&mut *self.pipes.lock().await) {
-            pipe.close();
+        for slot in self.pipes.values() {
+            if let Some(pipe) = slot.lock().await.take() {
+                pipe.close();
+            }
         }
         if self.owns_endpoint {
             let _ = tokio::time::timeout(CLOSE_WAIT_MAX, self.endpoint.wait_idle()).await;

@@ -8,13 +8,15 @@
 //!    waiting again — so everything that arrived during the last fsync is
 //!    handed to the core together and shares the next round trip and fsync
 //!    (group commit);
-//! 2. drains `core.ready()`: send the messages that may leave early (a
-//!    leader's own replication) → persist (write + one fdatasync, on the
-//!    blocking pool) → restore a received snapshot → send the other
-//!    messages → apply committed entries → finish tickets → answer reads
-//!    whose index is now applied. No input reaches the core while a batch
-//!    is being persisted, which is what lets a leader count its own copy
-//!    towards a quorum only once it is synced;
+//! 2. drains `core.ready()` through the one `Ready` loop of
+//!    `consensus-api` ([`handle_ready`]; this task supplies its I/O as a
+//!    [`ReadyDriver`]): send the messages that may leave early (a leader's
+//!    own replication) → persist (write + one fdatasync, on the blocking
+//!    pool) → restore a received snapshot → send the other messages → apply
+//!    committed entries → finish tickets; then answer reads whose index is
+//!    now applied. No input reaches the core while a batch is being
+//!    persisted, which is what lets a leader count its own copy towards a
+//!    quorum only once it is synced;
 //! 3. compacts the log when enough entries were applied since the last
 //!    snapshot, and publishes the status.
 //!
@@ -27,9 +29,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use consensus_api::{
-    Applied, ClientError, Core, Entry, LogIndex, LogStore, Membership, NodeId, Payload,
-    ReadConsistency, Ready, Rejected, StateMachine, Status, StorageError, Ticket, Transport,
-    TransportEvent,
+    handle_ready, Applied, ClientError, Core, Entry, Handled, LogIndex, LogStore, Membership,
+    NodeId, Payload, ReadConsistency, Ready, ReadyDriver, ReadyError, Rejected, Snapshot,
+    StateMachine, Status, StorageError, Ticket, Transport, TransportEvent,
 };
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -125,6 +127,8 @@ pub(crate) struct Driver<C: Core> {
     waiting_reads: BTreeMap<LogIndex, Vec<WaitingRead>>,
     responses: BTreeMap<LogIndex, Bytes>,
     applied: LogIndex,
+    /// Entries applied while handling the current batch (for metrics).
+    batch_applied: u64,
     snapshot_index: LogIndex,
     status: watch::Sender<Status>,
     stopped: Arc<Mutex<Option<String>>>,
@@ -155,6 +159,7 @@ impl<C: Core> Driver<C> {
             waiting_reads: BTreeMap::new(),
             responses: BTreeMap::new(),
             applied,
+            batch_applied: 0,
             snapshot_index: applied,
             status,
             stopped,
@@ -291,36 +296,27 @@ impl<C: Core> Driver<C> {
         let _ = reply.send(Err(rejected.into()));
     }
 
-    /// Drains every pending `Ready` in the contract's order.
+    /// Drains every pending `Ready` through the one loop
+    /// ([`consensus_api::handle_ready`]), then answers reads, compacts and
+    /// publishes the status.
     async fn process_ready(&mut self) -> Result<(), StorageError> {
-        while let Some(mut ready) = self.core.ready() {
-            // A leader's replication of its own entries leaves before its
-            // own write is durable (the `Core` contract's one exception), so
-            // the followers' round trip and fsync overlap the leader's.
-            for (to, message) in ready.take_early_messages() {
-                self.send(to, message);
-            }
-            let ready = if ready.has_writes() || ready.must_sync {
-                self.persist(ready).await?
-            } else {
-                ready
-            };
-            if let Some(snapshot) = &ready.snapshot {
-                if snapshot.index > self.applied {
-                    self.state_machine
-                        .restore(snapshot.index, &snapshot.data)
-                        .map_err(|e| {
-                            StorageError::InvalidWrite(format!("snapshot restore failed: {e}"))
-                        })?;
-                    self.applied = snapshot.index;
+        while let Some(ready) = self.core.ready() {
+            self.batch_applied = 0;
+            let handled = handle_ready(self, ready).await;
+            self.metrics.record_applied(self.batch_applied);
+            match handled {
+                Ok(Handled::Done) => {}
+                Ok(Handled::Crashed) => {
+                    return Err(StorageError::Failed("the store lost a batch".into()))
                 }
-                self.snapshot_index = self.snapshot_index.max(snapshot.index);
+                Err(ReadyError::Driver(error)) => return Err(error),
+                Err(violation) => {
+                    return Err(StorageError::Failed(format!(
+                        "the core broke the Ready contract: {violation}"
+                    )))
+                }
             }
-            for (to, message) in ready.messages {
-                self.send(to, message);
-            }
-            self.apply(&ready.committed);
-            self.complete(ready.completed);
+            self.forget_responses();
             self.release_reads();
         }
         self.maybe_compact().await?;
@@ -328,93 +324,8 @@ impl<C: Core> Driver<C> {
         Ok(())
     }
 
-    fn send(&self, to: NodeId, message: C::Message) {
-        if let Err(error) = self.transport.send(to, message) {
-            tracing::trace!(to, %error, "message dropped");
-        }
-    }
-
-    /// Writes and fsyncs a batch on the blocking pool. The core's contract:
-    /// nothing of this batch is sent before this returns.
-    async fn persist(
-        &mut self,
-        ready: Ready<C::Message>,
-    ) -> Result<Ready<C::Message>, StorageError> {
-        let mut store = self
-            .store
-            .take()
-            .ok_or_else(|| StorageError::Failed("store lost".into()))?;
-        let (store, ready, result, took) = tokio::task::spawn_blocking(move || {
-            let result = store.write(&ready.write_batch());
-            let started = Instant::now();
-            let result = result.and_then(|()| store.sync());
-            (store, ready, result, started.elapsed())
-        })
-        .await
-        .map_err(|e| StorageError::Failed(format!("storage task failed: {e}")))?;
-        self.store = Some(store);
-        result?;
-        self.metrics.record_fsync(took);
-        Ok(ready)
-    }
-
-    fn apply(&mut self, committed: &[Entry]) {
-        let mut applied = 0;
-        for entry in committed {
-            if entry.index <= self.applied {
-                continue; // covered by a snapshot restored in this batch
-            }
-            let response = match &entry.payload {
-                Payload::Command(command) => self.state_machine.apply(entry.index, command),
-                Payload::Noop | Payload::Membership(_) => Bytes::new(),
-            };
-            if self.pending_appends > 0 {
-                self.responses.insert(entry.index, response);
-            }
-            self.applied = entry.index;
-            applied += 1;
-        }
-        self.metrics.record_applied(applied);
-    }
-
-    fn complete(&mut self, completed: Vec<(Ticket, Result<LogIndex, Rejected>)>) {
-        for (ticket, result) in completed {
-            let Some(pending) = self.pending.remove(&ticket) else {
-                continue;
-            };
-            match (pending, result) {
-                (Pending::Append { started, reply }, Ok(index)) => {
-                    self.pending_appends -= 1;
-                    self.metrics.record_commit(started.elapsed());
-                    let response = self.responses.remove(&index).unwrap_or_else(|| {
-                        tracing::warn!(index, "response of a finished proposal was not kept");
-                        Bytes::new()
-                    });
-                    let _ = reply.send(Ok(Applied { index, response }));
-                }
-                (Pending::Append { reply, .. }, Err(rejected)) => {
-                    self.pending_appends -= 1;
-                    self.reject(reply, rejected);
-                }
-                (Pending::Barrier { reply }, Ok(index)) => {
-                    self.waiting_reads
-                        .entry(index)
-                        .or_default()
-                        .push(WaitingRead::Barrier { index, reply });
-                }
-                (Pending::Read { query, reply }, Ok(index)) => {
-                    self.waiting_reads
-                        .entry(index)
-                        .or_default()
-                        .push(WaitingRead::Read { query, reply });
-                }
-                (Pending::Barrier { reply }, Err(rejected)) => self.reject(reply, rejected),
-                (Pending::Read { reply, .. }, Err(rejected)) => self.reject(reply, rejected),
-                (Pending::Membership { reply }, result) => {
-                    let _ = reply.send(result.map_err(ClientError::from));
-                }
-            }
-        }
+    /// Drops kept responses no pending proposal can still ask for.
+    fn forget_responses(&mut self) {
         if self.pending_appends == 0 {
             self.responses.clear();
         } else if self.applied > RESPONSE_WINDOW {
@@ -526,6 +437,107 @@ impl<C: Core> Driver<C> {
         }
         if let Some(reply) = reply {
             let _ = reply.send(());
+        }
+    }
+}
+
+/// The runtime's I/O for the one `Ready` loop: the log store on the
+/// blocking pool, the transport, the state machine, the waiting requests.
+impl<C: Core> ReadyDriver<C::Message> for Driver<C> {
+    type Error = StorageError;
+
+    fn send(&mut self, to: NodeId, message: C::Message) {
+        if let Err(error) = self.transport.send(to, message) {
+            tracing::trace!(to, %error, "message dropped");
+        }
+    }
+
+    /// Writes and fsyncs a batch on the blocking pool.
+    async fn persist(
+        &mut self,
+        ready: Ready<C::Message>,
+    ) -> Result<Option<Ready<C::Message>>, StorageError> {
+        let mut store = self
+            .store
+            .take()
+            .ok_or_else(|| StorageError::Failed("store lost".into()))?;
+        let (store, ready, result, took) = tokio::task::spawn_blocking(move || {
+            let result = store.write(&ready.write_batch());
+            let started = Instant::now();
+            let result = result.and_then(|()| store.sync());
+            (store, ready, result, started.elapsed())
+        })
+        .await
+        .map_err(|e| StorageError::Failed(format!("storage task failed: {e}")))?;
+        self.store = Some(store);
+        result?;
+        self.metrics.record_fsync(took);
+        if let Some(snapshot) = &ready.snapshot {
+            self.snapshot_index = self.snapshot_index.max(snapshot.index);
+        }
+        Ok(Some(ready))
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.applied
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.state_machine
+            .restore(snapshot.index, &snapshot.data)
+            .map_err(|e| StorageError::InvalidWrite(format!("snapshot restore failed: {e}")))?;
+        self.applied = snapshot.index;
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), StorageError> {
+        let response = match &entry.payload {
+            Payload::Command(command) => self.state_machine.apply(entry.index, command),
+            Payload::Noop | Payload::Membership(_) => Bytes::new(),
+        };
+        if self.pending_appends > 0 {
+            self.responses.insert(entry.index, response);
+        }
+        self.applied = entry.index;
+        self.batch_applied += 1;
+        Ok(())
+    }
+
+    fn complete(&mut self, ticket: Ticket, result: Result<LogIndex, Rejected>) {
+        let Some(pending) = self.pending.remove(&ticket) else {
+            return;
+        };
+        match (pending, result) {
+            (Pending::Append { started, reply }, Ok(index)) => {
+                self.pending_appends -= 1;
+                self.metrics.record_commit(started.elapsed());
+                let response = self.responses.remove(&index).unwrap_or_else(|| {
+                    tracing::warn!(index, "response of a finished proposal was not kept");
+                    Bytes::new()
+                });
+                let _ = reply.send(Ok(Applied { index, response }));
+            }
+            (Pending::Append { reply, .. }, Err(rejected)) => {
+                self.pending_appends -= 1;
+                self.reject(reply, rejected);
+            }
+            (Pending::Barrier { reply }, Ok(index)) => {
+                self.waiting_reads
+                    .entry(index)
+                    .or_default()
+                    .push(WaitingRead::Barrier { index, reply });
+            }
+            (Pending::Read { query, reply }, Ok(index)) => {
+                self.waiting_reads
+                    .entry(index)
+                    .or_default()
+                    .push(WaitingRead::Read { query, reply });
+            }
+            (Pending::Barrier { reply }, Err(rejected)) => self.reject(reply, rejected),
+            (Pending::Read { reply, .. }, Err(rejected)) => self.reject(reply, rejected),
+            (Pending::Membership { reply }, result) => {
+                let _ = reply.send(result.map_err(ClientError::from));
+            }
         }
     }
 }

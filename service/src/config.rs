@@ -8,6 +8,8 @@
 //! data_root = "data"             # node N keeps its log in data_root/node-N
 //!
 //! [tuning]                       # optional, these are the defaults
+//! profile = "default"            # or "fast": 5 / 20 / 60-120 ms (see Tuning::profile);
+//!                                # the fields below override the profile
 //! tick_ms = 10
 //! heartbeat_ms = 50
 //! election_timeout_min_ms = 150
@@ -107,6 +109,7 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTuning {
+    profile: Option<Spanned<String>>,
     tick_ms: Option<Spanned<u64>>,
     heartbeat_ms: Option<Spanned<u64>>,
     election_timeout_min_ms: Option<Spanned<u64>>,
@@ -237,6 +240,10 @@ impl ClusterConfig {
                 })?;
 
         let mut tuning = Tuning::default();
+        if let Some(profile) = raw.tuning.as_ref().and_then(|t| t.profile.as_ref()) {
+            tuning = Tuning::profile(profile.get_ref())
+                .map_err(|message| invalid(profile.span(), "tuning.profile", message))?;
+        }
         if let Some(t) = &raw.tuning {
             let set = |value: &Option<Spanned<u64>>, field: &str, target: &mut Duration| {
                 if let Some(v) = value {
@@ -580,5 +587,24 @@ data_dir = "/tmp/elsewhere"
         let config = ClusterConfig::parse(&text, Path::new("x/cluster.toml")).unwrap();
         assert_eq!(config.nodes[1].client_addr, nodes[1].2);
         assert_eq!(config.tuning, Tuning::default());
+    }
+
+    #[test]
+    fn a_timing_profile_then_overrides() {
+        let fast = format!("{GOOD}\n[tuning]\nprofile = \"fast\"\n");
+        let config = ClusterConfig::parse(&fast, Path::new("c.toml")).unwrap();
+        assert_eq!(config.tuning, Tuning::profile("fast").unwrap());
+        let tweaked = format!("{GOOD}\n[tuning]\nprofile = \"fast\"\nheartbeat_ms = 30\n");
+        let config = ClusterConfig::parse(&tweaked, Path::new("c.toml")).unwrap();
+        assert_eq!(config.tuning.heartbeat_interval, Duration::from_millis(30));
+        assert_eq!(config.tuning.tick, Duration::from_millis(5));
+        let unknown = format!("{GOOD}\n[tuning]\nprofile = \"turbo\"\n");
+        let error = ClusterConfig::parse(&unknown, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("tuning.profile") && error.contains("turbo"),
+            "{error}"
+        );
     }
 }

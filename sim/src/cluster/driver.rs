@@ -1,4 +1,8 @@
-//! The driver: each `Ready` persisted, restored, sent, applied, finished.
+//! The simulator's side of the one `Ready` loop: each batch handed to
+//! [`consensus_api::handle_ready_now`] with a memory store that can crash
+//! between write and sync, the faulty network, the checked state machine.
+
+use consensus_api::{handle_ready_now, Handled, ReadyDriver, ReadyError, Snapshot};
 
 use super::*;
 
@@ -54,43 +58,56 @@ impl<C: Core> Cluster<C> {
         handled
     }
 
-    /// Handles one batch; returns true if the node crashed in the middle.
-    pub(super) fn handle_ready(&mut self, index: usize, mut ready: Ready<C::Message>) -> bool {
+    /// Handles one batch through the one `Ready` loop
+    /// ([`consensus_api::handle_ready_now`]); returns true if the node
+    /// crashed in the middle.
+    pub(super) fn handle_ready(&mut self, index: usize, ready: Ready<C::Message>) -> bool {
         self.stats.readies += 1;
+        self.stats.early_messages += ready.early_messages.min(ready.messages.len()) as u64;
         let id = self.nodes[index].id;
-        if ready.early_messages > ready.messages.len() {
-            self.violation(
-                "ready-contract",
-                format!(
-                    "node {id}: Ready #{} marks {} early messages but has {}",
-                    ready.number,
-                    ready.early_messages,
-                    ready.messages.len()
-                ),
-            );
-            return false;
+        let number = ready.number;
+        let mut io = NodeIo {
+            cluster: self,
+            index,
+            id,
+        };
+        match handle_ready_now(&mut io, ready) {
+            Ok(Handled::Done) => false,
+            Ok(Handled::Crashed) => true,
+            // The checker already recorded what failed.
+            Err(ReadyError::Driver(())) => false,
+            Err(ReadyError::SnapshotBelowApplied {
+                snapshot, applied, ..
+            }) => {
+                let message = format!(
+                    "node {id} installs a snapshot at {snapshot} below its applied index {applied}"
+                );
+                self.violation("snapshot", message);
+                false
+            }
+            Err(ReadyError::NotContiguous { index, applied, .. }) => {
+                let message = format!(
+                    "node {id} was handed committed entry {index} but its next index to apply is {}",
+                    applied + 1
+                );
+                self.violation("applied-contiguous", message);
+                false
+            }
+            Err(ReadyError::Malformed { problem, .. }) => {
+                self.violation(
+                    "ready-contract",
+                    format!("node {id}: Ready #{number} {problem}"),
+                );
+                false
+            }
         }
-        // 0. Messages that may leave before the batch is durable (a
-        //    leader's own replication): sent first, so a crash armed below
-        //    models "sent, then crashed before the sync".
-        let early = ready.take_early_messages();
-        self.stats.early_messages += early.len() as u64;
-        for (to, message) in early {
-            self.send(id, to, message);
-        }
-        let has_writes = ready.has_writes();
-        if has_writes && !ready.must_sync {
-            self.violation(
-                "ready-contract",
-                format!(
-                    "node {id}: Ready #{} changes durable state but must_sync is false",
-                    ready.number
-                ),
-            );
-            return false;
-        }
-        // 1. Persist.
-        if has_writes {
+    }
+
+    /// Persists one batch into the node's memory store, or crashes the node
+    /// between the write and the sync when a crash is armed.
+    fn persist_batch(&mut self, index: usize, ready: &Ready<C::Message>) -> Result<bool, ()> {
+        let id = self.nodes[index].id;
+        if ready.has_writes() {
             if let Err(error) = self.nodes[index].store.write(&ready.write_batch()) {
                 self.violation(
                     "storage",
@@ -99,11 +116,12 @@ impl<C: Core> Cluster<C> {
                         ready.number
                     ),
                 );
-                return false;
+                return Err(());
             }
             if let Some(torn) = self.nodes[index].crash_armed {
-                // Crash between write and sync: any prefix of the unsynced
-                // batches may have reached the disk.
+                // Crash between write and sync, after the early messages
+                // left: any prefix of the unsynced batches may have reached
+                // the disk.
                 let unsynced = self.nodes[index].store.unsynced_batches();
                 let keep = match torn {
                     TornCrash::RandomPrefix => self.rng.random_range(0..=unsynced),
@@ -111,94 +129,72 @@ impl<C: Core> Cluster<C> {
                 };
                 self.stats.torn_crashes += 1;
                 self.crash_with(id, keep);
-                return true;
+                return Ok(false);
             }
         }
         if ready.must_sync {
             if let Err(error) = self.nodes[index].store.sync() {
                 self.violation("storage", format!("node {id}: sync failed: {error}"));
-                return false;
+                return Err(());
             }
         }
-        // 2. Restore the state machine from a received snapshot.
-        if let Some(snapshot) = &ready.snapshot {
-            let node = &mut self.nodes[index];
-            if snapshot.index < node.applied_index {
+        Ok(true)
+    }
+
+    /// Replaces a node's state machine with a received snapshot.
+    fn restore_snapshot(&mut self, index: usize, snapshot: &Snapshot) -> Result<(), ()> {
+        let id = self.nodes[index].id;
+        let node = &mut self.nodes[index];
+        if let Err(error) = node.sm.restore(snapshot.index, &snapshot.data) {
+            self.violation(
+                "snapshot",
+                format!(
+                    "node {id}: snapshot at {} does not restore: {error}",
+                    snapshot.index
+                ),
+            );
+            return Err(());
+        }
+        node.applied_index = snapshot.index;
+        node.responses.clear();
+        self.stats.snapshots_installed += 1;
+        if let Some((data, taker)) = self.snapshot_digests.get(&snapshot.index) {
+            if *data != snapshot.data {
                 let message = format!(
-                    "node {id} installs a snapshot at {} below its applied index {}",
-                    snapshot.index, node.applied_index
+                    "node {id} installed a snapshot at {} that differs from the one node {taker} took there",
+                    snapshot.index
                 );
                 self.violation("snapshot", message);
-                return false;
-            }
-            if let Err(error) = node.sm.restore(snapshot.index, &snapshot.data) {
-                self.violation(
-                    "snapshot",
-                    format!(
-                        "node {id}: snapshot at {} does not restore: {error}",
-                        snapshot.index
-                    ),
-                );
-                return false;
-            }
-            node.applied_index = snapshot.index;
-            node.responses.clear();
-            self.stats.snapshots_installed += 1;
-            if let Some((data, taker)) = self.snapshot_digests.get(&snapshot.index) {
-                if *data != snapshot.data {
-                    let message = format!(
-                        "node {id} installed a snapshot at {} that differs from the one node {taker} took there",
-                        snapshot.index
-                    );
-                    self.violation("snapshot", message);
-                    return false;
-                }
-            }
-            self.applied_progress.insert(id);
-        }
-        // 3. Send.
-        for (to, message) in ready.messages {
-            self.send(id, to, message);
-        }
-        // 4. Apply.
-        for entry in ready.committed {
-            if !self.apply_entry(index, entry) {
-                return false;
+                return Err(());
             }
         }
-        // 5. Finish tickets.
+        self.applied_progress.insert(id);
+        Ok(())
+    }
+
+    /// Records a finished ticket.
+    fn finish_ticket(&mut self, index: usize, ticket: Ticket, result: Result<LogIndex, Rejected>) {
+        let id = self.nodes[index].id;
         let incarnation = self.nodes[index].incarnation;
-        for (ticket, result) in ready.completed {
-            let response = match &result {
-                Ok(at) => self.nodes[index].responses.get(at).cloned(),
-                Err(_) => None,
-            };
-            self.nodes[index].outcomes.insert(ticket, result.clone());
-            self.finish_kv(id, incarnation, ticket, &result, response.as_ref());
-            if self.record_completions {
-                self.completions.push(Completion {
-                    node: id,
-                    incarnation,
-                    ticket,
-                    result,
-                    response,
-                });
-            }
+        let response = match &result {
+            Ok(at) => self.nodes[index].responses.get(at).cloned(),
+            Err(_) => None,
+        };
+        self.nodes[index].outcomes.insert(ticket, result.clone());
+        self.finish_kv(id, incarnation, ticket, &result, response.as_ref());
+        if self.record_completions {
+            self.completions.push(Completion {
+                node: id,
+                incarnation,
+                ticket,
+                result,
+                response,
+            });
         }
-        false
     }
 
     pub(super) fn apply_entry(&mut self, index: usize, entry: Entry) -> bool {
         let id = self.nodes[index].id;
-        let expected = self.nodes[index].applied_index + 1;
-        if entry.index != expected {
-            let message = format!(
-                "node {id} was handed committed entry {} but its next index to apply is {expected}",
-                entry.index
-            );
-            self.violation("applied-contiguous", message);
-            return false;
-        }
         match self.log.get(&entry.index) {
             Some((payload, first)) if *payload != entry.payload => {
                 let message = format!(
@@ -229,5 +225,46 @@ impl<C: Core> Cluster<C> {
         self.applied_progress.insert(id);
         self.resolve_kv_reads(id);
         true
+    }
+}
+
+/// One simulated node's I/O for the one `Ready` loop. Errors are `()`: the
+/// checker has recorded the violation before returning one.
+struct NodeIo<'a, C: Core> {
+    cluster: &'a mut Cluster<C>,
+    index: usize,
+    id: NodeId,
+}
+
+impl<C: Core> ReadyDriver<C::Message> for NodeIo<'_, C> {
+    type Error = ();
+
+    fn send(&mut self, to: NodeId, message: C::Message) {
+        self.cluster.send(self.id, to, message);
+    }
+
+    async fn persist(&mut self, ready: Ready<C::Message>) -> Result<Option<Ready<C::Message>>, ()> {
+        let survived = self.cluster.persist_batch(self.index, &ready)?;
+        Ok(survived.then_some(ready))
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.cluster.nodes[self.index].applied_index
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ()> {
+        self.cluster.restore_snapshot(self.index, snapshot)
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), ()> {
+        if self.cluster.apply_entry(self.index, entry) {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    fn complete(&mut self, ticket: Ticket, result: Result<LogIndex, Rejected>) {
+        self.cluster.finish_ticket(self.index, ticket, result);
     }
 }
