@@ -137,7 +137,7 @@ fn protocol_crates_do_not_depend_on_tokio() {
         if let Some(path) = forbidden_path(protocol, &members, &lock) {
             panic!(
                 "protocol crate `{protocol}` depends on `{}` through normal dependencies: {}\n\
-                 protocol cores are sans-IO (CONVENTIONS.md): move the I/O to consensus-runtime",
+                 protocol cores are sans-IO (docs/conventions.md): move the I/O to consensus-runtime",
                 path.last().unwrap(),
                 path.join(" -> ")
             );

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use consensus_api::{
-    Bytes, Core, CoreConfig, Entry, LogIndex, LogStore, Membership, NodeId, Payload, Rejected,
-    Ticket,
+    handle_ready_now, Bytes, Core, CoreConfig, Entry, LogIndex, LogStore, Membership, NodeId,
+    Payload, Ready, ReadyDriver, Rejected, Snapshot, Ticket,
 };
 use consensus_storage::MemStore;
 use multipaxos::{Message, MultiPaxosCore};
@@ -118,7 +118,8 @@ impl Harness {
         self.nodes[&id].core.is_some()
     }
 
-    /// Runs the driver loop of one node: persist, send, apply, complete.
+    /// Runs the one `Ready` loop ([`consensus_api::handle_ready_now`]) for
+    /// one node: persist, send, apply, complete.
     pub fn process(&mut self, id: NodeId) {
         for _ in 0..100 {
             let node = self.nodes.get_mut(&id).unwrap();
@@ -126,50 +127,13 @@ impl Harness {
                 return;
             };
             let Some(ready) = core.ready() else { return };
-            node.store.write(&ready.write_batch()).unwrap();
-            if ready.must_sync {
-                node.store.sync().unwrap();
-            }
-            if let Some(snapshot) = &ready.snapshot {
-                assert!(
-                    snapshot.index > node.applied_index,
-                    "a snapshot moved applied backwards"
-                );
-                node.applied_index = snapshot.index;
-            }
-            for (to, message) in ready.messages {
-                self.trace.push(format!("{id}->{to} {message}"));
-                self.queue.push_back(Envelope {
-                    from: id,
-                    to,
-                    message,
-                });
-            }
-            for entry in ready.committed {
-                assert_eq!(
-                    entry.index,
-                    node.applied_index + 1,
-                    "committed entries are contiguous"
-                );
-                node.applied_index = entry.index;
-                let position = (entry.index - 1) as usize;
-                if position < node.applied.len() {
-                    assert_eq!(
-                        node.applied[position].payload, entry.payload,
-                        "node {id} re-applied a different value at {}",
-                        entry.index
-                    );
-                } else {
-                    assert_eq!(position, node.applied.len(), "applied sequence has a hole");
-                    node.applied.push(entry);
-                }
-            }
-            for (ticket, result) in ready.completed {
-                assert!(
-                    node.completed.insert(ticket, result).is_none(),
-                    "ticket finished twice"
-                );
-            }
+            let mut io = NodeIo {
+                id,
+                node,
+                queue: &mut self.queue,
+                trace: &mut self.trace,
+            };
+            handle_ready_now(&mut io, ready).unwrap_or_else(|e| panic!("node {id}: {e}"));
         }
         panic!("node {id} never ran out of output");
     }
@@ -305,5 +269,71 @@ impl Harness {
                 longest = node.applied.clone();
             }
         }
+    }
+}
+
+/// One node's I/O for the one `Ready` loop.
+struct NodeIo<'a> {
+    id: NodeId,
+    node: &'a mut Node,
+    queue: &'a mut VecDeque<Envelope>,
+    trace: &'a mut Vec<String>,
+}
+
+impl ReadyDriver<Message> for NodeIo<'_> {
+    type Error = std::convert::Infallible;
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.trace.push(format!("{}->{to} {message}", self.id));
+        self.queue.push_back(Envelope {
+            from: self.id,
+            to,
+            message,
+        });
+    }
+
+    async fn persist(
+        &mut self,
+        ready: Ready<Message>,
+    ) -> Result<Option<Ready<Message>>, Self::Error> {
+        self.node.store.write(&ready.write_batch()).unwrap();
+        if ready.must_sync {
+            self.node.store.sync().unwrap();
+        }
+        Ok(Some(ready))
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.node.applied_index
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error> {
+        self.node.applied_index = snapshot.index;
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), Self::Error> {
+        let id = self.id;
+        let node = &mut *self.node;
+        node.applied_index = entry.index;
+        let position = (entry.index - 1) as usize;
+        if position < node.applied.len() {
+            assert_eq!(
+                node.applied[position].payload, entry.payload,
+                "node {id} re-applied a different value at {}",
+                entry.index
+            );
+        } else {
+            assert_eq!(position, node.applied.len(), "applied sequence has a hole");
+            node.applied.push(entry);
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, ticket: Ticket, result: Result<LogIndex, Rejected>) {
+        assert!(
+            self.node.completed.insert(ticket, result).is_none(),
+            "ticket finished twice"
+        );
     }
 }

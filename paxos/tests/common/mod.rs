@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_api::{
-    Bytes, Core, CoreConfig, Entry, LogIndex, LogStore, Membership, NodeId, Payload, Rejected,
-    Ticket,
+    handle_ready_now, Bytes, Core, CoreConfig, Entry, LogIndex, LogStore, Membership, NodeId,
+    Payload, Ready, ReadyDriver, Rejected, Snapshot, Ticket,
 };
 use consensus_storage::MemStore;
 use paxos::{Message, PaxosCore};
@@ -112,8 +112,9 @@ impl Net {
         self.nodes[&id].core.is_some()
     }
 
-    /// Drives the node's `Ready` loop: persist + sync, restore, send, apply,
-    /// complete.
+    /// Drives the node through the one `Ready` loop
+    /// ([`consensus_api::handle_ready_now`]): persist + sync, restore, send,
+    /// apply, complete.
     pub fn process(&mut self, id: NodeId) {
         for _ in 0..1000 {
             let node = self.nodes.get_mut(&id).expect("known node");
@@ -123,31 +124,12 @@ impl Net {
             let Some(ready) = core.ready() else {
                 return;
             };
-            node.store.write(&ready.write_batch()).expect("store write");
-            if ready.must_sync {
-                node.store.sync().expect("store sync");
-            }
-            if let Some(snapshot) = &ready.snapshot {
-                node.applied = postcard::from_bytes(&snapshot.data).expect("snapshot data");
-                assert_eq!(node.applied.len() as u64, snapshot.index);
-            }
-            for (to, message) in ready.messages {
-                assert_ne!(to, id, "a node never sends to itself");
-                self.in_flight.push((id, to, message));
-            }
-            let node = self.nodes.get_mut(&id).expect("known node");
-            for entry in ready.committed {
-                assert_eq!(
-                    entry.index,
-                    node.applied.len() as u64 + 1,
-                    "node {id}: committed entries are contiguous"
-                );
-                node.applied.push(entry);
-            }
-            for (ticket, result) in ready.completed {
-                let previous = node.outcomes.insert(ticket, result);
-                assert!(previous.is_none(), "ticket {ticket} finished twice");
-            }
+            let mut io = NodeIo {
+                id,
+                node,
+                in_flight: &mut self.in_flight,
+            };
+            handle_ready_now(&mut io, ready).unwrap_or_else(|e| panic!("node {id}: {e}"));
         }
         panic!("node {id} never stopped producing Ready batches");
     }
@@ -373,5 +355,55 @@ impl Net {
                 "node {id} applied a command twice: {commands:?}"
             );
         }
+    }
+}
+
+/// One node's I/O for the one `Ready` loop.
+struct NodeIo<'a> {
+    id: NodeId,
+    node: &'a mut TestNode,
+    in_flight: &'a mut Vec<(NodeId, NodeId, Message)>,
+}
+
+impl ReadyDriver<Message> for NodeIo<'_> {
+    type Error = std::convert::Infallible;
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        assert_ne!(to, self.id, "a node never sends to itself");
+        self.in_flight.push((self.id, to, message));
+    }
+
+    async fn persist(
+        &mut self,
+        ready: Ready<Message>,
+    ) -> Result<Option<Ready<Message>>, Self::Error> {
+        self.node
+            .store
+            .write(&ready.write_batch())
+            .expect("store write");
+        if ready.must_sync {
+            self.node.store.sync().expect("store sync");
+        }
+        Ok(Some(ready))
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.node.applied.len() as LogIndex
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error> {
+        self.node.applied = postcard::from_bytes(&snapshot.data).expect("snapshot data");
+        assert_eq!(self.node.applied.len() as u64, snapshot.index);
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), Self::Error> {
+        self.node.applied.push(entry);
+        Ok(())
+    }
+
+    fn complete(&mut self, ticket: Ticket, result: Result<LogIndex, Rejected>) {
+        let previous = self.node.outcomes.insert(ticket, result);
+        assert!(previous.is_none(), "ticket {ticket} finished twice");
     }
 }

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use consensus_api::{
-    Bytes, Core, CoreConfig, Entry, InitialState, LogIndex, LogStore, Membership, NodeId, Payload,
-    Ready, Rejected, Role, Snapshot, Status, Ticket,
+    handle_ready_now, Bytes, Core, CoreConfig, Entry, InitialState, LogIndex, LogStore, Membership,
+    NodeId, Payload, Ready, ReadyDriver, Rejected, Role, Snapshot, Status, Ticket,
 };
 use consensus_storage::MemStore;
 use raft::{HardState, Message, RaftCore};
@@ -166,46 +166,29 @@ impl Network {
         self.core(id).status()
     }
 
-    /// Drains `id`'s `Ready`: persist + sync, queue messages, apply.
+    /// Drains `id`'s `Ready` through the one loop
+    /// ([`consensus_api::handle_ready_now`]): persist + sync, queue
+    /// messages, apply, finish tickets; keeps every batch for the tests.
     pub fn process(&mut self, id: NodeId) {
         let node = self.nodes.get_mut(&id).expect("node");
         let mut guard = 0;
         while let Some(ready) = node.core.ready() {
             guard += 1;
             assert!(guard < 100, "ready() never runs dry");
-            node.store.write(&ready.write_batch()).expect("write");
-            node.store.sync().expect("sync");
-            if let Some(snapshot) = &ready.snapshot {
-                assert!(
-                    snapshot.index > node.last_applied,
-                    "an installed snapshot moves forward"
-                );
-                node.last_applied = snapshot.index;
-                node.installed.push(snapshot.clone());
-            }
-            for entry in &ready.committed {
-                assert_eq!(
-                    entry.index,
-                    node.last_applied + 1,
-                    "committed entries are contiguous"
-                );
-                node.last_applied = entry.index;
-            }
             if !ready.committed.is_empty() || !ready.messages.is_empty() {
                 assert!(
                     ready.number > node.readies.last().map_or(0, |r| r.number),
                     "ready numbers increase"
                 );
             }
-            for (to, message) in &ready.messages {
-                self.queue.push_back((id, *to, message.clone()));
-            }
-            node.applied.extend(ready.committed.iter().cloned());
-            for (ticket, result) in &ready.completed {
-                let previous = node.completed.insert(*ticket, result.clone());
-                assert!(previous.is_none(), "ticket {ticket} finished twice");
-            }
-            node.readies.push(ready);
+            let copy = ready.clone();
+            let mut io = NodeIo {
+                id,
+                node: &mut *node,
+                queue: &mut self.queue,
+            };
+            handle_ready_now(&mut io, ready).unwrap_or_else(|e| panic!("node {id}: {e}"));
+            node.readies.push(copy);
         }
     }
 
@@ -421,5 +404,50 @@ impl Network {
                 }
             }
         }
+    }
+}
+
+/// One node's I/O for the one `Ready` loop.
+struct NodeIo<'a> {
+    id: NodeId,
+    node: &'a mut Node,
+    queue: &'a mut VecDeque<(NodeId, NodeId, Message)>,
+}
+
+impl ReadyDriver<Message> for NodeIo<'_> {
+    type Error = std::convert::Infallible;
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.queue.push_back((self.id, to, message));
+    }
+
+    async fn persist(
+        &mut self,
+        ready: Ready<Message>,
+    ) -> Result<Option<Ready<Message>>, Self::Error> {
+        self.node.store.write(&ready.write_batch()).expect("write");
+        self.node.store.sync().expect("sync");
+        Ok(Some(ready))
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.node.last_applied
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error> {
+        self.node.last_applied = snapshot.index;
+        self.node.installed.push(snapshot.clone());
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), Self::Error> {
+        self.node.last_applied = entry.index;
+        self.node.applied.push(entry);
+        Ok(())
+    }
+
+    fn complete(&mut self, ticket: Ticket, result: Result<LogIndex, Rejected>) {
+        let previous = self.node.completed.insert(ticket, result);
+        assert!(previous.is_none(), "ticket {ticket} finished twice");
     }
 }
