@@ -1,0 +1,258 @@
+//! `split-vote`: two candidates start together.
+//!
+//! After the leader crashes, the simulator switches to manual delivery for
+//! a moment: the survivors tick in lockstep until one of them starts an
+//! election (classic Paxos: two clients propose at two nodes at once), its
+//! messages held on the wire until a second one starts too. Then the two
+//! "zones" hear their own candidate first: every message inside a zone is
+//! delivered before any message between the zones. Then the network runs
+//! normally again and the protocol's own randomization has to resolve the
+//! tie.
+
+use std::collections::BTreeSet;
+
+use consensus_api::{Core, CoreConfig, NodeId, Role};
+use consensus_sim::InFlight;
+
+use super::{expect, meaning, ns, settle, warm_up, Expectation, Harness, ScenarioInfo};
+use crate::scenario::checks::at_since;
+use crate::scenario::clients::OpChoice;
+use crate::scenario::harness::format_set;
+use crate::scenario::record::{format_epoch, Outcome};
+
+pub(super) const SPLIT_VOTE: ScenarioInfo = ScenarioInfo {
+    name: "split-vote",
+    title: "two candidates start an election together",
+    story: "At 1.5 s the leader crashes. The first two survivors to time out start their \
+            elections together (their messages are held until both have started; classic \
+            Paxos: two clients propose at two nodes at the same instant), and each half of the \
+            remaining voters hears its own candidate first. Then the network is normal again; \
+            randomized timeouts (and ballot order) must produce exactly one leader. At 4.5 s \
+            the old leader restarts.",
+    source: "seed, \"Failure scenario: split vote\" (answer: if two candidates each get 2 votes \
+             in a 5-node cluster, nobody wins; they time out again with new randomized \
+             timeouts and retry)",
+    min_nodes: 4,
+    row_every_ns: 0,
+};
+
+/// Node configuration of the scenario: the defaults (pre-vote on).
+pub(super) fn configure(_config: &mut CoreConfig) {}
+
+/// Candidates and their zones: `(a, b, zone of a, zone of b)`.
+type Zones = (NodeId, NodeId, BTreeSet<NodeId>, BTreeSet<NodeId>);
+
+/// The leader crashes at 1.5 s; two candidates start together.
+pub(super) fn split_vote<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>) {
+    let (leader, mut expectations) = warm_up(h);
+    let protocol = h.flavor.protocol;
+    let crash = h.crash(leader);
+    let crashed_at = h.now_ns();
+    let survivors = h.others(&[leader]);
+    h.cluster.set_manual(true);
+    let zones = if h.flavor.leaderless {
+        two_proposers(h, &survivors)
+    } else {
+        two_candidates(h, &survivors)
+    };
+    let Some((a, b, zone_a, zone_b)) = zones else {
+        h.cluster.set_manual(false);
+        expectations.push(expect(
+            "two candidates start together",
+            false,
+            "no two survivors started an election within 2 s".into(),
+        ));
+        h.run_to(4.5);
+        h.restart(leader, crash);
+        settle(h, &mut expectations, 6.5);
+        return (meaning(h, leader), expectations);
+    };
+    let epochs = (h.cluster.status(a).epoch, h.cluster.status(b).epoch);
+    h.note(format!(
+        "nodes {a} and {b} start together ({} and {}); {} hear {a} first, {} hear {b} first",
+        format_epoch(protocol, epochs.0),
+        format_epoch(protocol, epochs.1),
+        format_set(&zone_a.iter().copied().collect::<Vec<_>>()),
+        format_set(&zone_b.iter().copied().collect::<Vec<_>>()),
+    ));
+    let started_at = h.now_ns();
+    deliver_by_zone(h, &zone_a, &zone_b);
+    let round_one = (h.cluster.status(a), h.cluster.status(b));
+    let split_epoch = round_one.0.epoch;
+    let split_watch = h.watch(move |cluster| {
+        let leader = cluster.leader()?;
+        (cluster.status(leader).epoch == split_epoch).then(|| format!("node {leader}"))
+    });
+    let newest = survivors
+        .iter()
+        .copied()
+        .max_by_key(|&n| (h.cluster.status(n).last_index, n))
+        .expect("survivors");
+    h.cluster.set_manual(false);
+    let resolved = h.run_until_ns(crashed_at + ns(2.0), |h| h.leader().is_some());
+    let resolved_at = h.now_ns();
+    let first_leader = h.leader();
+    let elected = h.cluster.stats().leaders_elected;
+    h.run_to(4.5);
+    let split_winner = h.unwatch(split_watch);
+    if h.flavor.leaderless {
+        expectations.push(both_proposals_chosen(h, started_at));
+    } else {
+        let round = format!(
+            "after the zoned delivery node {a} is {} in {}, node {b} is {} in {}",
+            round_one.0.role,
+            format_epoch(protocol, round_one.0.epoch),
+            round_one.1.role,
+            format_epoch(protocol, round_one.1.epoch)
+        );
+        let first = first_leader.map(|l| (l, h.cluster.status(l).epoch));
+        let winner = match first {
+            Some((l, e)) => format!("; then node {l} won {}", format_epoch(protocol, e)),
+            None => String::new(),
+        };
+        expectations.push(match protocol {
+            "multipaxos" => expect(
+                "no split: ballots are totally ordered, so the promises go to the higher ballot and one of the two candidates wins Phase 1",
+                first_leader.is_some_and(|l| l == a || l == b),
+                format!("{round}{winner}"),
+            ),
+            "zab" => expect(
+                format!("no split: fast leader election converges on the survivor with the newest log, then the highest id (node {newest})"),
+                first_leader == Some(newest),
+                format!("{round}{winner}"),
+            ),
+            _ => expect(
+                format!(
+                    "the votes split: neither candidate wins {}; randomized timeouts let a later {} elect one",
+                    format_epoch(protocol, split_epoch),
+                    super::epoch_word(protocol)
+                ),
+                round_one.0.role == Role::Candidate
+                    && round_one.1.role == Role::Candidate
+                    && round_one.0.epoch == round_one.1.epoch
+                    && split_winner.is_none()
+                    && first.is_some_and(|(_, e)| e > split_epoch),
+                format!(
+                    "{round}{}{winner}",
+                    split_winner.map_or(String::new(), |w| format!("; {w} won the split term"))
+                ),
+            ),
+        });
+        let changes = h.cluster.stats().leaders_elected - elected;
+        expectations.push(expect(
+            "exactly one leader emerges within 2 s and keeps leading",
+            resolved && changes == 0,
+            match first_leader {
+                Some(l) => format!(
+                    "node {l} leads from {}; {changes} more leaders elected before 4.5 s",
+                    at_since(resolved_at, crashed_at)
+                ),
+                None => "no leader within 2 s".into(),
+            },
+        ));
+    }
+    h.restart(leader, crash);
+    settle(h, &mut expectations, 6.5);
+    (meaning(h, leader), expectations)
+}
+
+/// Ticks the survivors in lockstep until one is a candidate, then the rest
+/// until a second one is; their messages wait on the wire meanwhile.
+fn two_candidates<C: Core>(h: &mut Harness<C>, survivors: &[NodeId]) -> Option<Zones> {
+    let first = tick_until_candidate(h, survivors)?;
+    let rest: Vec<NodeId> = survivors.iter().copied().filter(|&n| n != first).collect();
+    let second = tick_until_candidate(h, &rest)?;
+    Some(split_zones(survivors, first, second))
+}
+
+fn tick_until_candidate<C: Core>(h: &mut Harness<C>, nodes: &[NodeId]) -> Option<NodeId> {
+    let tick = h.cluster.tick_duration_ns();
+    for _ in 0..200 {
+        for &n in nodes {
+            h.cluster.tick_node(n);
+            h.after_event();
+        }
+        let now = h.now_ns();
+        h.run_until_ns(now + tick, |_| false);
+        if let Some(&n) = nodes.iter().find(|&&n| h.role(n) == Some(Role::Candidate)) {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// Two clients propose at two nodes at the same instant.
+fn two_proposers<C: Core>(h: &mut Harness<C>, survivors: &[NodeId]) -> Option<Zones> {
+    let (a, b) = (survivors[0], survivors[1]);
+    h.one_shot(a, OpChoice::Write);
+    h.one_shot(b, OpChoice::Write);
+    Some(split_zones(survivors, a, b))
+}
+
+fn split_zones(survivors: &[NodeId], a: NodeId, b: NodeId) -> Zones {
+    let mut zone_a = BTreeSet::from([a]);
+    let mut zone_b = BTreeSet::from([b]);
+    let voters = survivors.iter().copied().filter(|&n| n != a && n != b);
+    for (i, voter) in voters.enumerate() {
+        if i % 2 == 0 {
+            zone_a.insert(voter);
+        } else {
+            zone_b.insert(voter);
+        }
+    }
+    (a, b, zone_a, zone_b)
+}
+
+/// Delivers messages inside a zone before any between the zones, round by
+/// round, 1 ms of virtual time apart, until nothing is in flight.
+fn deliver_by_zone<C: Core>(
+    h: &mut Harness<C>,
+    zone_a: &BTreeSet<NodeId>,
+    zone_b: &BTreeSet<NodeId>,
+) {
+    let same_zone = |m: &InFlight<C::Message>| {
+        (zone_a.contains(&m.from) && zone_a.contains(&m.to))
+            || (zone_b.contains(&m.from) && zone_b.contains(&m.to))
+    };
+    for _ in 0..400 {
+        if h.cluster.in_flight().is_empty() {
+            return;
+        }
+        let local = h.cluster.in_flight().iter().any(same_zone);
+        h.cluster
+            .deliver_where(|m| (!local || same_zone(m)).then_some(true));
+        h.after_event();
+        let now = h.now_ns();
+        h.run_until_ns(now + 1_000_000, |_| false);
+    }
+}
+
+/// Classic Paxos: both proposals end up chosen, each once.
+fn both_proposals_chosen<C: Core>(h: &Harness<C>, started_at: u64) -> Expectation {
+    let probes: Vec<_> = h
+        .ops()
+        .iter()
+        .filter(|op| op.invoked_ns == started_at && op.is_write())
+        .collect();
+    let ok = probes
+        .iter()
+        .filter(|op| op.outcome == Some(Outcome::Ok))
+        .count();
+    let detail: Vec<String> = probes
+        .iter()
+        .map(|op| {
+            format!(
+                "{} at node {}: {} ({})",
+                op.op,
+                op.node,
+                op.outcome.map_or("pending".into(), |o| o.to_string()),
+                op.detail
+            )
+        })
+        .collect();
+    expect(
+        "two proposers on one slot: both proposals are chosen (one per slot, the loser retries in another)",
+        probes.len() == 2 && ok == 2,
+        detail.join("; "),
+    )
+}
