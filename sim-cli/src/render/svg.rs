@@ -183,7 +183,7 @@ fn block(svg: &mut String, run: &ProtocolRun, scale: &Scale, top: f64) {
     });
     let leaders = s
         .leader_changes
-        .map_or("no leader".to_owned(), |n| format!("{n} leaders elected"));
+        .map_or("no leader".to_owned(), |n| format!("leaders elected: {n}"));
     let _ = write!(
         svg,
         r#"<text x="4" y="{:.0}" font-size="12" font-weight="bold">{}</text><text x="{LEFT}" y="{:.0}">longest unavailability {unavailable} · {leaders} · ops {} ok / {} failed / {} unknown · {verdict}</text>"#,

@@ -214,10 +214,10 @@ impl<C: Core> Harness<C> {
     }
 
     /// The longest interval without a successful write, from the first
-    /// fault to the end of the run.
+    /// fault until the clients stopped.
     fn longest_gap(&self) -> Option<(u64, u64)> {
         let start = self.faults.first()?.start_ns;
-        let end = self.now_ns();
+        let end = self.clients_stopped_ns.unwrap_or(self.now_ns());
         let mut times: Vec<u64> = self
             .ops
             .iter()

@@ -166,6 +166,7 @@ impl<C: Core> Harness<C> {
     /// Stops every client after its current operation and runs until those
     /// finished (at most [`OP_TIMEOUT_NS`] and a bit).
     pub fn stop_clients(&mut self) {
+        self.clients_stopped_ns.get_or_insert(self.cluster.now_ns());
         for client in &mut self.clients {
             client.running = false;
         }

@@ -112,6 +112,8 @@ pub struct Harness<C: Core> {
     /// catch up).
     pub(super) removed: BTreeSet<NodeId>,
     compact_every_ns: u64,
+    /// When the clients were stopped (the summary's window ends there).
+    pub(super) clients_stopped_ns: Option<u64>,
 }
 
 impl<C: Core> Harness<C> {
@@ -150,6 +152,7 @@ impl<C: Core> Harness<C> {
             base: None,
             removed: BTreeSet::new(),
             compact_every_ns: COMPACT_EVERY_NS,
+            clients_stopped_ns: None,
         };
         harness.record_connectivity();
         harness.take_sample();

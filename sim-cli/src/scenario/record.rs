@@ -305,7 +305,7 @@ pub fn format_epoch(protocol: &str, epoch: u64) -> String {
             }
         }
         "zab" => format!("e{epoch}"),
-        "raft" => format!("t{epoch}"),
+        p if p.contains("raft") => format!("t{epoch}"),
         _ => format!("#{epoch}"),
     }
 }
@@ -315,7 +315,7 @@ pub fn epoch_word(protocol: &str) -> &'static str {
     match protocol {
         "multipaxos" | "paxos" => "ballot",
         "zab" => "epoch",
-        "raft" => "term",
+        p if p.contains("raft") => "term",
         _ => "epoch",
     }
 }

@@ -32,6 +32,11 @@ pub(super) fn run<C: Core>(scenario: ScenarioName, config: &ScenarioConfig) -> P
         ScenarioName::SplitVote => Harness::<C>::new(nodes, config.seed, election::configure),
         _ => Harness::<C>::new(nodes, config.seed, |_| {}),
     };
+    harness.cluster.set_reproduce(format!(
+        "consensus-sim scenario {scenario} --protocol {} --nodes {nodes} --seed {}",
+        C::PROTOCOL,
+        config.seed
+    ));
     let (meaning, expectations) = match scenario {
         ScenarioName::LeaderCrash => crash::leader_crash(&mut harness),
         ScenarioName::CrashMidReconfig => crash::crash_mid_reconfig(&mut harness),
