@@ -66,9 +66,12 @@ pub(super) struct Connectivity {
     pub(super) down: BTreeSet<NodeId>,
 }
 
-/// A named condition checked after every event; the first violation is kept.
+/// A condition checked after every event: `Some(what broke)` on violation.
+type WatchFn<C> = Box<dyn FnMut(&Cluster<C>) -> Option<String>>;
+
+/// A condition checked after every event; the first violation is kept.
 struct Watch<C: Core> {
-    check: Box<dyn FnMut(&Cluster<C>) -> Option<String>>,
+    check: WatchFn<C>,
     active: bool,
     first: Option<String>,
 }
