@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use consensus_api::{Core, CoreConfig, NodeId, Role};
+use consensus_api::{Core, CoreConfig, NodeId, Role, Status};
 use consensus_sim::InFlight;
 
 use super::{expect, meaning, ns, settle, warm_up, Expectation, Harness, ScenarioInfo};
@@ -45,7 +45,6 @@ type Zones = (NodeId, NodeId, BTreeSet<NodeId>, BTreeSet<NodeId>);
 /// The leader crashes at 1.5 s; two candidates start together.
 pub(super) fn split_vote<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>) {
     let (leader, mut expectations) = warm_up(h);
-    let protocol = h.flavor.protocol;
     let crash = h.crash(leader);
     let crashed_at = h.now_ns();
     let survivors = h.others(&[leader]);
@@ -67,18 +66,50 @@ pub(super) fn split_vote<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectatio
         settle(h, &mut expectations, 6.5);
         return (meaning(h, leader), expectations);
     };
-    let epochs = (h.cluster.status(a).epoch, h.cluster.status(b).epoch);
+    let started_at = h.now_ns();
+    let round = contest(h, (a, b), (&zone_a, &zone_b), &survivors, crashed_at);
+    if h.flavor.leaderless {
+        expectations.push(both_proposals_chosen(h, started_at));
+    } else {
+        expectations.extend(round.verdicts(h, crashed_at));
+    }
+    h.restart(leader, crash);
+    settle(h, &mut expectations, 6.5);
+    (meaning(h, leader), expectations)
+}
+
+/// What happened between the two candidates.
+struct Round {
+    a: NodeId,
+    b: NodeId,
+    after_zones: (Status, Status),
+    split_winner: Option<String>,
+    newest: NodeId,
+    first_leader: Option<NodeId>,
+    resolved_at: Option<u64>,
+    more_leaders: u64,
+}
+
+/// Delivers the candidates' messages zone by zone, then lets the network run
+/// normally until 4.5 s, watching who wins.
+fn contest<C: Core>(
+    h: &mut Harness<C>,
+    (a, b): (NodeId, NodeId),
+    (zone_a, zone_b): (&BTreeSet<NodeId>, &BTreeSet<NodeId>),
+    survivors: &[NodeId],
+    crashed_at: u64,
+) -> Round {
+    let protocol = h.flavor.protocol;
     h.note(format!(
         "nodes {a} and {b} start together ({} and {}); {} hear {a} first, {} hear {b} first",
-        format_epoch(protocol, epochs.0),
-        format_epoch(protocol, epochs.1),
+        format_epoch(protocol, h.cluster.status(a).epoch),
+        format_epoch(protocol, h.cluster.status(b).epoch),
         format_set(&zone_a.iter().copied().collect::<Vec<_>>()),
         format_set(&zone_b.iter().copied().collect::<Vec<_>>()),
     ));
-    let started_at = h.now_ns();
-    deliver_by_zone(h, &zone_a, &zone_b);
-    let round_one = (h.cluster.status(a), h.cluster.status(b));
-    let split_epoch = round_one.0.epoch;
+    deliver_by_zone(h, zone_a, zone_b);
+    let after_zones = (h.cluster.status(a), h.cluster.status(b));
+    let split_epoch = after_zones.0.epoch;
     let split_watch = h.watch(move |cluster| {
         let leader = cluster.leader()?;
         (cluster.status(leader).epoch == split_epoch).then(|| format!("node {leader}"))
@@ -90,70 +121,88 @@ pub(super) fn split_vote<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectatio
         .expect("survivors");
     h.cluster.set_manual(false);
     let resolved = h.run_until_ns(crashed_at + ns(2.0), |h| h.leader().is_some());
-    let resolved_at = h.now_ns();
+    let resolved_at = resolved.then_some(h.now_ns());
     let first_leader = h.leader();
     let elected = h.cluster.stats().leaders_elected;
     h.run_to(4.5);
-    let split_winner = h.unwatch(split_watch);
-    if h.flavor.leaderless {
-        expectations.push(both_proposals_chosen(h, started_at));
-    } else {
+    Round {
+        a,
+        b,
+        after_zones,
+        split_winner: h.unwatch(split_watch),
+        newest,
+        first_leader,
+        resolved_at,
+        more_leaders: h.cluster.stats().leaders_elected - elected,
+    }
+}
+
+impl Round {
+    /// The protocol's expected outcome of the contest, and "exactly one
+    /// leader emerges".
+    fn verdicts<C: Core>(&self, h: &Harness<C>, crashed_at: u64) -> Vec<Expectation> {
+        let protocol = h.flavor.protocol;
+        let (first_a, first_b) = &self.after_zones;
+        let (a, b) = (self.a, self.b);
         let round = format!(
             "after the zoned delivery node {a} is {} in {}, node {b} is {} in {}",
-            round_one.0.role,
-            format_epoch(protocol, round_one.0.epoch),
-            round_one.1.role,
-            format_epoch(protocol, round_one.1.epoch)
+            first_a.role,
+            format_epoch(protocol, first_a.epoch),
+            first_b.role,
+            format_epoch(protocol, first_b.epoch)
         );
-        let first = first_leader.map(|l| (l, h.cluster.status(l).epoch));
+        let first = self.first_leader.map(|l| (l, h.cluster.status(l).epoch));
         let winner = match first {
             Some((l, e)) => format!("; then node {l} won {}", format_epoch(protocol, e)),
             None => String::new(),
         };
-        expectations.push(match protocol {
+        let outcome = match protocol {
             "multipaxos" => expect(
                 "no split: ballots are totally ordered, so the promises go to the higher ballot and one of the two candidates wins Phase 1",
-                first_leader.is_some_and(|l| l == a || l == b),
+                self.first_leader.is_some_and(|l| l == a || l == b),
                 format!("{round}{winner}"),
             ),
             "zab" => expect(
-                format!("no split: fast leader election converges on the survivor with the newest log, then the highest id (node {newest})"),
-                first_leader == Some(newest),
+                format!(
+                    "no split: fast leader election converges on the survivor with the newest log, then the highest id (node {})",
+                    self.newest
+                ),
+                self.first_leader == Some(self.newest),
                 format!("{round}{winner}"),
             ),
             _ => expect(
                 format!(
                     "the votes split: neither candidate wins {}; randomized timeouts let a later {} elect one",
-                    format_epoch(protocol, split_epoch),
+                    format_epoch(protocol, first_a.epoch),
                     super::epoch_word(protocol)
                 ),
-                round_one.0.role == Role::Candidate
-                    && round_one.1.role == Role::Candidate
-                    && round_one.0.epoch == round_one.1.epoch
-                    && split_winner.is_none()
-                    && first.is_some_and(|(_, e)| e > split_epoch),
+                first_a.role == Role::Candidate
+                    && first_b.role == Role::Candidate
+                    && first_a.epoch == first_b.epoch
+                    && self.split_winner.is_none()
+                    && first.is_some_and(|(_, e)| e > first_a.epoch),
                 format!(
                     "{round}{}{winner}",
-                    split_winner.map_or(String::new(), |w| format!("; {w} won the split term"))
+                    self.split_winner
+                        .as_ref()
+                        .map_or(String::new(), |w| format!("; {w} won the split term"))
                 ),
             ),
-        });
-        let changes = h.cluster.stats().leaders_elected - elected;
-        expectations.push(expect(
+        };
+        let one_leader = expect(
             "exactly one leader emerges within 2 s and keeps leading",
-            resolved && changes == 0,
-            match first_leader {
-                Some(l) => format!(
-                    "node {l} leads from {}; {changes} more leaders elected before 4.5 s",
-                    at_since(resolved_at, crashed_at)
+            self.resolved_at.is_some() && self.more_leaders == 0,
+            match (self.first_leader, self.resolved_at) {
+                (Some(l), Some(t)) => format!(
+                    "node {l} leads from {}; {} more leaders elected before 4.5 s",
+                    at_since(t, crashed_at),
+                    self.more_leaders
                 ),
-                None => "no leader within 2 s".into(),
+                _ => "no leader within 2 s".into(),
             },
-        ));
+        );
+        vec![outcome, one_leader]
     }
-    h.restart(leader, crash);
-    settle(h, &mut expectations, 6.5);
-    (meaning(h, leader), expectations)
 }
 
 /// Ticks the survivors in lockstep until one is a candidate, then the rest

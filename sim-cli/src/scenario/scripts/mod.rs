@@ -213,3 +213,39 @@ pub(super) fn longest_ok_gap<C: Core>(h: &Harness<C>, from: u64, to: u64) -> u64
     }
     longest
 }
+
+/// "`side` elects a new leader and commits": a leader among `side` with an
+/// epoch above `epoch_before`, and writes committed through `side` since
+/// `since` (classic Paxos: only the writes, under `leaderless_statement`).
+pub(super) fn side_elects<C: Core>(
+    h: &Harness<C>,
+    side: &[NodeId],
+    epoch_before: u64,
+    since: u64,
+    statement: &str,
+    leaderless_statement: &str,
+) -> Expectation {
+    let ok = writes_at(h, side, since, h.now_ns()).0;
+    if h.flavor.leaderless {
+        return expect(
+            leaderless_statement,
+            ok > 0,
+            format!("{ok} writes committed on that side"),
+        );
+    }
+    let new_leader = h
+        .leader()
+        .filter(|l| side.contains(l))
+        .map(|l| (l, h.cluster.status(l).epoch));
+    expect(
+        statement,
+        new_leader.is_some_and(|(_, e)| e > epoch_before) && ok > 0,
+        match new_leader {
+            Some((l, e)) => format!(
+                "node {l} leads {}; {ok} writes committed on that side",
+                super::record::format_epoch(h.flavor.protocol, e)
+            ),
+            None => "no new leader on that side".into(),
+        },
+    )
+}

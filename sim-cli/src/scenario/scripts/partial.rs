@@ -236,43 +236,7 @@ pub(super) fn constrained_election<C: Core>(h: &mut Harness<C>) -> (String, Vec<
         through.iter().all(|&n| n == center),
         describe_through(&through),
     ));
-    let protocol = h.flavor.protocol;
-    let statement = match protocol {
-        "raft" | "zab" => format!(
-            "nobody can lead until the heal: node {center} has a stale log (it cannot win) and nobody else reaches a quorum"
-        ),
-        "multipaxos" => format!(
-            "node {center} leads despite its stale log: Phase 1 hands it the accepted entries"
-        ),
-        _ => format!("node {center} commits: any node may propose, Phase 1 recovers the accepted values"),
-    };
-    let verdict = match protocol {
-        "raft" | "zab" => expect(
-            statement,
-            someone_led.is_none() && through.is_empty(),
-            match someone_led {
-                Some(who) => format!("{who} became leader during the fault"),
-                None => "no leader and no commit during the fault".into(),
-            },
-        ),
-        "multipaxos" => {
-            let center_led = h
-                .samples
-                .iter()
-                .filter(|s| s.time_ns >= start && s.time_ns < end)
-                .any(|s| s.nodes[center as usize - 1].role() == Some(Role::Leader));
-            expect(
-                statement,
-                center_led && !through.is_empty(),
-                format!(
-                    "node {center} led: {center_led}; {}",
-                    describe_through(&through)
-                ),
-            )
-        }
-        _ => expect(statement, !through.is_empty(), describe_through(&through)),
-    };
-    expectations.push(verdict);
+    expectations.push(stale_center(h, center, (start, end), someone_led, &through));
     h.heal(fault);
     settle(h, &mut expectations, 9.5);
     (meaning(h, leader), expectations)
@@ -328,4 +292,53 @@ pub(super) fn chained<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>)
     h.heal(fault);
     settle(h, &mut expectations, 9.0);
     (meaning(h, leader), expectations)
+}
+
+/// The protocol's expected outcome of `constrained-election`: Raft's voting
+/// rule and ZAB's vote comparison keep the stale node from leading, and
+/// nobody else reaches a quorum; Multi-Paxos and classic Paxos let it
+/// propose, Phase 1 handing it the accepted values.
+fn stale_center<C: Core>(
+    h: &Harness<C>,
+    center: NodeId,
+    (start, end): (u64, u64),
+    someone_led: Option<String>,
+    through: &[NodeId],
+) -> Expectation {
+    match h.flavor.protocol {
+        "raft" | "zab" => expect(
+            format!(
+                "nobody can lead until the heal: node {center} has a stale log (it cannot win) and nobody else reaches a quorum"
+            ),
+            someone_led.is_none() && through.is_empty(),
+            match someone_led {
+                Some(who) => format!("{who} became leader during the fault"),
+                None => "no leader and no commit during the fault".into(),
+            },
+        ),
+        "multipaxos" => {
+            let center_led = h
+                .samples
+                .iter()
+                .filter(|s| s.time_ns >= start && s.time_ns < end)
+                .any(|s| s.nodes[center as usize - 1].role() == Some(Role::Leader));
+            expect(
+                format!(
+                    "node {center} leads despite its stale log: Phase 1 hands it the accepted entries"
+                ),
+                center_led && !through.is_empty(),
+                format!(
+                    "node {center} led: {center_led}; {}",
+                    describe_through(through)
+                ),
+            )
+        }
+        _ => expect(
+            format!(
+                "node {center} commits: any node may propose, Phase 1 recovers the accepted values"
+            ),
+            !through.is_empty(),
+            describe_through(through),
+        ),
+    }
 }

@@ -3,13 +3,12 @@
 use consensus_api::{Core, NodeId, Role};
 
 use super::{
-    expect, meaning, not_applicable, ns, settle, warm_up, writes_at, Expectation, Harness,
-    ScenarioInfo,
+    expect, meaning, not_applicable, ns, settle, side_elects, warm_up, writes_at, Expectation,
+    Harness, ScenarioInfo,
 };
 use crate::scenario::checks::at_since;
 use crate::scenario::clients::Reach;
-use crate::scenario::harness::format_set;
-use crate::scenario::record::{format_epoch, Outcome};
+use crate::scenario::record::{format_epoch, seconds, Outcome};
 
 pub(super) const PARTITION_3_2: ScenarioInfo = ScenarioInfo {
     name: "partition-3-2",
@@ -42,7 +41,6 @@ pub(super) const OLD_LEADER_ISOLATED: ScenarioInfo = ScenarioInfo {
 /// The leader and `(n - 1) / 2 - 1` followers against the rest.
 pub(super) fn partition_3_2<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>) {
     let (leader, mut expectations) = warm_up(h);
-    let protocol = h.flavor.protocol;
     let followers = h.others(&[leader]);
     let minority_size = (h.cluster.len() - 1) / 2;
     let mut minority = vec![leader];
@@ -64,18 +62,7 @@ pub(super) fn partition_3_2<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expecta
         .unwrap_or(0);
     let cut = h.partition(&[minority.clone(), majority.clone()]);
     let start = h.now_ns();
-    let watched = minority.clone();
-    let watch = h.watch(move |cluster| {
-        watched.iter().find_map(|&n| {
-            let status = cluster.try_status(n)?;
-            (status.commit_index > last_before).then(|| {
-                format!(
-                    "node {n} on the minority side committed index {} (above {last_before}, the last index that existed when the partition began)",
-                    status.commit_index
-                )
-            })
-        })
-    });
+    let watch = watch_minority_commit(h, &minority, last_before);
     h.run_to(5.5);
     let minority_bound = h.unwatch(watch);
     let majority_commit = h.max_commit(&majority);
@@ -96,51 +83,54 @@ pub(super) fn partition_3_2<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expecta
         format!("writes on the minority side: {ok} ok, {failed} failed, {unknown} unknown"),
     ));
     expectations.push(fails_fast(h, &minority, start));
-    let statement = "the majority elects a new leader and commits";
-    let majority_ok = writes_at(h, &majority, start, h.now_ns()).0;
-    let new_leader = h
-        .leader()
-        .filter(|l| majority.contains(l))
-        .map(|l| (l, h.cluster.status(l).epoch));
-    if h.flavor.leaderless {
-        expectations.push(expect(
-            "the majority side commits (no leader to elect)",
-            majority_ok > 0,
-            format!("{majority_ok} writes committed on the majority side"),
-        ));
-    } else {
-        expectations.push(expect(
-            statement,
-            new_leader.is_some_and(|(_, e)| e > epoch_before) && majority_ok > 0,
-            match new_leader {
-                Some((l, e)) => format!(
-                    "node {l} leads {}; {majority_ok} writes committed on the majority side",
-                    format_epoch(protocol, e)
-                ),
-                None => "no leader on the majority side".into(),
-            },
-        ));
-    }
+    expectations.push(side_elects(
+        h,
+        &majority,
+        epoch_before,
+        start,
+        "the majority elects a new leader and commits",
+        "the majority side commits (no leader to elect)",
+    ));
     h.heal(cut);
     settle(h, &mut expectations, 8.0);
+    expectations.push(no_longer_leads(h, leader, epoch_before));
+    (meaning(h, leader), expectations)
+}
+
+/// Watches the minority's commit index: it must never pass `bound`, the
+/// last index that existed when the partition began.
+fn watch_minority_commit<C: Core>(h: &mut Harness<C>, minority: &[NodeId], bound: u64) -> usize {
+    let watched = minority.to_vec();
+    h.watch(move |cluster| {
+        watched.iter().find_map(|&n| {
+            let status = cluster.try_status(n)?;
+            (status.commit_index > bound).then(|| {
+                format!(
+                    "node {n} on the minority side committed index {} (above {bound}, the last index that existed when the partition began)",
+                    status.commit_index
+                )
+            })
+        })
+    })
+}
+
+/// "The old leader no longer leads its old epoch" (after the heal).
+fn no_longer_leads<C: Core>(h: &Harness<C>, leader: NodeId, epoch_before: u64) -> Expectation {
     let statement = "after the heal the old leader no longer leads its old epoch";
     if h.flavor.leaderless {
-        expectations.push(not_applicable(statement, "classic Paxos has no leader"));
-    } else {
-        let status = h.cluster.status(leader);
-        let stale = status.role == Role::Leader && status.epoch == epoch_before;
-        expectations.push(expect(
-            statement,
-            !stale,
-            format!(
-                "node {leader} is {} in {}",
-                status.role,
-                format_epoch(protocol, status.epoch)
-            ),
-        ));
+        return not_applicable(statement, "classic Paxos has no leader");
     }
-    let _ = format_set(&minority);
-    (meaning(h, leader), expectations)
+    let status = h.cluster.status(leader);
+    let stale = status.role == Role::Leader && status.epoch == epoch_before;
+    expect(
+        statement,
+        !stale,
+        format!(
+            "node {leader} is {} in {}",
+            status.role,
+            format_epoch(h.flavor.protocol, status.epoch)
+        ),
+    )
 }
 
 /// "The minority fails fast": one second into the partition, every write on
@@ -176,7 +166,6 @@ fn fails_fast<C: Core>(h: &Harness<C>, minority: &[NodeId], start: u64) -> Expec
 /// The leader's links are cut from 1.5 s to 5.5 s.
 pub(super) fn old_leader_isolated<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>) {
     let (leader, mut expectations) = warm_up(h);
-    let protocol = h.flavor.protocol;
     let others = h.others(&[leader]);
     let epoch_before = h.cluster.status(leader).epoch;
     h.place_clients(&[
@@ -195,30 +184,14 @@ pub(super) fn old_leader_isolated<C: Core>(h: &mut Harness<C>) -> (String, Vec<E
         ok == 0 && failed + unknown > 0,
         format!("writes sent to node {leader}: {ok} ok, {failed} failed, {unknown} unknown"),
     ));
-    let others_ok = writes_at(h, &others, start, h.now_ns()).0;
-    if h.flavor.leaderless {
-        expectations.push(expect(
-            "the other nodes keep committing (no leader to elect)",
-            others_ok > 0,
-            format!("{others_ok} writes committed by the other nodes"),
-        ));
-    } else {
-        let new = h
-            .leader()
-            .filter(|&l| l != leader)
-            .map(|l| (l, h.cluster.status(l).epoch));
-        expectations.push(expect(
-            "the others elect a new leader and commit",
-            new.is_some_and(|(_, e)| e > epoch_before) && others_ok > 0,
-            match new {
-                Some((l, e)) => format!(
-                    "node {l} leads {}; {others_ok} writes committed",
-                    format_epoch(protocol, e)
-                ),
-                None => "no new leader".into(),
-            },
-        ));
-    }
+    expectations.push(side_elects(
+        h,
+        &others,
+        epoch_before,
+        start,
+        "the others elect a new leader and commit",
+        "the other nodes keep committing (no leader to elect)",
+    ));
     let stepped_down = h
         .samples
         .iter()
@@ -228,31 +201,50 @@ pub(super) fn old_leader_isolated<C: Core>(h: &mut Harness<C>) -> (String, Vec<E
     h.heal(cut);
     let healed_at = h.now_ns();
     h.run_to(6.5);
-    let statement = "it steps down, at the latest when the links come back";
-    if h.flavor.leaderless {
-        expectations.push(not_applicable(
-            statement,
-            "classic Paxos has no leader: the isolated node simply cannot finish Phase 1 alone",
-        ));
-    } else {
-        let status = h.cluster.status(leader);
-        let still = status.role == Role::Leader && status.epoch == epoch_before;
-        let detail = match stepped_down {
-            Some(t) => format!(
-                "node {leader} stepped down at {} while isolated; now {} in {}",
-                at_since(t, start),
-                status.role,
-                format_epoch(protocol, status.epoch)
-            ),
-            None => format!(
-                "node {leader} led until the heal at {}; now {} in {}",
-                super::super::record::seconds(healed_at),
-                status.role,
-                format_epoch(protocol, status.epoch)
-            ),
-        };
-        expectations.push(expect(statement, !still, detail));
-    }
+    expectations.push(steps_down_by_heal(
+        h,
+        leader,
+        epoch_before,
+        start,
+        stepped_down,
+        healed_at,
+    ));
     settle(h, &mut expectations, 8.0);
     (meaning(h, leader), expectations)
+}
+
+/// "It steps down, at the latest when the links come back."
+fn steps_down_by_heal<C: Core>(
+    h: &Harness<C>,
+    leader: NodeId,
+    epoch_before: u64,
+    start: u64,
+    stepped_down: Option<u64>,
+    healed_at: u64,
+) -> Expectation {
+    let statement = "it steps down, at the latest when the links come back";
+    if h.flavor.leaderless {
+        return not_applicable(
+            statement,
+            "classic Paxos has no leader: the isolated node simply cannot finish Phase 1 alone",
+        );
+    }
+    let protocol = h.flavor.protocol;
+    let status = h.cluster.status(leader);
+    let still = status.role == Role::Leader && status.epoch == epoch_before;
+    let detail = match stepped_down {
+        Some(t) => format!(
+            "node {leader} stepped down at {} while isolated; now {} in {}",
+            at_since(t, start),
+            status.role,
+            format_epoch(protocol, status.epoch)
+        ),
+        None => format!(
+            "node {leader} led until the heal at {}; now {} in {}",
+            seconds(healed_at),
+            status.role,
+            format_epoch(protocol, status.epoch)
+        ),
+    };
+    expect(statement, !still, detail)
 }

@@ -1,6 +1,6 @@
 //! `gc-pause` and `slow-follower`.
 
-use consensus_api::{Core, NodeId, Role};
+use consensus_api::{Core, NodeId, Role, Status};
 
 use super::{
     expect, first_ok_write, longest_ok_gap, meaning, not_applicable, ns, settle, warm_up,
@@ -43,7 +43,6 @@ pub(super) const SLOW_FOLLOWER: ScenarioInfo = ScenarioInfo {
 /// The leader is paused from 1.5 s to 31.5 s.
 pub(super) fn gc_pause<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>) {
     let (leader, mut expectations) = warm_up(h);
-    let protocol = h.flavor.protocol;
     let others = h.others(&[leader]);
     let epoch_before = h.cluster.status(leader).epoch;
     h.place_clients(&[
@@ -55,13 +54,42 @@ pub(super) fn gc_pause<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>
     let pause = h.pause(leader);
     let paused_at = h.now_ns();
     h.run_to(31.5);
+    expectations.push(others_carry_on(h, leader, epoch_before, paused_at));
+    let believed = h.cluster.status(leader);
+    h.resume(leader, pause);
+    let resumed_at = h.now_ns();
+    // A client that still believes the old leader leads, right as it resumes.
+    let read = h.one_shot(leader, OpChoice::Read);
+    let write = h.one_shot(leader, OpChoice::Write);
+    expectations.push(resumes_believing(h, leader, &believed));
+    let stepped = h.run_until_ns(resumed_at + ns(1.0), |h| {
+        let status = h.cluster.status(leader);
+        status.role != Role::Leader || status.epoch > epoch_before
+    });
+    let stepped_at = stepped.then_some(h.now_ns());
+    h.run_to(33.0);
+    expectations.push(served_after_resume(h, leader, resumed_at, &[read, write]));
+    expectations.push(steps_down_after_resume(
+        h,
+        leader,
+        epoch_before,
+        resumed_at,
+        stepped_at,
+    ));
+    settle(h, &mut expectations, 34.0);
+    (meaning(h, leader), expectations)
+}
+
+/// "The others elect a new leader during the pause and keep committing."
+fn others_carry_on<C: Core>(
+    h: &Harness<C>,
+    leader: NodeId,
+    epoch_before: u64,
+    paused_at: u64,
+) -> Expectation {
     let first = first_ok_write(h, paused_at);
-    let new = h
-        .leader()
-        .filter(|&l| l != leader)
-        .map(|l| (l, h.cluster.status(l).epoch));
     if h.flavor.leaderless {
-        expectations.push(expect(
+        return expect(
             "the clients of the other nodes keep committing during the pause",
             first.is_some(),
             match first {
@@ -71,78 +99,79 @@ pub(super) fn gc_pause<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expectation>
                 ),
                 None => "nothing committed during the pause".into(),
             },
-        ));
-    } else {
-        expectations.push(expect(
-            "the others elect a new leader during the pause and keep committing",
-            new.is_some_and(|(_, e)| e > epoch_before) && first.is_some(),
-            match (new, first) {
-                (Some((l, e)), Some(t)) => format!(
-                    "node {l} leads {}; first write committed at {}",
-                    format_epoch(protocol, e),
-                    at_since(t, paused_at)
-                ),
-                _ => "no new leader, or nothing committed".into(),
-            },
-        ));
+        );
     }
-    let believed = h.cluster.status(leader);
-    h.resume(leader, pause);
-    let resumed_at = h.now_ns();
-    // A client that still believes the old leader leads, right as it resumes.
-    let read = h.one_shot(leader, OpChoice::Read);
-    let write = h.one_shot(leader, OpChoice::Write);
+    let new = h
+        .leader()
+        .filter(|&l| l != leader)
+        .map(|l| (l, h.cluster.status(l).epoch));
+    expect(
+        "the others elect a new leader during the pause and keep committing",
+        new.is_some_and(|(_, e)| e > epoch_before) && first.is_some(),
+        match (new, first) {
+            (Some((l, e)), Some(t)) => format!(
+                "node {l} leads {}; first write committed at {}",
+                format_epoch(h.flavor.protocol, e),
+                at_since(t, paused_at)
+            ),
+            _ => "no new leader, or nothing committed".into(),
+        },
+    )
+}
+
+/// "It resumes believing it leads" (and a note on the timeline).
+fn resumes_believing<C: Core>(
+    h: &mut Harness<C>,
+    leader: NodeId,
+    believed: &Status,
+) -> Expectation {
     let statement = "it resumes believing it leads";
     if h.flavor.leaderless {
-        expectations.push(not_applicable(statement, "classic Paxos has no leader"));
-    } else {
-        let leads = believed.role == Role::Leader;
-        if leads {
-            h.note(format!(
-                "node {leader} resumes believing it leads {}",
-                format_epoch(protocol, believed.epoch)
-            ));
-        }
-        expectations.push(expect(
-            statement,
-            leads,
-            format!(
-                "node {leader} resumed as {} of {}",
-                believed.role,
-                format_epoch(protocol, believed.epoch)
-            ),
+        return not_applicable(statement, "classic Paxos has no leader");
+    }
+    let protocol = h.flavor.protocol;
+    let leads = believed.role == Role::Leader;
+    if leads {
+        h.note(format!(
+            "node {leader} resumes believing it leads {}",
+            format_epoch(protocol, believed.epoch)
         ));
     }
-    let stepped = h.run_until_ns(resumed_at + ns(1.0), |h| {
-        let status = h.cluster.status(leader);
-        status.role != Role::Leader || status.epoch > epoch_before
-    });
-    let stepped_at = h.now_ns();
-    h.run_to(33.0);
-    expectations.push(served_after_resume(h, leader, resumed_at, &[read, write]));
+    expect(
+        statement,
+        leads,
+        format!(
+            "node {leader} resumed as {} of {}",
+            believed.role,
+            format_epoch(protocol, believed.epoch)
+        ),
+    )
+}
+
+/// "It steps down within 1 s of resuming."
+fn steps_down_after_resume<C: Core>(
+    h: &Harness<C>,
+    leader: NodeId,
+    epoch_before: u64,
+    resumed_at: u64,
+    stepped_at: Option<u64>,
+) -> Expectation {
     let statement = "it steps down within 1 s of resuming";
     if h.flavor.leaderless {
-        expectations.push(not_applicable(statement, "classic Paxos has no leader"));
-    } else {
-        expectations.push(expect(
-            statement,
-            stepped,
-            if stepped {
-                format!(
-                    "node {leader} gave up {} at {}",
-                    format_epoch(protocol, epoch_before),
-                    at_since(stepped_at, resumed_at)
-                )
-            } else {
-                format!(
-                    "node {leader} still leads {} 1 s after resuming",
-                    format_epoch(protocol, epoch_before)
-                )
-            },
-        ));
+        return not_applicable(statement, "classic Paxos has no leader");
     }
-    settle(h, &mut expectations, 34.0);
-    (meaning(h, leader), expectations)
+    let epoch = format_epoch(h.flavor.protocol, epoch_before);
+    expect(
+        statement,
+        stepped_at.is_some(),
+        match stepped_at {
+            Some(t) => format!(
+                "node {leader} gave up {epoch} at {}",
+                at_since(t, resumed_at)
+            ),
+            None => format!("node {leader} still leads {epoch} 1 s after resuming"),
+        },
+    )
 }
 
 /// What the resumed node served; correctness itself is the history's
@@ -206,25 +235,8 @@ pub(super) fn slow_follower<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expecta
     let start = h.now_ns();
     let snapshots_before = h.cluster.stats().snapshots_installed;
     h.run_to(6.5);
-    let max_lag = h
-        .samples
-        .iter()
-        .filter(|s| s.time_ns >= start)
-        .map(|s| {
-            let others = s
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i as NodeId + 1 != slow)
-                .map(|(_, n)| n.commit)
-                .max()
-                .unwrap_or(0);
-            others.saturating_sub(s.nodes[slow as usize - 1].applied)
-        })
-        .max()
-        .unwrap_or(0);
-    let end = h.now_ns();
-    let gaps = longest_ok_gap(h, start, end);
+    let max_lag = max_lag(h, slow, start);
+    let gaps = longest_ok_gap(h, start, h.now_ns());
     expectations.push(expect(
         "commits continue while the follower is slow (no second without a committed write)",
         gaps <= ns(1.0),
@@ -239,26 +251,20 @@ pub(super) fn slow_follower<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expecta
         format!("node {slow} was up to {max_lag} entries behind"),
     ));
     let changes = h.cluster.stats().leaders_elected - elected_before;
-    let statement = "the slow follower does not depose the leader";
-    if h.flavor.leaderless {
-        expectations.push(not_applicable(statement, "classic Paxos has no leader"));
-    } else if h.flavor.protocol == "raft" {
-        expectations.push(expect(
+    let statement = "the slow follower does not depose the leader (pre-vote; ZAB: the others follow the leader they hear)";
+    expectations.push(if h.flavor.leaderless {
+        not_applicable(statement, "classic Paxos has no leader")
+    } else {
+        expect(
             statement,
             changes == 0,
-            format!("{changes} leaders elected while it was slow (pre-vote refuses its elections)"),
-        ));
-    } else {
-        expectations.push(not_applicable(
-            statement,
-            &format!("required of Raft (pre-vote) only; here {changes} leaders were elected while it was slow"),
-        ));
-    }
+            format!("{changes} leaders elected while it was slow"),
+        )
+    });
     h.cluster.slow_node(slow, 1.0);
     h.end_fault(fault);
     let recovered = h.now_ns();
-    let others = h.others(&[slow]);
-    let target = h.max_commit(&others);
+    let target = h.max_commit(&h.others(&[slow]));
     let caught = h.run_until_ns(recovered + ns(2.0), |h| {
         h.cluster.applied_index(slow) >= target
     });
@@ -277,4 +283,25 @@ pub(super) fn slow_follower<C: Core>(h: &mut Harness<C>) -> (String, Vec<Expecta
     ));
     settle(h, &mut expectations, 9.0);
     (meaning(h, leader), expectations)
+}
+
+/// How far the slow node's applied index fell behind the others' highest
+/// commit index, at the samples since `start`.
+fn max_lag<C: Core>(h: &Harness<C>, slow: NodeId, start: u64) -> u64 {
+    h.samples
+        .iter()
+        .filter(|s| s.time_ns >= start)
+        .map(|s| {
+            let others = s
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i as NodeId + 1 != slow)
+                .map(|(_, n)| n.commit)
+                .max()
+                .unwrap_or(0);
+            others.saturating_sub(s.nodes[slow as usize - 1].applied)
+        })
+        .max()
+        .unwrap_or(0)
 }
