@@ -174,6 +174,24 @@ impl<C: Core> Harness<C> {
         self.run_until_ns(limit, |h| h.clients.iter().all(|c| c.active.is_none()));
     }
 
+    /// Starts the stopped clients again (those of the last placement).
+    pub fn resume_clients(&mut self) {
+        let now = self.now_ns();
+        for slot in 0..self.clients.len() {
+            let client = &mut self.clients[slot];
+            if client.running || client.once {
+                continue;
+            }
+            client.running = true;
+            if client.active.is_none() {
+                let delay = self.cluster.rng().random_range(0..20_000_000);
+                self.cluster
+                    .schedule_timer(now + delay, token(K_INVOKE, slot, 0));
+            }
+        }
+        self.clients_stopped_ns = None;
+    }
+
     /// The operations recorded so far.
     pub fn ops(&self) -> &[OpRecord] {
         &self.ops

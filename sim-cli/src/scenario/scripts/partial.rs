@@ -23,7 +23,7 @@ pub(super) const QUORUM_LOSS: ScenarioInfo = ScenarioInfo {
             that can form one. Whatever commits meanwhile must go through C.",
     source: "Omni-Paxos (EuroSys 2023), Figure 1a; Jensen, Howard, Mortier, \"Examining Raft's \
              behaviour during partial network failures\" (HAOC 2021)",
-    min_nodes: 3,
+    min_nodes: 4,
     row_every_ns: 0,
 };
 
