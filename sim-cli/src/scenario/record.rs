@@ -205,7 +205,7 @@ impl Verdict {
         }
     }
 
-    /// `+`, `FAIL` or `n/a`.
+    /// `ok`, `FAIL` or `n/a`.
     pub fn mark(&self) -> &'static str {
         match self {
             Verdict::Held(_) => "ok",
