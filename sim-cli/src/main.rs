@@ -4,13 +4,17 @@
 //! consensus-sim run --protocol raft --nodes 5 --seed 42 --ops 2000 --clients 8 \
 //!     --faults all --history out.jsonl
 //! consensus-sim run --protocol raft --seeds 1..500 --faults all
+//!
+//! consensus-sim scenario --list
+//! consensus-sim scenario partition-3-2 --protocol all --out DIR
 //! ```
 //!
-//! Exits 0 when every invariant held and every history was linearizable;
-//! exits 1 with the failing seed, step, check and the reproducing command
-//! line otherwise; exits 2 on a usage error.
+//! Exits 0 when every invariant held and every history was linearizable
+//! (`scenario`: every expectation held); exits 1 with the failing seed,
+//! step, check and the reproducing command line otherwise; exits 2 on a
+//! usage error.
 
-mod protocols;
+mod cli_scenario;
 
 use std::io::IsTerminal;
 use std::ops::RangeInclusive;
@@ -21,6 +25,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use consensus_sim::{FaultMode, SimConfig};
+use consensus_sim_cli::protocols;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -40,6 +45,9 @@ enum Command {
     Run(RunArgs),
     /// List the protocols this binary can simulate.
     Protocols,
+    /// Run a named failure scenario on one protocol or all four and print
+    /// its timeline (`--list` shows the scenarios).
+    Scenario(cli_scenario::ScenarioArgs),
 }
 
 #[derive(Args)]
@@ -109,6 +117,14 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Scenario(args) => match cli_scenario::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run(args) => match run(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

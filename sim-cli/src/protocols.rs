@@ -14,6 +14,8 @@ use consensus_api::Core;
 use consensus_sim::testing::{StaleReadRaft, TinyRaft, UnsafeLowestIdCore};
 use consensus_sim::{run, SimConfig, SimFailure, SimReport};
 
+use crate::scenario::{run_core, ProtocolRun, ScenarioConfig, ScenarioName};
+
 /// The four protocols of the project. A name here that has no arm in
 /// [`runner`] yet answers "not linked yet".
 pub const PROTOCOLS: &[&str] = &["raft", "multipaxos", "paxos", "zab"];
@@ -57,6 +59,25 @@ pub fn runner(protocol: &str) -> Result<Runner, ProtocolError> {
         "unsafe-lowest-id" => Ok(run_seed::<UnsafeLowestIdCore>),
         "stale-read-raft" => Ok(run_seed::<StaleReadRaft>),
         "tiny-raft" => Ok(run_seed::<TinyRaft>),
+        name if PROTOCOLS.contains(&name) => Err(ProtocolError::NotLinked(name.to_owned())),
+        name => Err(ProtocolError::Unknown(name.to_owned())),
+    }
+}
+
+/// Runs one scenario on one core.
+pub type ScenarioRunner = fn(ScenarioName, &ScenarioConfig) -> ProtocolRun;
+
+/// The scenario runner of the named protocol (the same names as
+/// [`runner`], testing cores included).
+pub fn scenario_runner(protocol: &str) -> Result<ScenarioRunner, ProtocolError> {
+    match protocol {
+        "raft" => Ok(run_core::<raft::RaftCore>),
+        "multipaxos" => Ok(run_core::<multipaxos::MultiPaxosCore>),
+        "zab" => Ok(run_core::<zab::ZabCore>),
+        "paxos" => Ok(run_core::<paxos::PaxosCore>),
+        "unsafe-lowest-id" => Ok(run_core::<UnsafeLowestIdCore>),
+        "stale-read-raft" => Ok(run_core::<StaleReadRaft>),
+        "tiny-raft" => Ok(run_core::<TinyRaft>),
         name if PROTOCOLS.contains(&name) => Err(ProtocolError::NotLinked(name.to_owned())),
         name => Err(ProtocolError::Unknown(name.to_owned())),
     }

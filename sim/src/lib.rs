@@ -61,9 +61,12 @@
 //! long delays ([`NetworkConfig`]). Links: symmetric and one-way cuts,
 //! partitions, isolation and the partial-connectivity scenarios
 //! (quorum-loss, constrained election, chained) where no clean split exists
-//! ([`Links`], [`Fault`]). Nodes: crash, crash between write and sync,
-//! restart, stop-the-world pause. [`FaultMode`] selects what the nemesis
-//! draws in a randomized run; scripted tests call the [`Cluster`] methods.
+//! ([`Links`], [`Fault`]), and slow links ([`Cluster::slow_node`]: every
+//! message to or from a node takes a multiple of its delay). Nodes: crash,
+//! crash between write and sync, restart, stop-the-world pause (resumed with
+//! its mail handled at once, or after the caller's own input with
+//! [`Cluster::resume_queued`]). [`FaultMode`] selects what the nemesis draws
+//! in a randomized run; scripted tests call the [`Cluster`] methods.
 //!
 //! ## Checks
 //!

@@ -170,3 +170,54 @@ fn partial_connectivity_helpers() {
         Ok(KvResponse::Written)
     );
 }
+
+#[test]
+fn slow_nodes_bytes_and_queued_resume() {
+    let mut cluster: Cluster<TinyRaft> = Cluster::new(3, 9);
+    cluster.set_count_bytes(true);
+    assert!(cluster.run_until(500, |c| c.leader().is_some()));
+    assert!(cluster.stats().bytes_sent > 0, "bytes are counted");
+    let leader = cluster.leader().unwrap();
+    let follower = cluster
+        .node_ids()
+        .into_iter()
+        .find(|&n| n != leader)
+        .unwrap();
+    // 50x slower links: a write still commits (through the other follower),
+    // the slow one applies it later.
+    cluster.slow_node(follower, 50.0);
+    assert_eq!(cluster.slowdown(follower), 50.0);
+    assert_eq!(
+        cluster.write_sync(leader, "k", 1, 200),
+        Ok(KvResponse::Written)
+    );
+    assert_eq!(cluster.local_value(follower, "k"), None, "still in flight");
+    assert!(cluster.run_until(100, |c| c.local_value(follower, "k") == Some(1)));
+    cluster.slow_node(follower, 1.0);
+    assert_eq!(cluster.slowdown(follower), 1.0);
+    // A paused leader resumed with resume_queued handles a request before
+    // the mail that arrived during the pause (which deposes it).
+    cluster.pause(leader);
+    assert!(cluster.run_until(500, |c| c.leader().is_some_and(|l| l != leader)));
+    cluster.resume_queued(leader);
+    assert!(!cluster.is_paused(leader));
+    assert_eq!(cluster.status(leader).role, Role::Leader);
+    let ticket = cluster
+        .write(leader, "k", 2)
+        .expect("accepted before the mail");
+    assert!(cluster.run_until(200, |c| c.kv_outcome(leader, ticket).is_some()));
+    assert!(
+        matches!(cluster.kv_outcome(leader, ticket), Some(Err(_))),
+        "the deposed leader cannot commit it"
+    );
+    assert_ne!(cluster.status(leader).role, Role::Leader);
+    cluster.check().unwrap();
+}
+
+#[test]
+fn byte_counting_is_off_by_default() {
+    let mut cluster: Cluster<TinyRaft> = Cluster::new(3, 9);
+    cluster.run_ticks(100);
+    assert!(cluster.stats().messages_sent > 0);
+    assert_eq!(cluster.stats().bytes_sent, 0);
+}

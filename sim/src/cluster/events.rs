@@ -147,6 +147,10 @@ impl<C: Core> Cluster<C> {
 
     pub(super) fn send(&mut self, from: NodeId, to: NodeId, message: C::Message) {
         self.stats.messages_sent += 1;
+        if self.count_bytes {
+            let size = postcard::experimental::serialized_size(&message).unwrap_or(0);
+            self.stats.bytes_sent += size as u64;
+        }
         if self.manual {
             self.in_flight.push_back(InFlight { from, to, message });
             return;
@@ -162,7 +166,8 @@ impl<C: Core> Cluster<C> {
         }
         if self.network.duplicate_rate > 0.0 && self.rng.random_bool(self.network.duplicate_rate) {
             self.stats.messages_duplicated += 1;
-            let delay = self.draw_delay_ns();
+            let drawn = self.draw_delay_ns();
+            let delay = self.slowed(from, to, drawn);
             self.schedule(
                 self.now_ns + delay,
                 Event::Deliver {
@@ -172,8 +177,22 @@ impl<C: Core> Cluster<C> {
                 },
             );
         }
-        let delay = self.draw_delay_ns();
+        let drawn = self.draw_delay_ns();
+        let delay = self.slowed(from, to, drawn);
         self.schedule(self.now_ns + delay, Event::Deliver { from, to, message });
+    }
+
+    /// Applies [`Cluster::slow_node`] factors (no random draw, so runs
+    /// without slow nodes are unchanged).
+    fn slowed(&self, from: NodeId, to: NodeId, delay_ns: u64) -> u64 {
+        if self.slowdown.is_empty() {
+            return delay_ns;
+        }
+        let factor = [from, to]
+            .iter()
+            .filter_map(|n| self.slowdown.get(n))
+            .fold(1.0_f64, |a, b| a.max(*b));
+        ((delay_ns as f64) * factor) as u64
     }
 
     pub(super) fn draw_delay_ns(&mut self) -> u64 {

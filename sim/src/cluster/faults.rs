@@ -143,6 +143,56 @@ impl<C: Core> Cluster<C> {
         }
     }
 
+    /// Ends a pause like [`Cluster::resume`], but the messages that arrived
+    /// during the pause go back on the event queue (due now, in arrival
+    /// order) instead of being handled inside this call. Input the caller
+    /// gives the node right after this call — client requests that waited
+    /// in its socket — is therefore handled first, while the node still
+    /// believes what it believed when it stopped (a leader resuming from a
+    /// GC pause serves its queued requests before it reads its mail).
+    pub fn resume_queued(&mut self, id: NodeId) {
+        let index = self.index_of(id).unwrap_or_else(|| panic!("no node {id}"));
+        if !self.nodes[index].paused {
+            return;
+        }
+        self.nodes[index].paused = false;
+        let inbox = std::mem::take(&mut self.nodes[index].paused_inbox);
+        for (from, message) in inbox {
+            if self.manual {
+                self.in_flight.push_back(InFlight {
+                    from,
+                    to: id,
+                    message,
+                });
+            } else {
+                self.schedule(
+                    self.now_ns,
+                    Event::Deliver {
+                        from,
+                        to: id,
+                        message,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Makes every message to or from `id` take `factor` times its drawn
+    /// delay (a slow or congested link; messages already on the wire keep
+    /// their delay). A factor of 1 or less restores the node's links.
+    pub fn slow_node(&mut self, id: NodeId, factor: f64) {
+        if factor > 1.0 {
+            self.slowdown.insert(id, factor);
+        } else {
+            self.slowdown.remove(&id);
+        }
+    }
+
+    /// The delay factor set by [`Cluster::slow_node`] (1 when none).
+    pub fn slowdown(&self, id: NodeId) -> f64 {
+        self.slowdown.get(&id).copied().unwrap_or(1.0)
+    }
+
     /// Splits the cluster: links inside each group are up, links between
     /// groups (and of nodes in no group) are cut both ways.
     pub fn partition(&mut self, groups: &[&[NodeId]]) {

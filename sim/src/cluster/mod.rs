@@ -110,6 +110,10 @@ pub struct ClusterStats {
     pub events: u64,
     /// Messages handed to the network.
     pub messages_sent: u64,
+    /// Bytes of the messages handed to the network, as postcard encodes
+    /// them (the transport's frame body, without framing). Counted only
+    /// after [`Cluster::set_count_bytes`]`(true)`; 0 otherwise.
+    pub bytes_sent: u64,
     /// Messages handed to a core.
     pub messages_delivered: u64,
     /// Messages lost to the drop rate.
@@ -218,6 +222,9 @@ pub struct Cluster<C: Core> {
     kv_sequence: u64,
     kv_pending: BTreeMap<(NodeId, u64, Ticket), PendingKv>,
     kv_done: BTreeMap<(NodeId, Ticket), KvOutcome>,
+    count_bytes: bool,
+    /// Delay factor of every message to or from a node ([`Cluster::slow_node`]).
+    slowdown: BTreeMap<NodeId, f64>,
 }
 
 impl<C: Core> Cluster<C> {
@@ -262,6 +269,8 @@ impl<C: Core> Cluster<C> {
             kv_sequence: 0,
             kv_pending: BTreeMap::new(),
             kv_done: BTreeMap::new(),
+            count_bytes: false,
+            slowdown: BTreeMap::new(),
         };
         cluster.kv_client = cluster.rng.random::<u64>() | 1;
         for id in 1..=n as NodeId {
@@ -406,6 +415,13 @@ impl<C: Core> Cluster<C> {
     /// [`Cluster::process_ready`] (golden tests that show each step).
     pub fn set_defer_ready(&mut self, defer: bool) {
         self.defer_ready = defer;
+    }
+
+    /// Count the encoded size of every message sent
+    /// ([`ClusterStats::bytes_sent`]). Off by default: it costs an encoding
+    /// per message. Changes nothing else (no random draw).
+    pub fn set_count_bytes(&mut self, count: bool) {
+        self.count_bytes = count;
     }
 
     /// Collect [`Completion`]s for [`Cluster::take_completions`].
