@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use consensus_api::{
-    Bytes, Core, CoreConfig, Entry, LogIndex, LogStore, Membership, NodeId, Payload, Rejected,
-    Role, Status, Ticket,
+    handle_ready_now, Bytes, Core, CoreConfig, Entry, LogIndex, LogStore, Membership, NodeId,
+    Payload, Ready, ReadyDriver, Rejected, Role, Snapshot, Status, Ticket,
 };
 use consensus_storage::MemStore;
 use zab::{Message, ZabCore};
@@ -143,7 +143,8 @@ impl Net {
         self.nodes[&id].core.is_some()
     }
 
-    /// Drains `id`'s output, following the contract's driver loop.
+    /// Drains `id`'s output through the one `Ready` loop
+    /// ([`consensus_api::handle_ready_now`]).
     pub fn process(&mut self, id: NodeId) {
         for _ in 0..1000 {
             let node = self.nodes.get_mut(&id).unwrap();
@@ -152,43 +153,20 @@ impl Net {
             };
             let Some(ready) = core.ready() else { return };
             node.readies += 1;
-            node.store.write(&ready.write_batch()).expect("store write");
-            if ready.must_sync {
-                node.store.sync().expect("sync");
-            }
             if let Some(t) = ready.truncate_from {
                 node.truncations.push(t);
             }
-            if let Some(snapshot) = &ready.snapshot {
-                node.machine = decode_machine(&snapshot.data);
-                node.applied = snapshot.index;
+            if ready.snapshot.is_some() {
                 node.snapshots_installed += 1;
             }
-            for (to, message) in ready.messages {
-                if self.tracing {
-                    self.trace.push(format!("{id}->{to} {message}"));
-                }
-                self.sent.push((id, to, message.clone()));
-                self.queue.push_back((id, to, message));
-            }
-            for entry in ready.committed {
-                assert_eq!(
-                    entry.index,
-                    node.applied + 1,
-                    "node {id}: committed entries are contiguous"
-                );
-                node.applied = entry.index;
-                if let Payload::Command(bytes) = &entry.payload {
-                    node.machine
-                        .push((entry.index, String::from_utf8_lossy(bytes).into_owned()));
-                }
-            }
-            for (ticket, result) in ready.completed {
-                assert!(
-                    node.outcomes.insert(ticket, result).is_none(),
-                    "ticket finished twice"
-                );
-            }
+            let mut io = NodeIo {
+                id,
+                node,
+                queue: &mut self.queue,
+                sent: &mut self.sent,
+                trace: self.tracing.then_some(&mut self.trace),
+            };
+            handle_ready_now(&mut io, ready).unwrap_or_else(|e| panic!("node {id}: {e}"));
         }
         panic!("node {id} never ran out of output");
     }
@@ -403,5 +381,67 @@ impl Net {
             }
             self.deliver(from, to, message);
         }
+    }
+}
+
+/// One node's I/O for the one `Ready` loop.
+struct NodeIo<'a> {
+    id: NodeId,
+    node: &'a mut Node,
+    queue: &'a mut VecDeque<(NodeId, NodeId, Message)>,
+    sent: &'a mut Vec<(NodeId, NodeId, Message)>,
+    trace: Option<&'a mut Vec<String>>,
+}
+
+impl ReadyDriver<Message> for NodeIo<'_> {
+    type Error = std::convert::Infallible;
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.push(format!("{}->{to} {message}", self.id));
+        }
+        self.sent.push((self.id, to, message.clone()));
+        self.queue.push_back((self.id, to, message));
+    }
+
+    async fn persist(
+        &mut self,
+        ready: Ready<Message>,
+    ) -> Result<Option<Ready<Message>>, Self::Error> {
+        self.node
+            .store
+            .write(&ready.write_batch())
+            .expect("store write");
+        if ready.must_sync {
+            self.node.store.sync().expect("sync");
+        }
+        Ok(Some(ready))
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        self.node.applied
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error> {
+        self.node.machine = decode_machine(&snapshot.data);
+        self.node.applied = snapshot.index;
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: Entry) -> Result<(), Self::Error> {
+        self.node.applied = entry.index;
+        if let Payload::Command(bytes) = &entry.payload {
+            self.node
+                .machine
+                .push((entry.index, String::from_utf8_lossy(bytes).into_owned()));
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, ticket: Ticket, result: Result<LogIndex, Rejected>) {
+        assert!(
+            self.node.outcomes.insert(ticket, result).is_none(),
+            "ticket finished twice"
+        );
     }
 }
