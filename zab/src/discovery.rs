@@ -3,6 +3,11 @@
 //! `Learner.registerWithLeader`).
 //!
 //! * A follower connects with FOLLOWERINFO carrying its `acceptedEpoch`.
+//!   One that arrives while the prospective leader is still in its finalize
+//!   wait (the follower settled a moment earlier) is kept and taken up when
+//!   the leader settles, as a listening socket's backlog would hold the
+//!   connection, instead of being dropped until the retransmission one
+//!   heartbeat later.
 //! * Once a quorum (itself included) connected, the prospective leader picks
 //!   `epoch = max(acceptedEpoch) + 1`, persists it as its own
 //!   `acceptedEpoch`, and sends LEADERINFO(epoch).
@@ -35,6 +40,25 @@ use crate::zxid::Zxid;
 impl ZabCore {
     /// Elected: start leading (Phase 1 as prospective leader).
     pub(crate) fn become_leading(&mut self, elected: Vote) {
+        // FOLLOWERINFOs that arrived during this server's finalize wait, from
+        // servers whose last notification in this round proposed it: the
+        // same messages, only held until there is a leader to take them (as
+        // a listening socket's backlog would); retransmission stays the
+        // backup.
+        let me = self.id();
+        let round = self.logical_clock;
+        let early: Vec<(NodeId, FollowerInfo)> = match &mut self.role {
+            ZabRole::Looking(election) => std::mem::take(&mut election.early_followers)
+                .into_iter()
+                .filter(|(from, _)| {
+                    election
+                        .received
+                        .get(from)
+                        .is_some_and(|v| v.leader == me && v.round == round)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         self.leave_role();
         let establish_timeout_ticks = 2 * self.random_timeout();
         let mut infos = BTreeMap::new();
@@ -56,6 +80,9 @@ impl ZabCore {
             ping_round: 0,
             round_needed: false,
         });
+        for (from, info) in early {
+            self.on_follower_info(from, info);
+        }
         self.advance_discovery();
     }
 
@@ -96,6 +123,11 @@ impl ZabCore {
             return;
         }
         let now = self.now;
+        if let ZabRole::Looking(election) = &mut self.role {
+            // Settled on this server before its own finalize wait ended.
+            election.early_followers.insert(from, message);
+            return;
+        }
         let ZabRole::Leading(leader) = &mut self.role else {
             return;
         };

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_api::{Membership, NodeId};
 
-use crate::message::{Message, ServerState, Vote};
+use crate::message::{FollowerInfo, Message, ServerState, Vote};
 use crate::node::ZabCore;
 use crate::role::ZabRole;
 use crate::zxid::Zxid;
@@ -99,6 +99,11 @@ pub(crate) struct Election {
     pub view: Membership,
     /// Its version.
     pub view_version: Zxid,
+    /// FOLLOWERINFOs that arrived before this server's own finalize wait
+    /// ended (a follower settles on it a little earlier): kept for the
+    /// round and taken up if this server goes on to lead, instead of
+    /// waiting for the follower's retransmission a heartbeat later.
+    pub early_followers: BTreeMap<NodeId, FollowerInfo>,
 }
 
 impl Election {
@@ -261,6 +266,7 @@ impl ZabCore {
         let changed = if vote.round > clock {
             self.logical_clock = vote.round;
             election.received.clear();
+            election.early_followers.clear();
             election.proposal = match (candidate, own) {
                 (Some(c), Some(o)) => Some(if c.beats(&o) { c } else { o }),
                 (c, o) => c.or(o),
