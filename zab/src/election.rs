@@ -234,7 +234,9 @@ impl ZabCore {
         let ZabRole::Looking(election) = &self.role else {
             return;
         };
-        if vote.config_version <= election.view_version || vote.config.validate().is_err() {
+        if !newer_view(vote, &election.view, election.view_version)
+            || vote.config.validate().is_err()
+        {
             return;
         }
         let view = vote.config.clone();
@@ -426,6 +428,20 @@ impl ZabCore {
             self.become_following(ballot.leader, elected);
         }
     }
+}
+
+/// Whether the notification's configuration is newer than the view: a
+/// higher version, or the same reconfiguration committed where the view
+/// still has it pending. A configuration's version is the zxid of its
+/// proposal, and a server with the proposal uncommitted runs the election
+/// in the joint configuration (old and new) under that same version; a
+/// server that saw it commit has the new configuration alone. Without this
+/// rule the two kinds never converge when the committed side cannot lead in
+/// the joint configuration and the pending side proposes a server that is
+/// not a voter of the new one (found by `random_reconfigurations_under_faults`).
+fn newer_view(vote: &Vote, view: &Membership, view_version: Zxid) -> bool {
+    vote.config_version > view_version
+        || (vote.config_version == view_version && view.is_joint() && !vote.config.is_joint())
 }
 
 #[cfg(test)]

@@ -116,8 +116,10 @@
 //!   it would drop proposals it acked after it (found by the simulator).
 //! * **The election runs in the newest configuration heard of**, each
 //!   configuration versioned by the zxid of its reconfiguration proposal, as
-//!   ZooKeeper 3.5's FLE does with `processReconfig`; settled servers agree by
-//!   the leader they follow, and the leader itself must say it leads.
+//!   ZooKeeper 3.5's FLE does with `processReconfig` (of a reconfiguration
+//!   pending on one server and committed on another, same version, the
+//!   committed one is the newer); settled servers agree by the leader they
+//!   follow, and the leader itself must say it leads.
 //!
 //! ## Snapshots, reads, membership
 //!
