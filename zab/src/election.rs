@@ -194,13 +194,20 @@ impl ZabCore {
     /// A notification arrived.
     pub(crate) fn on_vote(&mut self, from: NodeId, vote: Vote) {
         if !matches!(self.role, ZabRole::Looking(_)) {
-            // A settled server answers a looking one (member or not) with its
-            // current vote.
-            if vote.state == ServerState::Looking {
+            if vote.state != ServerState::Looking {
+                return;
+            }
+            if !self.leader_is_silent() {
+                // A settled server answers a looking one (member or not)
+                // with its current vote.
                 let current = self.current_vote();
                 self.send(from, Message::Vote(current));
+                return;
             }
-            return;
+            // Someone is looking and this follower has not heard from its
+            // leader for longer than a heartbeat and slack: it gives the
+            // leader up now rather than at its own timeout, and takes part.
+            self.abandon_silent_leader();
         }
         self.adopt_newer_view(&vote);
         let own = self.log.membership();

@@ -64,6 +64,38 @@ impl ZabCore {
         }
     }
 
+    /// Ticks of silence after which a follower that receives a LOOKING
+    /// notification gives its leader up: one heartbeat interval, plus one
+    /// more as slack for a ping that is late or lost.
+    pub(crate) fn silent_leader_ticks(&self) -> u64 {
+        2 * self.heartbeat_ticks()
+    }
+
+    /// Follower: its leader has been silent for longer than
+    /// [`silent_leader_ticks`](Self::silent_leader_ticks).
+    pub(crate) fn leader_is_silent(&self) -> bool {
+        match &self.role {
+            ZabRole::Following(follower) => follower.silence_ticks > self.silent_leader_ticks(),
+            _ => false,
+        }
+    }
+
+    /// Follower: gives up a silent leader before its own timeout because
+    /// another server is looking (see "Failover shortcuts" in the crate
+    /// docs).
+    pub(crate) fn abandon_silent_leader(&mut self) {
+        let ZabRole::Following(follower) = &self.role else {
+            return;
+        };
+        tracing::info!(
+            node = self.config.id,
+            leader = follower.leader,
+            silence_ticks = follower.silence_ticks,
+            "leader silent and a server is looking: back to election"
+        );
+        self.become_looking();
+    }
+
     /// One tick as a (prospective) leader.
     pub(crate) fn tick_leader(&mut self) {
         let membership = self.log.membership();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::config;
+use common::{config, Net};
 use consensus_api::{Core, InitialState, Membership, NodeId};
 use zab::{FollowerInfo, LeaderInfo, Message, ServerState, Vote, ZabCore, Zxid};
 
@@ -88,4 +88,92 @@ fn follower_info_from_a_server_voting_for_another_is_not_taken_up() {
         }
     }
     assert_eq!(core.state_name(), "leading discovery epoch=0");
+}
+
+// ------------------------------------------- a follower gives up its leader
+
+/// A LOOKING notification of `from` (its own ballot, a round ahead).
+fn looking_vote_of(net: &Net, from: NodeId, round: u64) -> Message {
+    let core = net.core(from);
+    Message::Vote(Vote {
+        leader: from,
+        zxid: core.last_zxid(),
+        epoch: core.hard_state().current_epoch,
+        round,
+        state: ServerState::Looking,
+        config: net.status(from).membership,
+        config_version: Zxid::ZERO,
+    })
+}
+
+/// An elected 3-node cluster: (leader, follower, other follower).
+fn elected_three() -> (Net, NodeId, NodeId, NodeId) {
+    let mut net = Net::new(3);
+    let leader = net.elect();
+    let others: Vec<NodeId> = (1..=3).filter(|&n| n != leader).collect();
+    (net, leader, others[0], others[1])
+}
+
+/// A follower that hears its leader keeps following when one LOOKING
+/// notification arrives (it answers with its vote), and the leader stays.
+#[test]
+fn follower_with_a_live_leader_keeps_following_on_a_looking_notification() {
+    let (mut net, leader, follower, other) = elected_three();
+    let epoch = net.status(leader).epoch;
+    for ticks in 0..net.nodes[&follower].config.heartbeat_interval_ticks * 2 {
+        net.run(1);
+        let vote = looking_vote_of(&net, other, 50 + ticks);
+        net.core_mut(follower).step(other, vote);
+        let answer = drain(net.core_mut(follower));
+        assert!(
+            net.core(follower)
+                .state_name()
+                .starts_with(&format!("following {leader} broadcast")),
+            "still following after {ticks} ticks: {}",
+            net.core(follower).state_name()
+        );
+        assert!(
+            answer.iter().any(|(to, m)| *to == other
+                && matches!(m, Message::Vote(v) if v.state == ServerState::Following)),
+            "answered with its vote: {answer:?}"
+        );
+    }
+    net.run(50);
+    assert_eq!(net.leader(), Some(leader));
+    assert_eq!(net.status(leader).epoch, epoch, "no new epoch");
+}
+
+/// A follower whose leader has been silent for longer than a heartbeat
+/// interval plus slack (one more interval) joins the election as soon as
+/// a LOOKING notification arrives, long before its own timeout; up to that
+/// silence it keeps following.
+#[test]
+fn follower_with_a_silent_leader_joins_the_election_at_once() {
+    let (mut net, leader, follower, other) = elected_three();
+    net.crash(leader);
+    let silent = 2 * net.nodes[&follower].config.heartbeat_interval_ticks;
+    assert!(silent < net.nodes[&follower].config.election_timeout_ticks_min);
+    for _ in 0..silent {
+        net.run(1);
+    }
+    let vote = looking_vote_of(&net, other, 50);
+    net.core_mut(follower).step(other, vote.clone());
+    assert!(
+        net.core(follower).state_name().starts_with("following"),
+        "silent for exactly a heartbeat plus slack: still following"
+    );
+    drain(net.core_mut(follower));
+    net.run(1);
+    net.core_mut(follower).step(other, vote);
+    assert_eq!(
+        net.core(follower).state_name(),
+        "looking round=50",
+        "joined the election in the notification's round"
+    );
+    let sent = drain(net.core_mut(follower));
+    assert!(
+        sent.iter().any(|(to, m)| *to == other
+            && matches!(m, Message::Vote(v) if v.state == ServerState::Looking)),
+        "its own notifications went out: {sent:?}"
+    );
 }
