@@ -15,7 +15,11 @@
 //!   it persists it and answers ACKEPOCH with its `currentEpoch` and last
 //!   zxid (the message leaves with the same `Ready` as the write, so after
 //!   it is durable). An epoch equal to its `acceptedEpoch` is answered but
-//!   marked not fresh (not counted); a lower one sends it back to election.
+//!   marked not fresh (not counted). A lower one cannot be joined: the
+//!   follower does not answer and stays connected until the leader goes
+//!   (ZooKeeper's learner goes back to election, where the ensemble's
+//!   answers send it to the same leader again: here, with no connection
+//!   set-up to slow it, that was a storm of messages with no time passing).
 //! * The leader counts fresh ACKEPOCHs of a quorum (itself included). If any
 //!   of them is more up to date than the leader, by `(currentEpoch,
 //!   lastZxid)`, the leader abandons (ZooKeeper: "Follower is ahead of the
@@ -195,13 +199,16 @@ impl ZabCore {
         let fresh = match follower.phase {
             FollowerPhase::Discovery => {
                 if message.epoch < accepted {
+                    // It cannot join this epoch. Back in election, the
+                    // ensemble's answers would only send it to this leader
+                    // again (a storm with no time passing): it stays
+                    // connected, unacknowledged, and leaves with the leader.
                     tracing::info!(
                         node = self.config.id,
                         epoch = message.epoch,
                         accepted,
-                        "leader's epoch is below acceptedEpoch: back to election"
+                        "leader's epoch is below acceptedEpoch: not joining it"
                     );
-                    self.become_looking();
                     return;
                 }
                 let fresh = message.epoch > accepted;

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{config, Net};
-use consensus_api::{Core, InitialState, Membership, NodeId};
-use zab::{FollowerInfo, LeaderInfo, Message, ServerState, Vote, ZabCore, Zxid};
+use consensus_api::{Bytes, Core, Entry, InitialState, Membership, NodeId, Payload};
+use zab::{FollowerInfo, HardState, LeaderInfo, Message, ServerState, Vote, ZabCore, Zxid};
 
 /// A fresh server `id` of the voters `1..=n`, its first output drained.
 fn fresh(id: NodeId, n: u64) -> ZabCore {
@@ -176,4 +176,64 @@ fn follower_with_a_silent_leader_joins_the_election_at_once() {
             && matches!(m, Message::Vote(v) if v.state == ServerState::Looking)),
         "its own notifications went out: {sent:?}"
     );
+}
+
+// ------------------------------- discovery: an epoch below acceptedEpoch
+
+fn entry(index: u64, text: &str) -> Entry {
+    Entry {
+        index,
+        epoch: 1,
+        payload: Payload::Command(Bytes::from(text.to_string())),
+    }
+}
+
+/// Three servers restored with the given `acceptedEpoch`s (currentEpoch 1)
+/// and histories of `lengths` proposals of epoch 1.
+fn restored(accepted: [u64; 3], lengths: [u64; 3]) -> Net {
+    let mut net = Net {
+        nodes: Default::default(),
+        queue: Default::default(),
+        cut: Default::default(),
+        trace: Vec::new(),
+        tracing: false,
+        sent: Vec::new(),
+    };
+    for id in 1..=3u64 {
+        let i = id as usize - 1;
+        let state = InitialState {
+            hard_state: Some(
+                HardState {
+                    accepted_epoch: accepted[i],
+                    current_epoch: 1,
+                }
+                .encode(),
+            ),
+            snapshot: None,
+            entries: (1..=lengths[i]).map(|n| entry(n, "x")).collect(),
+        };
+        net.add_node(config(id, &[1, 2, 3]), state);
+    }
+    net
+}
+
+/// A server whose leader's epoch is below its own `acceptedEpoch` cannot
+/// join that epoch. It stays connected without acknowledging instead of
+/// going back to election, where the ensemble's answers would only send it
+/// back to the same leader: a storm of notifications, FOLLOWERINFO and
+/// LEADERINFO with no time passing. The others are not disturbed.
+#[test]
+fn a_follower_that_cannot_join_the_epoch_does_not_storm() {
+    let mut net = restored([7, 2, 4], [1, 1, 2]);
+    net.isolate(1);
+    let leader = net.elect();
+    assert_eq!((leader, net.status(leader).epoch), (3, 5));
+    net.heal();
+    net.run(50);
+    assert_eq!(net.core(1).state_name(), "following 3 discovery");
+    assert_eq!(net.core(1).hard_state().accepted_epoch, 7);
+    assert_eq!(net.leader(), Some(3));
+    let ticket = net.propose(3, "y").unwrap();
+    net.run(2);
+    assert!(matches!(net.outcome(3, ticket), Some(Ok(_))));
 }
