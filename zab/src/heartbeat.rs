@@ -112,6 +112,12 @@ impl ZabCore {
             self.become_looking();
             return;
         }
+        if leader.phase == LeaderPhase::Discovery {
+            self.advance_discovery();
+        }
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
         if leader.phase == LeaderPhase::Broadcast {
             let followers = &leader.followers;
             let alive = membership.is_quorum(|n| {

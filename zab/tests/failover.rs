@@ -178,7 +178,7 @@ fn follower_with_a_silent_leader_joins_the_election_at_once() {
     );
 }
 
-// ------------------------------- discovery: an epoch below acceptedEpoch
+// ------------------------------- discovery: everyone known to be coming
 
 fn entry(index: u64, text: &str) -> Entry {
     Entry {
@@ -217,6 +217,23 @@ fn restored(accepted: [u64; 3], lengths: [u64; 3]) -> Net {
     net
 }
 
+/// The prospective leader chooses the epoch once every voter that elected
+/// it has connected (they are about to), not with the first quorum: the
+/// epoch then exceeds every one of their `acceptedEpoch`s and nobody sits
+/// the epoch out. Here the FOLLOWERINFO of 1 (acceptedEpoch 2) reaches
+/// leader 3 before the one of 2 (acceptedEpoch 7): with the first quorum,
+/// the epoch would be 5 and server 2 could not join it.
+#[test]
+fn discovery_waits_for_every_voter_that_elected_the_leader() {
+    let mut net = restored([2, 7, 4], [1, 1, 2]);
+    let leader = net.elect();
+    assert_eq!(leader, 3);
+    for id in 1..=3 {
+        assert_eq!(net.core(id).hard_state().accepted_epoch, 8, "server {id}");
+        assert_eq!(net.core(id).hard_state().current_epoch, 8, "server {id}");
+    }
+}
+
 /// A server whose leader's epoch is below its own `acceptedEpoch` cannot
 /// join that epoch. It stays connected without acknowledging instead of
 /// going back to election, where the ensemble's answers would only send it
@@ -236,4 +253,29 @@ fn a_follower_that_cannot_join_the_epoch_does_not_storm() {
     let ticket = net.propose(3, "y").unwrap();
     net.run(2);
     assert!(matches!(net.outcome(3, ticket), Some(Ok(_))));
+}
+
+/// A voter that elected the leader but does not connect is waited for at
+/// most one heartbeat interval: then the quorum that did connect is enough.
+#[test]
+fn discovery_waits_at_most_a_heartbeat_for_a_missing_voter() {
+    let mut core = fresh(3, 3);
+    core.step(1, looking_vote(3, 1, 3));
+    core.step(2, looking_vote(3, 1, 3));
+    while core.state_name().starts_with("looking") {
+        core.tick();
+    }
+    core.step(2, Message::FollowerInfo(FollowerInfo { accepted_epoch: 0 }));
+    assert_eq!(
+        core.state_name(),
+        "leading discovery epoch=0",
+        "waits for 1"
+    );
+    let heartbeat = config(3, &[1, 2, 3]).heartbeat_interval_ticks;
+    for _ in 1..heartbeat {
+        core.tick();
+    }
+    assert_eq!(core.state_name(), "leading discovery epoch=0");
+    core.tick();
+    assert_eq!(core.state_name(), "leading epoch-ack epoch=1");
 }
