@@ -11,7 +11,11 @@
 //! notifications (the server's own included) agree with its proposal, the
 //! server waits a short "finalize" time (one heartbeat interval, in ticks) for
 //! a better notification; if none comes it settles: it leads when the
-//! proposal is itself, and follows otherwise.
+//! proposal is itself, and follows otherwise. It settles at once, without
+//! the wait, when every voter has voted for the proposal in this round (no
+//! better notification can come), not counting a leader it gave up for its
+//! silence and has not heard from since (a departure from ZooKeeper, see
+//! "Failover shortcuts" in the crate docs).
 //!
 //! A server that joins a settled ensemble learns the outcome from the replies
 //! of following / leading servers (they answer a looking server with their
@@ -99,6 +103,9 @@ pub(crate) struct Election {
     pub view: Membership,
     /// Its version.
     pub view_version: Zxid,
+    /// Voters this server stopped following because they fell silent, and
+    /// has not heard from since: the finalize wait does not wait for them.
+    pub silent: BTreeSet<NodeId>,
     /// FOLLOWERINFOs that arrived before this server's own finalize wait
     /// ended (a follower settles on it a little earlier): kept for the
     /// round and taken up if this server goes on to lead, instead of
@@ -145,6 +152,17 @@ impl ZabCore {
         });
         self.send_notifications();
         self.check_election_quorum();
+        self.settle_if_unanimous();
+    }
+
+    /// Enters Phase 0 after giving up `leader` for its silence: the finalize
+    /// wait will not wait for its vote (until it is heard from again).
+    pub(crate) fn become_looking_without(&mut self, leader: NodeId) {
+        self.become_looking();
+        if let ZabRole::Looking(election) = &mut self.role {
+            election.silent.insert(leader);
+        }
+        self.settle_if_unanimous();
     }
 
     /// The notification this server sends now.
@@ -217,6 +235,7 @@ impl ZabCore {
         if !own.contains(from) {
             election.heard.insert(from);
         }
+        election.silent.remove(&from);
         let view = election.view.clone();
         if !view.is_voter(from) {
             // A learner or a server outside the configuration: answered,
@@ -298,6 +317,7 @@ impl ZabCore {
             self.send_notifications();
         }
         self.check_election_quorum();
+        self.settle_if_unanimous();
     }
 
     fn on_settled_vote(&mut self, from: NodeId, vote: Vote, view: &Membership) {
@@ -367,6 +387,38 @@ impl ZabCore {
             election.settle_ticks = None;
         } else if election.settle_ticks.is_none() {
             election.settle_ticks = Some(finalize);
+        }
+    }
+
+    /// Ends the finalize wait at once when every voter of the view that is
+    /// not known to be silent has voted for the proposal in this round
+    /// (this server included): every one of them proposes a ballot at least
+    /// as good as its own, so no better notification can come in this round
+    /// from a server that is up, and the wait would only cost time.
+    fn settle_if_unanimous(&mut self) {
+        let me = self.id();
+        let clock = self.logical_clock;
+        let ZabRole::Looking(election) = &self.role else {
+            return;
+        };
+        let (Some(_), Some(proposal)) = (election.settle_ticks, election.proposal) else {
+            return;
+        };
+        let unanimous = election.view.all_voters().into_iter().all(|n| {
+            n == me
+                || election.silent.contains(&n)
+                || election
+                    .received
+                    .get(&n)
+                    .is_some_and(|v| v.round == clock && Ballot::of(v) == proposal)
+        });
+        if unanimous {
+            tracing::debug!(
+                node = me,
+                leader = proposal.leader,
+                "every reachable voter agrees"
+            );
+            self.settle(proposal, clock);
         }
     }
 

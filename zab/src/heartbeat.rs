@@ -7,7 +7,9 @@
 //!   made no progress since the last heartbeat (LEADERINFO, TRUNC, a SNAP
 //!   chunk, NEWLEADER, proposals from the last ack).
 //! * A follower that hears nothing from its leader for a random timeout in
-//!   `election_timeout_ticks_min..max` goes back to election.
+//!   `election_timeout_ticks_min..max` goes back to election; one that has
+//!   heard nothing for more than two heartbeat intervals goes back as soon
+//!   as a LOOKING notification arrives (someone else lost the leader too).
 //! * An established leader that has not heard from a quorum of synced
 //!   followers within `election_timeout_ticks_min` abandons leadership (its
 //!   pending proposals end with `OutcomeUnknown`, new ones get
@@ -31,12 +33,13 @@ impl ZabCore {
         };
         follower.silence_ticks += 1;
         if follower.silence_ticks >= follower.timeout_ticks {
+            let leader = follower.leader;
             tracing::info!(
                 node = self.config.id,
-                leader = follower.leader,
+                leader,
                 "leader lost: back to election"
             );
-            self.become_looking();
+            self.become_looking_without(leader);
             return;
         }
         follower.heartbeat_ticks += 1;
@@ -87,13 +90,14 @@ impl ZabCore {
         let ZabRole::Following(follower) = &self.role else {
             return;
         };
+        let leader = follower.leader;
         tracing::info!(
             node = self.config.id,
-            leader = follower.leader,
+            leader,
             silence_ticks = follower.silence_ticks,
             "leader silent and a server is looking: back to election"
         );
-        self.become_looking();
+        self.become_looking_without(leader);
     }
 
     /// One tick as a (prospective) leader.

@@ -165,16 +165,88 @@ fn follower_with_a_silent_leader_joins_the_election_at_once() {
     drain(net.core_mut(follower));
     net.run(1);
     net.core_mut(follower).step(other, vote);
-    assert_eq!(
-        net.core(follower).state_name(),
-        "looking round=50",
-        "joined the election in the notification's round"
+    let state = net.core(follower).state_name();
+    assert!(
+        !state.starts_with(&format!("following {leader} ")),
+        "gave the leader up at once: {state}"
     );
     let sent = drain(net.core_mut(follower));
     assert!(
         sent.iter().any(|(to, m)| *to == other
-            && matches!(m, Message::Vote(v) if v.state == ServerState::Looking)),
-        "its own notifications went out: {sent:?}"
+            && matches!(m, Message::Vote(v) if v.state == ServerState::Looking && v.round == 50)),
+        "took part in the notification's round: {sent:?}"
+    );
+}
+
+// ------------------------------------------- the finalize wait ends early
+
+/// Fast Leader Election settles without the finalize wait once every voter
+/// of the configuration has voted for the proposal in this round: no better
+/// notification can come. With a voter not heard from, it waits.
+#[test]
+fn finalize_ends_at_once_when_every_voter_agrees() {
+    let mut core = fresh(3, 3);
+    core.step(2, looking_vote(3, 1, 3));
+    assert!(
+        core.state_name().starts_with("looking"),
+        "a quorum, but voter 1 not heard: the finalize wait runs"
+    );
+    core.step(1, looking_vote(3, 1, 3));
+    assert_eq!(
+        core.state_name(),
+        "leading discovery epoch=0",
+        "all three agree: settled without a tick"
+    );
+    let mut follower = fresh(1, 3);
+    follower.step(3, looking_vote(3, 1, 3));
+    follower.step(2, looking_vote(3, 1, 3));
+    assert_eq!(follower.state_name(), "following 3 discovery");
+}
+
+/// After a leader crash, the survivors settle as soon as they agree: the
+/// leader they gave up for its silence is not waited for. The new leader
+/// is elected in the same tick in which the first survivor timed out.
+#[test]
+fn survivors_settle_at_once_without_the_silent_leader() {
+    let (mut net, leader, a, b) = elected_three();
+    net.crash(leader);
+    let old = format!("following {leader} ");
+    let mut ticks = 0;
+    while net.core(a).state_name().starts_with(&old) && net.core(b).state_name().starts_with(&old) {
+        net.run(1);
+        ticks += 1;
+        assert!(ticks < 100, "a survivor times out");
+    }
+    let states = [net.core(a).state_name(), net.core(b).state_name()];
+    assert!(
+        states.iter().any(|s| s.starts_with("leading")),
+        "a leader in the tick the leader was given up: {states:?}"
+    );
+    assert!(
+        states.iter().all(|s| !s.starts_with("looking")),
+        "{states:?}"
+    );
+}
+
+/// A silent leader that is heard from again (even by a notification of an
+/// older round) is waited for like any other voter.
+#[test]
+fn finalize_waits_for_a_silent_leader_heard_from_again() {
+    let mut core = fresh(1, 3);
+    core.step(2, looking_vote(3, 1, 3));
+    core.step(3, looking_vote(3, 1, 3));
+    assert_eq!(core.state_name(), "following 3 discovery");
+    while core.state_name().starts_with("following") {
+        core.tick();
+    }
+    assert_eq!(core.state_name(), "looking round=2", "leader 3 lost");
+    drain(&mut core);
+    core.step(3, looking_vote(3, 1, 3));
+    core.step(2, looking_vote(2, 2, 3));
+    assert!(
+        core.state_name().starts_with("looking"),
+        "3 spoke again: its vote is awaited ({})",
+        core.state_name()
     );
 }
 

@@ -15,8 +15,9 @@
 //! a moment before their receiver is ready for them.
 //!
 //! Milestones, in ticks from the crash:
-//! * `looking`: the first survivor gives its leader up;
-//! * `quorum looking`: enough survivors have been looking to form a quorum;
+//! * `looking`: the first survivor gives its leader up (it is no longer
+//!   following the crashed leader when the tick ends);
+//! * `quorum looking`: enough survivors have given it up to form a quorum;
 //! * `leading`: a survivor settled as (prospective) leader;
 //! * `epoch`: it has a quorum of fresh ACKEPOCHs (synchronization began);
 //! * `established`: it is `Role::Leader` (a quorum acked NEWLEADER);
@@ -107,8 +108,9 @@ fn one_failover(nodes: u64, interleaved: bool, seed: u64) -> [Option<u64>; 6] {
             .iter()
             .map(|&n| (n, net.core(n).state_name()))
             .collect();
+        let old_leader = format!("following {leader} ");
         for (n, name) in &names {
-            if name.starts_with("looking") {
+            if !name.starts_with(&old_leader) {
                 ever_looking.insert(*n);
             }
         }
