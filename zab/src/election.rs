@@ -342,23 +342,29 @@ impl ZabCore {
         // Settled servers agree when they follow the same leader (they may
         // have joined its current term from an older election, with another
         // ballot); looking ones when they propose this ballot in this round.
-        let agree = |set: &BTreeMap<NodeId, Vote>| {
+        // In this server's own round its own vote counts too, as
+        // ZooKeeper's `recvset` holds the server's own notification: a
+        // server whose proposal a quorum already follows settles, even if
+        // its notifications to them were lost.
+        let mine = election.proposal == Some(ballot);
+        let agree = |set: &BTreeMap<NodeId, Vote>, own_round: bool| {
             view.is_quorum(|n| {
-                set.get(&n).is_some_and(|v| match v.state {
-                    ServerState::Looking => Ballot::of(v) == ballot && v.round == vote.round,
-                    ServerState::Following | ServerState::Leading => v.leader == ballot.leader,
-                })
+                (own_round && mine && n == me)
+                    || set.get(&n).is_some_and(|v| match v.state {
+                        ServerState::Looking => Ballot::of(v) == ballot && v.round == vote.round,
+                        ServerState::Following | ServerState::Leading => v.leader == ballot.leader,
+                    })
             })
         };
         if vote.round == clock {
             election.received.insert(from, vote.clone());
-            if agree(&election.received) && leading(&election.received) {
+            if agree(&election.received, true) && leading(&election.received) {
                 self.settle(ballot, vote.round);
                 return;
             }
         }
         election.out_of_election.insert(from, vote.clone());
-        if agree(&election.out_of_election) && leading(&election.out_of_election) {
+        if agree(&election.out_of_election, false) && leading(&election.out_of_election) {
             self.logical_clock = vote.round;
             self.settle(ballot, vote.round);
         }

@@ -250,6 +250,21 @@ fn finalize_waits_for_a_silent_leader_heard_from_again() {
     );
 }
 
+/// A server whose own proposal a quorum already follows in its round
+/// settles, its own vote counting (ZooKeeper's `recvset` holds it): here
+/// 1 settled on 3 but 3 never received 1's notification, and 1 now only
+/// answers "following 3". Before, 3 stayed looking until 1 timed out.
+#[test]
+fn a_server_followed_by_a_quorum_in_its_round_settles() {
+    let mut core = fresh(3, 3);
+    let Message::Vote(mut following) = looking_vote(3, 1, 3) else {
+        unreachable!()
+    };
+    following.state = ServerState::Following;
+    core.step(1, Message::Vote(following));
+    assert_eq!(core.state_name(), "leading discovery epoch=0");
+}
+
 // ------------------------------- discovery: everyone known to be coming
 
 fn entry(index: u64, text: &str) -> Entry {

@@ -8,11 +8,13 @@
 //!
 //! (`FAILOVER_SEEDS` sets the number of seeds, 1000 by default.) Timing as
 //! the runtime's defaults: heartbeat 5 ticks, election timeout 15..30 ticks.
-//! Two schedules: *synchronous* (every node ticks, then every message flows)
-//! and *interleaved* (each node ticks on its own clock: a random order per
-//! tick, and the messages of one node's tick flow before the next ticks),
-//! which is closer to separate processes and exposes messages that arrive
-//! a moment before their receiver is ready for them.
+//! Three schedules: *synchronous* (every node ticks, then every message
+//! flows); *interleaved* (each node ticks on its own clock: a random order
+//! per tick, and the messages of one node's tick flow before the next
+//! ticks), which is closer to separate processes and exposes messages that
+//! arrive a moment before their receiver is ready for them; and *lossy*
+//! (interleaved, and one message in 20 is lost after the crash), which
+//! shows what retransmissions and late joiners cost.
 //!
 //! Milestones, in ticks from the crash:
 //! * `looking`: the first survivor gives its leader up (it is no longer
@@ -63,9 +65,35 @@ fn failover_phases() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     for nodes in [3, 5] {
-        for interleaved in [false, true] {
-            phases_of(nodes, interleaved, seeds);
+        for schedule in [
+            Schedule::Synchronous,
+            Schedule::Interleaved,
+            Schedule::Lossy,
+        ] {
+            phases_of(nodes, schedule, seeds);
         }
+    }
+}
+
+/// How the nodes tick and messages flow after the crash.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Schedule {
+    /// Every node ticks, then every message flows.
+    Synchronous,
+    /// Each node ticks in a random order, its messages flowing at once.
+    Interleaved,
+    /// Interleaved, and each message is lost with probability 1/20.
+    Lossy,
+}
+
+/// Delivers everything queued, losing each message with probability
+/// 1/20 when `lossy`.
+fn deliver(net: &mut Net, lossy: bool, rng: &mut u64) {
+    while let Some((from, to, message)) = net.queue.pop_front() {
+        if lossy && next(rng) % 20 == 0 {
+            continue;
+        }
+        net.deliver(from, to, message);
     }
 }
 
@@ -78,7 +106,7 @@ fn next(rng: &mut u64) -> u64 {
 }
 
 /// Milestones of one failover (`None`: not reached within the bound).
-fn one_failover(nodes: u64, interleaved: bool, seed: u64) -> [Option<u64>; 6] {
+fn one_failover(nodes: u64, schedule: Schedule, seed: u64) -> [Option<u64>; 6] {
     let mut net = Net::with_config(nodes, |c| c.seed = c.id * 7919 + seed * 104729);
     let leader = net.elect();
     net.propose(leader, "a").unwrap();
@@ -92,17 +120,17 @@ fn one_failover(nodes: u64, interleaved: bool, seed: u64) -> [Option<u64>; 6] {
     let mut new_leader = 0;
     let mut rng = seed ^ 0x9e37_79b9_7f4a_7c15;
     for t in 1..=600u64 {
-        if interleaved {
+        if schedule == Schedule::Synchronous {
+            net.run(1);
+        } else {
             let mut order = survivors.clone();
             for i in (1..order.len()).rev() {
                 order.swap(i, next(&mut rng) as usize % (i + 1));
             }
             for id in order {
                 net.tick(id);
-                net.deliver_all();
+                deliver(&mut net, schedule == Schedule::Lossy, &mut rng);
             }
-        } else {
-            net.run(1);
         }
         let names: Vec<(u64, String)> = survivors
             .iter()
@@ -148,17 +176,12 @@ fn one_failover(nodes: u64, interleaved: bool, seed: u64) -> [Option<u64>; 6] {
     at
 }
 
-fn phases_of(nodes: u64, interleaved: bool, seeds: u64) {
-    let schedule = if interleaved {
-        "interleaved"
-    } else {
-        "synchronous"
-    };
-    println!("\n{nodes} nodes, {schedule} ticks, {seeds} seeds (ticks from the crash)");
+fn phases_of(nodes: u64, schedule: Schedule, seeds: u64) {
+    println!("\n{nodes} nodes, {schedule:?} ticks, {seeds} seeds (ticks from the crash)");
     let mut milestones: Vec<Vec<u64>> = vec![Vec::new(); 6];
     let mut phases: Vec<Vec<u64>> = vec![Vec::new(); 6];
     for seed in 0..seeds {
-        let at = one_failover(nodes, interleaved, seed);
+        let at = one_failover(nodes, schedule, seed);
         let Some(reached) = at.iter().copied().collect::<Option<Vec<u64>>>() else {
             panic!("seed {seed}: not every milestone reached: {at:?}");
         };
