@@ -40,7 +40,8 @@
 //! **Phase 0.** Looking servers exchange votes `(leader, its last zxid, its
 //! currentEpoch, election round)` and adopt the best by `(currentEpoch,
 //! zxid, id)`; a server settles when a quorum agrees with it and no better
-//! vote arrives within a short wait. A server joining a working ensemble is
+//! vote arrives within a short wait (or at once, when every voter that is
+//! not known to be down agrees). A server joining a working ensemble is
 //! told the outcome by the servers that follow or lead.
 //!
 //! **Phase 1.** Followers send their `acceptedEpoch`; the prospective leader,
