@@ -3,14 +3,27 @@
 //! `Learner.registerWithLeader`).
 //!
 //! * A follower connects with FOLLOWERINFO carrying its `acceptedEpoch`.
-//! * Once a quorum (itself included) connected, the prospective leader picks
-//!   `epoch = max(acceptedEpoch) + 1`, persists it as its own
+//!   One that arrives while the prospective leader is still in its finalize
+//!   wait (the follower settled a moment earlier) is kept and taken up when
+//!   the leader settles, as a listening socket's backlog would hold the
+//!   connection, instead of being dropped until the retransmission one
+//!   heartbeat later.
+//! * Once a quorum (itself included) connected, and every voter that
+//!   elected it (or one heartbeat interval has passed), the prospective
+//!   leader picks `epoch = max(acceptedEpoch) + 1`, persists it as its own
 //!   `acceptedEpoch`, and sends LEADERINFO(epoch).
 //! * A follower accepts the epoch only if it is above its `acceptedEpoch`:
 //!   it persists it and answers ACKEPOCH with its `currentEpoch` and last
 //!   zxid (the message leaves with the same `Ready` as the write, so after
 //!   it is durable). An epoch equal to its `acceptedEpoch` is answered but
-//!   marked not fresh (not counted); a lower one sends it back to election.
+//!   marked not fresh (not counted). A lower one cannot be joined: the
+//!   follower does not answer and stays connected until the leader goes
+//!   (ZooKeeper's learner goes back to election, where the ensemble's
+//!   answers send it to the same leader again: here, with no connection
+//!   set-up to slow it, that was a storm of messages with no time passing).
+//!   The prospective leader makes this rare: it chooses the epoch only once
+//!   every voter that elected it has connected (or after one heartbeat
+//!   interval), so the epoch exceeds the `acceptedEpoch` of all of them.
 //! * The leader counts fresh ACKEPOCHs of a quorum (itself included). If any
 //!   of them is more up to date than the leader, by `(currentEpoch,
 //!   lastZxid)`, the leader abandons (ZooKeeper: "Follower is ahead of the
@@ -35,6 +48,7 @@ use crate::zxid::Zxid;
 impl ZabCore {
     /// Elected: start leading (Phase 1 as prospective leader).
     pub(crate) fn become_leading(&mut self, elected: Vote) {
+        let (expected, early) = self.followers_of_the_election();
         self.leave_role();
         let establish_timeout_ticks = 2 * self.random_timeout();
         let mut infos = BTreeMap::new();
@@ -55,8 +69,43 @@ impl ZabCore {
             reads: Vec::new(),
             ping_round: 0,
             round_needed: false,
+            expected,
         });
+        for (from, info) in early {
+            self.on_follower_info(from, info);
+        }
         self.advance_discovery();
+    }
+
+    /// The voters whose latest notification of the election round proposed
+    /// this server (they are about to connect), and the FOLLOWERINFOs that
+    /// some of them sent while this server was still in its finalize wait:
+    /// the same messages, only held until there is a leader to take them
+    /// (as a listening socket's backlog would); retransmission stays the
+    /// backup.
+    fn followers_of_the_election(&mut self) -> (BTreeSet<NodeId>, Vec<(NodeId, FollowerInfo)>) {
+        let me = self.id();
+        let round = self.logical_clock;
+        let membership = self.log.membership();
+        let ZabRole::Looking(election) = &mut self.role else {
+            return (BTreeSet::new(), Vec::new());
+        };
+        let expected: BTreeSet<NodeId> = election
+            .received
+            .iter()
+            .filter(|(n, v)| v.leader == me && v.round == round && membership.is_voter(**n))
+            .map(|(n, _)| *n)
+            .collect();
+        let early = std::mem::take(&mut election.early_followers)
+            .into_iter()
+            .filter(|(from, _)| {
+                election
+                    .received
+                    .get(from)
+                    .is_some_and(|v| v.leader == me && v.round == round)
+            })
+            .collect();
+        (expected, early)
     }
 
     /// Elected someone else: connect to it.
@@ -96,6 +145,11 @@ impl ZabCore {
             return;
         }
         let now = self.now;
+        if let ZabRole::Looking(election) = &mut self.role {
+            // Settled on this server before its own finalize wait ended.
+            election.early_followers.insert(from, message);
+            return;
+        }
         let ZabRole::Leading(leader) = &mut self.role else {
             return;
         };
@@ -113,16 +167,23 @@ impl ZabCore {
         }
     }
 
-    /// Leader: with a quorum connected, propose the new epoch.
-    fn advance_discovery(&mut self) {
+    /// Leader: with a quorum connected, propose the new epoch: at once if
+    /// every voter that elected this server has connected, otherwise after
+    /// at most one heartbeat interval (so that the epoch exceeds the
+    /// `acceptedEpoch` of everyone known to be coming, and none of them has
+    /// to sit this epoch out for having accepted a higher one).
+    pub(crate) fn advance_discovery(&mut self) {
         let membership = self.log.membership();
         let accepted = self.hard.accepted_epoch;
         let me = self.id();
+        let interval = self.heartbeat_ticks();
         let ZabRole::Leading(leader) = &mut self.role else {
             return;
         };
+        let all_expected = leader.expected.iter().all(|n| leader.infos.contains_key(n));
         if leader.phase != LeaderPhase::Discovery
             || !membership.is_quorum(|n| leader.infos.contains_key(&n))
+            || !(all_expected || leader.ticks >= interval)
         {
             return;
         }
@@ -163,13 +224,16 @@ impl ZabCore {
         let fresh = match follower.phase {
             FollowerPhase::Discovery => {
                 if message.epoch < accepted {
+                    // It cannot join this epoch. Back in election, the
+                    // ensemble's answers would only send it to this leader
+                    // again (a storm with no time passing): it stays
+                    // connected, unacknowledged, and leaves with the leader.
                     tracing::info!(
                         node = self.config.id,
                         epoch = message.epoch,
                         accepted,
-                        "leader's epoch is below acceptedEpoch: back to election"
+                        "leader's epoch is below acceptedEpoch: not joining it"
                     );
-                    self.become_looking();
                     return;
                 }
                 let fresh = message.epoch > accepted;

@@ -11,7 +11,11 @@
 //! notifications (the server's own included) agree with its proposal, the
 //! server waits a short "finalize" time (one heartbeat interval, in ticks) for
 //! a better notification; if none comes it settles: it leads when the
-//! proposal is itself, and follows otherwise.
+//! proposal is itself, and follows otherwise. It settles at once, without
+//! the wait, when every voter has voted for the proposal in this round (no
+//! better notification can come), not counting a leader it gave up for its
+//! silence and has not heard from since (a departure from ZooKeeper, see
+//! "Failover shortcuts" in the crate docs).
 //!
 //! A server that joins a settled ensemble learns the outcome from the replies
 //! of following / leading servers (they answer a looking server with their
@@ -38,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_api::{Membership, NodeId};
 
-use crate::message::{Message, ServerState, Vote};
+use crate::message::{FollowerInfo, Message, ServerState, Vote};
 use crate::node::ZabCore;
 use crate::role::ZabRole;
 use crate::zxid::Zxid;
@@ -99,6 +103,14 @@ pub(crate) struct Election {
     pub view: Membership,
     /// Its version.
     pub view_version: Zxid,
+    /// Voters this server stopped following because they fell silent, and
+    /// has not heard from since: the finalize wait does not wait for them.
+    pub silent: BTreeSet<NodeId>,
+    /// FOLLOWERINFOs that arrived before this server's own finalize wait
+    /// ended (a follower settles on it a little earlier): kept for the
+    /// round and taken up if this server goes on to lead, instead of
+    /// waiting for the follower's retransmission a heartbeat later.
+    pub early_followers: BTreeMap<NodeId, FollowerInfo>,
 }
 
 impl Election {
@@ -140,6 +152,17 @@ impl ZabCore {
         });
         self.send_notifications();
         self.check_election_quorum();
+        self.settle_if_unanimous();
+    }
+
+    /// Enters Phase 0 after giving up `leader` for its silence: the finalize
+    /// wait will not wait for its vote (until it is heard from again).
+    pub(crate) fn become_looking_without(&mut self, leader: NodeId) {
+        self.become_looking();
+        if let ZabRole::Looking(election) = &mut self.role {
+            election.silent.insert(leader);
+        }
+        self.settle_if_unanimous();
     }
 
     /// The notification this server sends now.
@@ -189,13 +212,20 @@ impl ZabCore {
     /// A notification arrived.
     pub(crate) fn on_vote(&mut self, from: NodeId, vote: Vote) {
         if !matches!(self.role, ZabRole::Looking(_)) {
-            // A settled server answers a looking one (member or not) with its
-            // current vote.
-            if vote.state == ServerState::Looking {
+            if vote.state != ServerState::Looking {
+                return;
+            }
+            if !self.leader_is_silent() {
+                // A settled server answers a looking one (member or not)
+                // with its current vote.
                 let current = self.current_vote();
                 self.send(from, Message::Vote(current));
+                return;
             }
-            return;
+            // Someone is looking and this follower has not heard from its
+            // leader for longer than a heartbeat and slack: it gives the
+            // leader up now rather than at its own timeout, and takes part.
+            self.abandon_silent_leader();
         }
         self.adopt_newer_view(&vote);
         let own = self.log.membership();
@@ -205,6 +235,7 @@ impl ZabCore {
         if !own.contains(from) {
             election.heard.insert(from);
         }
+        election.silent.remove(&from);
         let view = election.view.clone();
         if !view.is_voter(from) {
             // A learner or a server outside the configuration: answered,
@@ -229,7 +260,9 @@ impl ZabCore {
         let ZabRole::Looking(election) = &self.role else {
             return;
         };
-        if vote.config_version <= election.view_version || vote.config.validate().is_err() {
+        if !newer_view(vote, &election.view, election.view_version)
+            || vote.config.validate().is_err()
+        {
             return;
         }
         let view = vote.config.clone();
@@ -261,6 +294,7 @@ impl ZabCore {
         let changed = if vote.round > clock {
             self.logical_clock = vote.round;
             election.received.clear();
+            election.early_followers.clear();
             election.proposal = match (candidate, own) {
                 (Some(c), Some(o)) => Some(if c.beats(&o) { c } else { o }),
                 (c, o) => c.or(o),
@@ -283,6 +317,7 @@ impl ZabCore {
             self.send_notifications();
         }
         self.check_election_quorum();
+        self.settle_if_unanimous();
     }
 
     fn on_settled_vote(&mut self, from: NodeId, vote: Vote, view: &Membership) {
@@ -307,23 +342,29 @@ impl ZabCore {
         // Settled servers agree when they follow the same leader (they may
         // have joined its current term from an older election, with another
         // ballot); looking ones when they propose this ballot in this round.
-        let agree = |set: &BTreeMap<NodeId, Vote>| {
+        // In this server's own round its own vote counts too, as
+        // ZooKeeper's `recvset` holds the server's own notification: a
+        // server whose proposal a quorum already follows settles, even if
+        // its notifications to them were lost.
+        let mine = election.proposal == Some(ballot);
+        let agree = |set: &BTreeMap<NodeId, Vote>, own_round: bool| {
             view.is_quorum(|n| {
-                set.get(&n).is_some_and(|v| match v.state {
-                    ServerState::Looking => Ballot::of(v) == ballot && v.round == vote.round,
-                    ServerState::Following | ServerState::Leading => v.leader == ballot.leader,
-                })
+                (own_round && mine && n == me)
+                    || set.get(&n).is_some_and(|v| match v.state {
+                        ServerState::Looking => Ballot::of(v) == ballot && v.round == vote.round,
+                        ServerState::Following | ServerState::Leading => v.leader == ballot.leader,
+                    })
             })
         };
         if vote.round == clock {
             election.received.insert(from, vote.clone());
-            if agree(&election.received) && leading(&election.received) {
+            if agree(&election.received, true) && leading(&election.received) {
                 self.settle(ballot, vote.round);
                 return;
             }
         }
         election.out_of_election.insert(from, vote.clone());
-        if agree(&election.out_of_election) && leading(&election.out_of_election) {
+        if agree(&election.out_of_election, false) && leading(&election.out_of_election) {
             self.logical_clock = vote.round;
             self.settle(ballot, vote.round);
         }
@@ -352,6 +393,38 @@ impl ZabCore {
             election.settle_ticks = None;
         } else if election.settle_ticks.is_none() {
             election.settle_ticks = Some(finalize);
+        }
+    }
+
+    /// Ends the finalize wait at once when every voter of the view that is
+    /// not known to be silent has voted for the proposal in this round
+    /// (this server included): every one of them proposes a ballot at least
+    /// as good as its own, so no better notification can come in this round
+    /// from a server that is up, and the wait would only cost time.
+    fn settle_if_unanimous(&mut self) {
+        let me = self.id();
+        let clock = self.logical_clock;
+        let ZabRole::Looking(election) = &self.role else {
+            return;
+        };
+        let (Some(_), Some(proposal)) = (election.settle_ticks, election.proposal) else {
+            return;
+        };
+        let unanimous = election.view.all_voters().into_iter().all(|n| {
+            n == me
+                || election.silent.contains(&n)
+                || election
+                    .received
+                    .get(&n)
+                    .is_some_and(|v| v.round == clock && Ballot::of(v) == proposal)
+        });
+        if unanimous {
+            tracing::debug!(
+                node = me,
+                leader = proposal.leader,
+                "every reachable voter agrees"
+            );
+            self.settle(proposal, clock);
         }
     }
 
@@ -420,6 +493,20 @@ impl ZabCore {
             self.become_following(ballot.leader, elected);
         }
     }
+}
+
+/// Whether the notification's configuration is newer than the view: a
+/// higher version, or the same reconfiguration committed where the view
+/// still has it pending. A configuration's version is the zxid of its
+/// proposal, and a server with the proposal uncommitted runs the election
+/// in the joint configuration (old and new) under that same version; a
+/// server that saw it commit has the new configuration alone. Without this
+/// rule the two kinds never converge when the committed side cannot lead in
+/// the joint configuration and the pending side proposes a server that is
+/// not a voter of the new one (found by `random_reconfigurations_under_faults`).
+fn newer_view(vote: &Vote, view: &Membership, view_version: Zxid) -> bool {
+    vote.config_version > view_version
+        || (vote.config_version == view_version && view.is_joint() && !vote.config.is_joint())
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //!   made no progress since the last heartbeat (LEADERINFO, TRUNC, a SNAP
 //!   chunk, NEWLEADER, proposals from the last ack).
 //! * A follower that hears nothing from its leader for a random timeout in
-//!   `election_timeout_ticks_min..max` goes back to election.
+//!   `election_timeout_ticks_min..max` goes back to election; one that has
+//!   heard nothing for more than two heartbeat intervals goes back as soon
+//!   as a LOOKING notification arrives (someone else lost the leader too).
 //! * An established leader that has not heard from a quorum of synced
 //!   followers within `election_timeout_ticks_min` abandons leadership (its
 //!   pending proposals end with `OutcomeUnknown`, new ones get
@@ -31,12 +33,13 @@ impl ZabCore {
         };
         follower.silence_ticks += 1;
         if follower.silence_ticks >= follower.timeout_ticks {
+            let leader = follower.leader;
             tracing::info!(
                 node = self.config.id,
-                leader = follower.leader,
+                leader,
                 "leader lost: back to election"
             );
-            self.become_looking();
+            self.become_looking_without(leader);
             return;
         }
         follower.heartbeat_ticks += 1;
@@ -64,6 +67,39 @@ impl ZabCore {
         }
     }
 
+    /// Ticks of silence after which a follower that receives a LOOKING
+    /// notification gives its leader up: one heartbeat interval, plus one
+    /// more as slack for a ping that is late or lost.
+    pub(crate) fn silent_leader_ticks(&self) -> u64 {
+        2 * self.heartbeat_ticks()
+    }
+
+    /// Follower: its leader has been silent for longer than
+    /// [`silent_leader_ticks`](Self::silent_leader_ticks).
+    pub(crate) fn leader_is_silent(&self) -> bool {
+        match &self.role {
+            ZabRole::Following(follower) => follower.silence_ticks > self.silent_leader_ticks(),
+            _ => false,
+        }
+    }
+
+    /// Follower: gives up a silent leader before its own timeout because
+    /// another server is looking (see "Failover shortcuts" in the crate
+    /// docs).
+    pub(crate) fn abandon_silent_leader(&mut self) {
+        let ZabRole::Following(follower) = &self.role else {
+            return;
+        };
+        let leader = follower.leader;
+        tracing::info!(
+            node = self.config.id,
+            leader,
+            silence_ticks = follower.silence_ticks,
+            "leader silent and a server is looking: back to election"
+        );
+        self.become_looking_without(leader);
+    }
+
     /// One tick as a (prospective) leader.
     pub(crate) fn tick_leader(&mut self) {
         let membership = self.log.membership();
@@ -80,6 +116,12 @@ impl ZabCore {
             self.become_looking();
             return;
         }
+        if leader.phase == LeaderPhase::Discovery {
+            self.advance_discovery();
+        }
+        let ZabRole::Leading(leader) = &mut self.role else {
+            return;
+        };
         if leader.phase == LeaderPhase::Broadcast {
             let followers = &leader.followers;
             let alive = membership.is_quorum(|n| {

@@ -40,7 +40,8 @@
 //! **Phase 0.** Looking servers exchange votes `(leader, its last zxid, its
 //! currentEpoch, election round)` and adopt the best by `(currentEpoch,
 //! zxid, id)`; a server settles when a quorum agrees with it and no better
-//! vote arrives within a short wait. A server joining a working ensemble is
+//! vote arrives within a short wait (or at once, when every voter that is
+//! not known to be down agrees). A server joining a working ensemble is
 //! told the outcome by the servers that follow or lead.
 //!
 //! **Phase 1.** Followers send their `acceptedEpoch`; the prospective leader,
@@ -116,8 +117,63 @@
 //!   it would drop proposals it acked after it (found by the simulator).
 //! * **The election runs in the newest configuration heard of**, each
 //!   configuration versioned by the zxid of its reconfiguration proposal, as
-//!   ZooKeeper 3.5's FLE does with `processReconfig`; settled servers agree by
-//!   the leader they follow, and the leader itself must say it leads.
+//!   ZooKeeper 3.5's FLE does with `processReconfig` (of a reconfiguration
+//!   pending on one server and committed on another, same version, the
+//!   committed one is the newer); settled servers agree by the leader they
+//!   follow, and the leader itself must say it leads.
+//!
+//! ### Failover shortcuts (liveness only)
+//!
+//! ZooKeeper's failover waits for the slower of the survivors: each
+//! follower for its own timeout, then the election for `finalizeWait`, then
+//! a learner's reconnection. Here:
+//!
+//! * **A follower gives up a silent leader when someone is looking.** A
+//!   FOLLOWING server that receives a LOOKING notification and has not
+//!   heard from its leader for longer than a heartbeat interval plus one
+//!   more as slack goes back to election at once (`heartbeat.rs`); with a
+//!   leader heard within that window it keeps following and answers with
+//!   its vote, as ZooKeeper does.
+//! * **The finalize wait ends when every reachable voter agrees.** Once
+//!   every voter of the election's configuration has voted for the proposal
+//!   in this round, no better notification can come (each proposes a ballot
+//!   at least as good as its own), so the server settles at once. A leader
+//!   the server gave up for its silence is not waited for, until it is
+//!   heard from again (`election.rs`).
+//! * **A FOLLOWERINFO that arrives during the finalize wait is kept** for
+//!   the round and taken up if the server goes on to lead, from servers
+//!   whose latest notification proposed it (`discovery.rs`).
+//! * **The epoch is chosen once everyone who elected the leader has
+//!   connected** (at most one heartbeat interval after a quorum did), so it
+//!   exceeds all their `acceptedEpoch`s; a follower offered an epoch below
+//!   its `acceptedEpoch` stays connected without answering instead of going
+//!   back to election, where it would only be sent to the same leader again
+//!   (`discovery.rs`).
+//!
+//! Why none of this touches safety: the invariants above rest on the
+//! epoch handshake alone. An epoch is established only with a quorum of
+//! fresh ACKEPOCHs, each sent after the follower durably raised its
+//! `acceptedEpoch` (one leader per epoch); the established leader's history
+//! is the most recent of its discovery quorum, which intersects every
+//! quorum that acknowledged a proposal, and a leader behind any member of
+//! its quorum abandons (completeness); nothing commits before a quorum
+//! acknowledged NEWLEADER. None of these depends on who is elected, on
+//! when a follower stops following, on how long an election waits, or on
+//! when a FOLLOWERINFO is handled:
+//!
+//! * a follower that leaves its leader early is, to everyone else, a
+//!   follower that crashed or timed out at that moment, which the protocol
+//!   tolerates at any time; its durable state is untouched;
+//! * settling early changes only whom the election picks and when; the
+//!   election is a heuristic, and a leader that is not the most up to date
+//!   of its quorum is caught by discovery and abandons;
+//! * a held FOLLOWERINFO is the message a slower network would deliver a
+//!   little later; it goes through the same checks, and it counts toward
+//!   the connection quorum, not toward the fresh ACKEPOCHs;
+//! * waiting for more FOLLOWERINFOs makes the epoch the maximum over a
+//!   larger set plus one, still above the `acceptedEpoch` of every member of
+//!   the quorum; a LEADERINFO left unanswered is what a lost message looks
+//!   like.
 //!
 //! ## Snapshots, reads, membership
 //!

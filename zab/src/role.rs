@@ -234,4 +234,7 @@ pub(crate) struct LeaderState {
     pub ping_round: u64,
     /// A read waits for a new ping round.
     pub round_needed: bool,
+    /// Voters that elected this leader: discovery waits (at most a
+    /// heartbeat interval) for their FOLLOWERINFO before choosing the epoch.
+    pub expected: BTreeSet<NodeId>,
 }
