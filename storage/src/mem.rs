@@ -8,7 +8,7 @@
 //! exactly like the disk store after a power loss.
 
 use consensus_api::{
-    Bytes, Entry, InitialState, LogIndex, LogStore, Snapshot, StorageError, WriteBatch,
+    Bytes, Entry, InitialState, LogIndex, LogStore, Ready, Snapshot, StorageError, WriteBatch,
 };
 
 use crate::state::LogState;
@@ -56,6 +56,16 @@ impl MemStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes a batch's durable part and syncs it when it asks: what a test
+    /// harness's `ReadyDriver::persist` does.
+    pub fn persist<M>(&mut self, ready: &Ready<M>) -> Result<(), StorageError> {
+        self.write(&ready.write_batch())?;
+        if ready.must_sync {
+            self.sync()?;
+        }
+        Ok(())
     }
 
     /// The durable state (what a crash now would leave).

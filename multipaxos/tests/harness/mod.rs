@@ -296,10 +296,7 @@ impl ReadyDriver<Message> for NodeIo<'_> {
         &mut self,
         ready: Ready<Message>,
     ) -> Result<Option<Ready<Message>>, Self::Error> {
-        self.node.store.write(&ready.write_batch()).unwrap();
-        if ready.must_sync {
-            self.node.store.sync().unwrap();
-        }
+        self.node.store.persist(&ready).expect("persist");
         Ok(Some(ready))
     }
 

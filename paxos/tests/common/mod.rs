@@ -377,13 +377,7 @@ impl ReadyDriver<Message> for NodeIo<'_> {
         &mut self,
         ready: Ready<Message>,
     ) -> Result<Option<Ready<Message>>, Self::Error> {
-        self.node
-            .store
-            .write(&ready.write_batch())
-            .expect("store write");
-        if ready.must_sync {
-            self.node.store.sync().expect("store sync");
-        }
+        self.node.store.persist(&ready).expect("persist");
         Ok(Some(ready))
     }
 

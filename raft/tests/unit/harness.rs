@@ -425,8 +425,7 @@ impl ReadyDriver<Message> for NodeIo<'_> {
         &mut self,
         ready: Ready<Message>,
     ) -> Result<Option<Ready<Message>>, Self::Error> {
-        self.node.store.write(&ready.write_batch()).expect("write");
-        self.node.store.sync().expect("sync");
+        self.node.store.persist(&ready).expect("persist");
         Ok(Some(ready))
     }
 
