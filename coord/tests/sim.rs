@@ -75,6 +75,12 @@ struct Client {
     lock_created: LogIndex,
     fenced_writes: u32,
     pending: Option<Pending>,
+    /// A command whose retry was refused at once (NotLeader, Unavailable):
+    /// it may still have been committed by its first attempt, so it is
+    /// sent again unchanged (same sequence) before anything new. Dropping it
+    /// would let a lock node created by the first attempt sit unknown to its
+    /// owner at the head of the queue for ever.
+    unsent: Option<Command>,
     next_heartbeat_ms: u64,
     heartbeat: Option<Pending>,
 }
@@ -147,6 +153,7 @@ impl<C: Core> World<C> {
             lock_created: 0,
             fenced_writes: 0,
             pending: None,
+            unsent: None,
             next_heartbeat_ms: 0,
             heartbeat: None,
         });
@@ -423,7 +430,10 @@ impl<C: Core> World<C> {
                     Some(Err(())) => {
                         // Retry the same command (same secret / sequence) elsewhere.
                         self.clients[c].node = self.clients[c].node % 3 + 1;
-                        self.clients[c].pending = self.propose_for(c, pending.command);
+                        self.clients[c].pending = self.propose_for(c, pending.command.clone());
+                        if self.clients[c].pending.is_none() {
+                            self.clients[c].unsent = Some(pending.command);
+                        }
                         continue;
                     }
                     Some(Ok(response)) => {
@@ -464,6 +474,13 @@ impl<C: Core> World<C> {
     }
 
     fn next_request(&mut self, c: usize) {
+        if let Some(command) = self.clients[c].unsent.take() {
+            self.clients[c].pending = self.propose_for(c, command.clone());
+            if self.clients[c].pending.is_none() {
+                self.clients[c].unsent = Some(command);
+            }
+            return;
+        }
         let Some(session) = self.clients[c].session else {
             let command = Command::CreateSession {
                 timeout_ms: SESSION_TIMEOUT_MS,
