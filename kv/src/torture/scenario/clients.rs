@@ -46,7 +46,7 @@ impl Clients {
         placements: &[Vec<NodeId>],
         op_timeout: Duration,
     ) {
-        self.bound = op_timeout * 2 + Duration::from_secs(2);
+        self.bound = self.bound.max(op_timeout * 2 + Duration::from_secs(2));
         let first = self.tasks.len();
         for (offset, nodes) in placements.iter().enumerate() {
             let index = first + offset;

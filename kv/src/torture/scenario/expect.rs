@@ -216,19 +216,25 @@ fn gc_pause(
         bounds.step_down.as_secs_f64()
     );
     expectations.push(steps_down(&statement, facts, record, facts.end_ns, bounds));
-    let served = record
+    let (mut ok, mut failed, mut unknown) = (0, 0, 0);
+    for op in record
         .ops
         .iter()
-        .filter(|op| op.confined_to(&facts.hit) && op.invoked_ns >= facts.end_ns)
-        .filter(|op| op.outcome == Outcome::Ok)
-        .count();
+        .filter(|op| op.confined_to(&facts.hit) && op.ended_ns >= facts.end_ns)
+    {
+        match op.outcome {
+            Outcome::Ok => ok += 1,
+            Outcome::Failed => failed += 1,
+            Outcome::Unknown => unknown += 1,
+        }
+    }
     let statement = "every read or write it serves after resuming is correct";
     expectations.push(match linearizable {
         Some(held) => expect(
             statement,
             held,
             format!(
-                "{served} operations of its clients succeeded after it resumed; the whole history is {}linearizable",
+                "its clients' operations that ended after it resumed: {ok} ok, {failed} failed, {unknown} unknown; the whole history is {}linearizable",
                 if held { "" } else { "NOT " }
             ),
         ),

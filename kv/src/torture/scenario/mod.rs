@@ -173,8 +173,9 @@ impl RealScenario {
             RealScenario::GcPause => format!(
                 "At {at} s the leader's process is stopped (SIGSTOP) for {} s of real time (the \
                  simulator pauses it for 30 s of virtual time; scaled down here, still many \
-                 election timeouts). Two clients keep sending it requests, two use the others, \
-                 which must elect a leader within {elect} s. At {until} s it resumes (SIGCONT): \
+                 election timeouts). Two clients keep sending it requests and wait longer than the \
+                 pause, so their requests wait in its socket; two use the others, which must \
+                 elect a leader within {elect} s. At {until} s it resumes (SIGCONT): \
                  whatever it serves must be correct, and it must step down within {} s.",
                 timing.hold.as_secs_f64(),
                 timing.bounds.step_down.as_secs_f64()

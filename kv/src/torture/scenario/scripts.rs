@@ -224,7 +224,16 @@ async fn old_leader_isolated(ctx: &mut Ctx, facts: &mut Facts) {
 async fn gc_pause(ctx: &mut Ctx, facts: &mut Facts) {
     let leader = facts.leader;
     let others = facts.rest.clone();
-    ctx.start_clients(&[vec![leader], vec![leader], others.clone(), others]);
+    // Its clients wait longer than the pause: their requests wait in its
+    // socket and are the first thing it handles when it resumes.
+    let patient = ctx.timing.hold + Duration::from_secs(2);
+    ctx.clients.start(
+        &ctx.harness,
+        &ctx.timeline,
+        &[vec![leader], vec![leader]],
+        patient,
+    );
+    ctx.start_clients(&[others.clone(), others]);
     let how = match ctx.harness.pause(leader) {
         Ok(()) => format!(
             "SIGSTOP for {:.1} s of real time: the simulator's 30 s scaled down",

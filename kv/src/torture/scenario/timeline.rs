@@ -145,8 +145,10 @@ impl Timeline {
     pub fn push_sample(&self, sample: Observation) {
         let mut inner = self.inner();
         let protocol = inner.record.protocol.clone();
+        // A sample in which the leader did not answer does not count as a
+        // change.
         let leader = sample.leader();
-        if leader != inner.last_leader {
+        if leader.is_some() && leader != inner.last_leader {
             if let Some((id, epoch)) = leader {
                 let text = format!(
                     "node {id} becomes leader ({})",
