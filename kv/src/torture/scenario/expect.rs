@@ -397,7 +397,7 @@ fn only_majority_commits(facts: &Facts, record: &Record) -> Expectation {
         .find_map(|s| {
             facts.hit.iter().find_map(|&n| {
                 let commit = s.state(n)?.commit;
-                (commit > bound).then(|| (s.time_ns, n, commit))
+                (commit > bound).then_some((s.time_ns, n, commit))
             })
         });
     let majority = record

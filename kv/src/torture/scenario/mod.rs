@@ -43,7 +43,7 @@ mod report;
 mod scripts;
 pub mod timeline;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,6 +59,7 @@ pub use record::Record;
 pub use report::{harness_expectations, ScenarioReport};
 
 use crate::client::{ClientOptions, KvClient};
+use crate::torture::checks::CheckOutcome;
 use crate::torture::harness::{Harness, HarnessOptions, TortureError};
 use clients::Clients;
 use scripts::Ctx;
@@ -359,17 +360,14 @@ impl ScenarioOptions {
     }
 }
 
-/// Runs one scenario (inside a tokio runtime). `Err` when the cluster
-/// could not be set up; otherwise the report says whether every
-/// expectation held. Every process is stopped before it returns.
-pub async fn run(options: &ScenarioOptions) -> Result<ScenarioReport, TortureError> {
-    let dir = options.cluster_dir();
-    let mut harness_options = HarnessOptions::new(
-        &options.binary,
-        options.protocol,
-        options.nodes.max(3),
-        &dir,
-    );
+/// Starts the cluster (fault injection on, two keys, no workload of the
+/// harness's own) and a client for the sampler's `status` queries.
+async fn start_cluster(
+    options: &ScenarioOptions,
+    dir: &Path,
+) -> Result<(Arc<Harness>, Arc<KvClient>), TortureError> {
+    let mut harness_options =
+        HarnessOptions::new(&options.binary, options.protocol, options.nodes.max(3), dir);
     harness_options.history = options.history.clone();
     harness_options.seed = options.seed;
     harness_options.clients = 0;
@@ -386,16 +384,24 @@ pub async fn run(options: &ScenarioOptions) -> Result<ScenarioReport, TortureErr
         attempt_timeout: options.timing.row_every.max(Duration::from_millis(100)),
         ..ClientOptions::default()
     };
-    let status = match KvClient::from_config(harness.config(), status_options) {
-        Ok(client) => Arc::new(client),
+    match KvClient::from_config(harness.config(), status_options) {
+        Ok(client) => Ok((harness, Arc::new(client))),
         Err(error) => {
             harness.shutdown();
-            return Err(TortureError::Setup {
-                dir,
+            Err(TortureError::Setup {
+                dir: dir.to_path_buf(),
                 message: error.to_string(),
-            });
+            })
         }
-    };
+    }
+}
+
+/// Runs one scenario (inside a tokio runtime). `Err` when the cluster
+/// could not be set up; otherwise the report says whether every
+/// expectation held. Every process is stopped before it returns.
+pub async fn run(options: &ScenarioOptions) -> Result<ScenarioReport, TortureError> {
+    let dir = options.cluster_dir();
+    let (harness, status) = start_cluster(options, &dir).await?;
     let timeline = Arc::new(Timeline::new(
         options.protocol.name(),
         harness.ids().len(),
@@ -428,9 +434,23 @@ pub async fn run(options: &ScenarioOptions) -> Result<ScenarioReport, TortureErr
     let outcome = harness.finish().await;
     harness.shutdown();
     status.close().await;
+    let report = conclude(options, facts, &timeline, &outcome.checks, dir);
+    if report.passed() && options.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&report.dir);
+    }
+    Ok(report)
+}
+
+/// The scenario's expectations and the harness's checks, as a report.
+fn conclude(
+    options: &ScenarioOptions,
+    facts: Facts,
+    timeline: &Timeline,
+    checks: &[CheckOutcome],
+    dir: PathBuf,
+) -> ScenarioReport {
     let record = timeline.record();
-    let linearizable = outcome
-        .checks
+    let linearizable = checks
         .iter()
         .find(|c| c.name == "linearizable")
         .map(|c| c.passed);
@@ -441,22 +461,18 @@ pub async fn run(options: &ScenarioOptions) -> Result<ScenarioReport, TortureErr
         &options.timing.bounds,
         linearizable,
     );
-    expectations.extend(harness_expectations(&outcome.checks));
-    let report = ScenarioReport {
+    expectations.extend(harness_expectations(checks));
+    ScenarioReport {
         scenario: options.scenario,
         protocol: options.protocol.name().to_string(),
-        nodes: harness.ids().len() as u64,
+        nodes: options.nodes.max(3),
         seed: options.seed,
         facts,
         record,
         expectations,
         timeline: timeline.text(),
         history: options.history.clone(),
-        dir: dir.clone(),
+        dir,
         command: options.command_line(),
-    };
-    if report.passed() && options.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(report)
 }
