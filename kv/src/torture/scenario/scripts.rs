@@ -195,9 +195,11 @@ async fn partition_3_2(ctx: &mut Ctx, facts: &mut Facts) {
     facts.hit = minority;
     facts.rest = majority;
     hold(ctx).await;
-    let how = ctx.heal().await;
+    // The fault ends when the first node lifts its links, before the
+    // last one confirms.
     facts.end_ns = ctx.timeline.now_ns();
-    ctx.timeline.end_fault(fault, &how);
+    let how = ctx.heal().await;
+    ctx.timeline.end_fault_at(fault, facts.end_ns, &how);
 }
 
 /// Every link of the leader cut; two clients talk only to it, two only to
@@ -213,9 +215,11 @@ async fn old_leader_isolated(ctx: &mut Ctx, facts: &mut Facts) {
     facts.start_ns = ctx.timeline.now_ns();
     facts.last_index_at_start = ctx.last_index().await;
     hold(ctx).await;
-    let how = ctx.heal().await;
+    // The fault ends when the first node lifts its links, before the
+    // last one confirms.
     facts.end_ns = ctx.timeline.now_ns();
-    ctx.timeline.end_fault(fault, &how);
+    let how = ctx.heal().await;
+    ctx.timeline.end_fault_at(fault, facts.end_ns, &how);
 }
 
 /// `SIGSTOP` the leader for the hold (real seconds, scaled down from the
@@ -273,7 +277,9 @@ async fn chained(ctx: &mut Ctx, facts: &mut Facts) {
         .filter(|&n| n != center)
         .collect();
     hold(ctx).await;
-    let how = ctx.heal().await;
+    // The fault ends when the first node lifts its links, before the
+    // last one confirms.
     facts.end_ns = ctx.timeline.now_ns();
-    ctx.timeline.end_fault(fault, &how);
+    let how = ctx.heal().await;
+    ctx.timeline.end_fault_at(fault, facts.end_ns, &how);
 }

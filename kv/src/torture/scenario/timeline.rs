@@ -110,9 +110,13 @@ impl Timeline {
         inner.record.faults.len() - 1
     }
 
-    /// Records the end of a fault (`LABEL ends`, with `how`).
+    /// Records the end of a fault now (`LABEL ends`, with `how`).
     pub fn end_fault(&self, fault: usize, how: &str) {
-        let end_ns = self.now_ns();
+        self.end_fault_at(fault, self.now_ns(), how);
+    }
+
+    /// Records the end of a fault at `end_ns` (when undoing it began).
+    pub fn end_fault_at(&self, fault: usize, end_ns: u64, how: &str) {
         let mut inner = self.inner();
         let label = inner.record.faults[fault].label.clone();
         inner.record.faults[fault].end_ns = Some(end_ns);
