@@ -243,3 +243,24 @@ fn partition_checks_fail_when_broken() {
     assert!(verdict.is_broken(), "{committed:#?}");
     assert!(verdict.detail().contains("commit index 30"), "{verdict:?}");
 }
+
+#[test]
+fn step_down_checks_fail_when_the_old_leader_keeps_leading() {
+    let (facts, mut record) = fabricated(15, false);
+    let last = record.samples.last_mut().expect("samples");
+    last.nodes[0] = up(Role::Leader, 1, 20);
+    for scenario in [RealScenario::OldLeaderIsolated, RealScenario::Partition32] {
+        let expectations =
+            expect::evaluate(scenario, &facts, &record, &Bounds::default(), Some(true));
+        let broken: Vec<&Expectation> = expectations
+            .iter()
+            .filter(|e| e.verdict.is_broken())
+            .collect();
+        assert_eq!(broken.len(), 1, "{scenario:?}: {expectations:#?}");
+        assert!(
+            broken[0].statement.contains("steps down")
+                || broken[0].statement.contains("no longer leads"),
+            "{broken:?}"
+        );
+    }
+}
