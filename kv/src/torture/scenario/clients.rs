@@ -1,7 +1,7 @@
 //! The scenario's clients: Jepsen-style processes (the harness's
 //! [`RecordedClient`], so every operation also lands in the history the
 //! harness checks), one operation at a time, 20–60 ms apart, writing unique
-//! values or reading linearizably on the harness's keys. A client is
+//! values or reading linearizably on the harness's keys ([`Mix`]). A client is
 //! placed on a set of nodes: it talks only to them (the nodes of its side
 //! of a partition, the isolated leader alone, or every node, following
 //! leader hints anywhere).
@@ -19,6 +19,15 @@ use super::record::ClientOp;
 use super::timeline::Timeline;
 use crate::torture::harness::Harness;
 use crate::torture::workload::{self, client_options, RecordedClient};
+
+/// What a client does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Two writes for every linearizable read.
+    ReadsAndWrites,
+    /// Writes only (the clients of a side that "keeps writing").
+    WritesOnly,
+}
 
 /// Running clients.
 pub struct Clients {
@@ -45,6 +54,7 @@ impl Clients {
         timeline: &Arc<Timeline>,
         placements: &[Vec<NodeId>],
         op_timeout: Duration,
+        mix: Mix,
     ) {
         self.bound = self.bound.max(op_timeout * 2 + Duration::from_secs(2));
         let first = self.tasks.len();
@@ -55,7 +65,7 @@ impl Clients {
                 timeline.clone(),
                 index,
                 nodes.clone(),
-                op_timeout,
+                (op_timeout, mix),
                 self.stop.clone(),
             );
             self.tasks.push(task);
@@ -79,7 +89,7 @@ fn spawn_client(
     timeline: Arc<Timeline>,
     index: usize,
     nodes: Vec<NodeId>,
-    op_timeout: Duration,
+    (op_timeout, mix): (Duration, Mix),
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -99,7 +109,7 @@ fn spawn_client(
         let keys = harness.options().key_names();
         while !stop.load(Ordering::Relaxed) {
             let key = &keys[rng.random_range(0..keys.len())];
-            let write = rng.random_ratio(2, 3);
+            let write = mix == Mix::WritesOnly || rng.random_ratio(2, 3);
             let invoked_ns = timeline.now_ns();
             let outcome = if write {
                 outcome_of(client.write(key, recorder.new_value()).await)

@@ -159,13 +159,13 @@ impl RealScenario {
             ),
             RealScenario::Partition32 => format!(
                 "At {at} s the leader and (n-1)/2 - 1 followers are cut off from the others \
-                 (blocked links on every node). A client on every node writes and reads on its \
-                 own side only. The minority must acknowledge nothing and commit nothing new; \
+                 (blocked links on every node). A client on every node keeps writing on its own \
+                 side only. The minority must acknowledge nothing and commit nothing new; \
                  the majority elects a leader and commits within {elect} s. At {until} s the \
                  partition heals and every node converges on the majority's log."
             ),
             RealScenario::OldLeaderIsolated => format!(
-                "At {at} s every link of the leader is cut. Two clients keep sending requests to \
+                "At {at} s every link of the leader is cut. Two clients keep sending writes to \
                  it alone; two others use the rest, which must elect a new leader and commit \
                  within {elect} s. At {until} s the links come back; the old leader must have \
                  stepped down by then or within {} s.",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use consensus::NodeId;
 use consensus_sim_cli::scenario::{epoch_word, format_epoch, format_set, Expectation, Verdict};
 
-use super::clients::Clients;
+use super::clients::{Clients, Mix};
 use super::expect::Facts;
 use super::timeline::Timeline;
 use super::{RealScenario, Timing};
@@ -35,10 +35,10 @@ impl Ctx {
         self.harness.options().protocol.name() == "paxos"
     }
 
-    fn start_clients(&mut self, placements: &[Vec<NodeId>]) {
+    fn start_clients(&mut self, placements: &[Vec<NodeId>], mix: Mix) {
         let op_timeout = self.timing.op_timeout;
         self.clients
-            .start(&self.harness, &self.timeline, placements, op_timeout);
+            .start(&self.harness, &self.timeline, placements, op_timeout, mix);
     }
 
     /// "The leader" at the end of the warm-up: the node in role leader
@@ -126,7 +126,7 @@ fn confirmed(done: &str, failures: &[(NodeId, AdminError)]) -> String {
 pub(super) async fn run(scenario: RealScenario, ctx: &mut Ctx) -> Facts {
     let ids = ctx.harness.ids();
     let everyone = vec![ids.clone(); 3];
-    ctx.start_clients(&everyone);
+    ctx.start_clients(&everyone, Mix::ReadsAndWrites);
     ctx.sleep_until(ctx.timing.warm_up).await;
     let mut facts = ctx.the_leader().await;
     facts.rest = ids.iter().copied().filter(|&n| n != facts.leader).collect();
@@ -182,7 +182,7 @@ async fn partition_3_2(ctx: &mut Ctx, facts: &mut Facts) {
         placements.push(minority.clone());
     }
     placements.extend(majority.iter().map(|_| majority.clone()));
-    ctx.start_clients(&placements);
+    ctx.start_clients(&placements, Mix::WritesOnly);
     let how = ctx.cut(&minority, &majority).await;
     let label = format!(
         "partition {} | {}",
@@ -207,7 +207,10 @@ async fn partition_3_2(ctx: &mut Ctx, facts: &mut Facts) {
 async fn old_leader_isolated(ctx: &mut Ctx, facts: &mut Facts) {
     let leader = facts.leader;
     let others = facts.rest.clone();
-    ctx.start_clients(&[vec![leader], vec![leader], others.clone(), others.clone()]);
+    ctx.start_clients(
+        &[vec![leader], vec![leader], others.clone(), others.clone()],
+        Mix::WritesOnly,
+    );
     let how = ctx.cut(&[leader], &others).await;
     let fault = ctx
         .timeline
@@ -236,8 +239,9 @@ async fn gc_pause(ctx: &mut Ctx, facts: &mut Facts) {
         &ctx.timeline,
         &[vec![leader], vec![leader]],
         patient,
+        Mix::ReadsAndWrites,
     );
-    ctx.start_clients(&[others.clone(), others]);
+    ctx.start_clients(&[others.clone(), others], Mix::ReadsAndWrites);
     let how = match ctx.harness.pause(leader) {
         Ok(()) => format!(
             "SIGSTOP for {:.1} s of real time: the simulator's 30 s scaled down",
