@@ -124,11 +124,14 @@ enum Commands {
         /// Run this named failure scenario (`list` prints them): the same
         /// names as `consensus-sim scenario`. Exits 1 when one of its
         /// expectations or of the harness's checks fails, 2 on a usage error.
-        #[arg(long)]
+        #[arg(
+            long,
+            conflicts_with_all = ["duration", "clients", "keys", "faults", "op_timeout", "verbose", "json"]
+        )]
         scenario: Option<String>,
         /// With --scenario: how long the fault is held (default: the
         /// scenario's, e.g. 4s for partition-3-2, 3s for gc-pause).
-        #[arg(long, value_parser = cli::parse_duration)]
+        #[arg(long, requires = "scenario", value_parser = cli::parse_duration)]
         hold: Option<Duration>,
         /// How long faults are injected, e.g. 30s, 10m.
         #[arg(long, default_value = "30s", value_parser = cli::parse_duration)]

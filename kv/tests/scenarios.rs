@@ -264,3 +264,40 @@ fn step_down_checks_fail_when_the_old_leader_keeps_leading() {
         );
     }
 }
+
+#[test]
+fn the_command_lists_and_refuses_what_does_not_run_on_real_processes() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(BINARY)
+            .arg("torture")
+            .args(args)
+            .output()
+            .expect("run consensus-kv")
+    };
+    let list = run(&["--scenario", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success(), "{text}");
+    for scenario in RealScenario::ALL {
+        assert!(text.contains(scenario.name()), "{text}");
+    }
+    assert!(text.contains("split-vote"), "{text}");
+    let refused = run(&["--scenario", "split-vote", "--protocol", "raft"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not run on real processes"));
+    let unknown = run(&["--scenario", "meteor", "--protocol", "raft"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let no_protocol = run(&["--scenario", "gc-pause"]);
+    assert_eq!(no_protocol.status.code(), Some(2));
+    let mixed = run(&[
+        "--scenario",
+        "gc-pause",
+        "--protocol",
+        "raft",
+        "--duration",
+        "5s",
+    ]);
+    assert!(
+        !mixed.status.success(),
+        "--duration is for the random nemesis only"
+    );
+}
