@@ -324,9 +324,15 @@ impl KvClient {
                 "node {id} answered {other:?}"
             ))),
             Ok(Err(error)) => Err(KvError::Unavailable(format!("node {id}: {error}"))),
-            Err(_) => Err(KvError::Unavailable(format!(
-                "node {id} did not answer in time"
-            ))),
+            Err(_) => {
+                // The connection may be to a process that is gone (killed
+                // and restarted): the next query connects afresh instead of
+                // waiting for QUIC's idle timeout to notice.
+                self.forget_pipe(id).await;
+                Err(KvError::Unavailable(format!(
+                    "node {id} did not answer in time"
+                )))
+            }
         }
     }
 

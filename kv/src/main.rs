@@ -111,14 +111,28 @@ enum Commands {
     },
     /// Jepsen-style fault test: a local cluster of real processes, recorded
     /// clients, a seeded nemesis (kill -9, SIGSTOP, partitions, power loss),
-    /// then every check. Exits 0 only when every check passed.
+    /// then every check. Exits 0 only when every check passed. With
+    /// --scenario NAME, one of the simulator's named failure scenarios on a
+    /// fixed schedule instead, with a live timeline of the nodes' status.
     Torture {
         /// raft, multipaxos, paxos or zab.
+        #[arg(long, required_unless_present = "scenario")]
+        protocol: Option<String>,
+        /// Number of nodes (default 3; 5 with --scenario).
         #[arg(long)]
-        protocol: String,
-        /// Number of nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u64,
+        nodes: Option<u64>,
+        /// Run this named failure scenario (`list` prints them): the same
+        /// names as `consensus-sim scenario`. Exits 1 when one of its
+        /// expectations or of the harness's checks fails, 2 on a usage error.
+        #[arg(
+            long,
+            conflicts_with_all = ["duration", "clients", "keys", "faults", "op_timeout", "verbose", "json"]
+        )]
+        scenario: Option<String>,
+        /// With --scenario: how long the fault is held (default: the
+        /// scenario's, e.g. 4s for partition-3-2, 3s for gc-pause).
+        #[arg(long, requires = "scenario", value_parser = cli::parse_duration)]
+        hold: Option<Duration>,
         /// How long faults are injected, e.g. 30s, 10m.
         #[arg(long, default_value = "30s", value_parser = cli::parse_duration)]
         duration: Duration,
@@ -384,6 +398,31 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Commands::Torture {
             protocol,
             nodes,
+            scenario: Some(scenario),
+            hold,
+            seed,
+            history,
+            dir,
+            recovery_timeout,
+            ..
+        } => {
+            let request = ScenarioRequest {
+                name: scenario,
+                protocol,
+                nodes: nodes.unwrap_or(5),
+                seed: seed.unwrap_or(1),
+                hold,
+                history,
+                dir,
+                recovery_timeout,
+            };
+            return run_scenario(request).await;
+        }
+        Commands::Torture {
+            protocol,
+            nodes,
+            scenario: None,
+            hold: _,
             duration,
             seed,
             history,
@@ -396,7 +435,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             verbose,
             json,
         } => {
-            let protocol: consensus::Protocol = protocol.parse()?;
+            let protocol: consensus::Protocol =
+                protocol.context("--protocol is required")?.parse()?;
+            let nodes = nodes.unwrap_or(3);
             let seed = seed.unwrap_or_else(rand::random);
             let binary = std::env::current_exe().context("locating this binary")?;
             let mut options = TortureOptions::new(binary, protocol, nodes, duration, seed, history);
@@ -594,4 +635,74 @@ async fn status(target: &Target, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Exit code 2 of `torture --scenario`: a usage error (unknown scenario,
+/// one that does not run on real processes, no protocol).
+const EXIT_USAGE: u8 = 2;
+
+/// `torture --scenario NAME` as given on the command line.
+struct ScenarioRequest {
+    name: String,
+    protocol: Option<String>,
+    nodes: u64,
+    seed: u64,
+    hold: Option<Duration>,
+    history: PathBuf,
+    dir: Option<PathBuf>,
+    recovery_timeout: Duration,
+}
+
+/// Runs one named scenario on real processes, printing its timeline as it
+/// happens and then the summary; exit 1 when an expectation failed.
+async fn run_scenario(request: ScenarioRequest) -> Result<ExitCode> {
+    use consensus_kv::torture::scenario::{self, RealScenario, ScenarioOptions};
+    if request.name == "list" {
+        print!("{}", scenario::list());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let chosen: RealScenario = match request.name.parse() {
+        Ok(chosen) => chosen,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let Some(protocol) = request.protocol else {
+        eprintln!(
+            "error: --scenario {} needs --protocol raft|multipaxos|paxos|zab",
+            request.name
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    };
+    if request.nodes < 3 {
+        eprintln!("error: --nodes must be at least 3 for a scenario");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let protocol: consensus::Protocol = protocol.parse()?;
+    let binary = std::env::current_exe().context("locating this binary")?;
+    let mut options =
+        ScenarioOptions::new(binary, chosen, protocol, request.nodes, request.history);
+    options.seed = request.seed;
+    options.dir = request.dir;
+    options.recovery_timeout = request.recovery_timeout;
+    options.live = true;
+    if let Some(hold) = request.hold {
+        options.timing.hold = hold;
+    }
+    match scenario::run(&options).await {
+        Ok(report) => {
+            print!("{}", report.summary());
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(error) => {
+            eprintln!("the scenario could not be carried out: {error}");
+            eprintln!("rerun: {}", options.command_line());
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -397,6 +397,16 @@ impl Harness {
         self.cluster().resume(id)
     }
 
+    /// Whether node `id` was stopped by a fault (`kill -9`) and not started again.
+    pub fn is_down(&self, id: NodeId) -> bool {
+        self.down.lock().expect("down").contains(&id)
+    }
+
+    /// Whether node `id` is paused (`SIGSTOP`).
+    pub fn is_paused(&self, id: NodeId) -> bool {
+        self.paused.lock().expect("paused").contains(&id)
+    }
+
     /// Installs `links` as the blocked set on every node; returns the nodes
     /// that did not confirm.
     pub async fn partition(&self, links: &BTreeSet<Link>) -> Vec<(NodeId, AdminError)> {

@@ -45,6 +45,11 @@
 //! client's choices; the interleaving is real, so a rerun explores the same
 //! faults at the same times, not the same instruction-level timing.
 //!
+//! The simulator's named failure scenarios run on the same harness too
+//! ([`scenario`]: `consensus-kv torture --scenario NAME --protocol P`),
+//! with a live timeline from the nodes' status and each scenario's
+//! expectations checked.
+//!
 //! The durability tests (power loss, a torn WAL record, a full disk) use
 //! the same [`harness::Harness`] and the fault tools of [`disk`]; they live
 //! in `kv/tests/torture.rs`.
@@ -54,6 +59,7 @@ pub mod checks;
 pub mod disk;
 pub mod harness;
 pub mod nemesis;
+pub mod scenario;
 pub mod workload;
 
 use std::path::PathBuf;

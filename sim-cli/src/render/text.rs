@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::scenario::{
-    format_epoch, seconds, NodeState, ProtocolRun, Sample, ScenarioInfo, ScenarioOutcome,
+    format_epoch, seconds, Expectation, NodeState, ProtocolRun, Sample, ScenarioInfo,
+    ScenarioOutcome,
 };
 
 /// Width the descriptions are wrapped at.
@@ -248,8 +249,9 @@ fn column_header(runs: &[ProtocolRun], single: bool) -> String {
     header
 }
 
-/// `L t2     57`: role, epoch, commit index of one node.
-fn node_cell(protocol: &str, node: &NodeState) -> String {
+/// `L t2     57`: role, epoch, commit index of one node (13 columns; also
+/// the cell of `consensus-kv torture --scenario`'s timeline).
+pub fn node_cell(protocol: &str, node: &NodeState) -> String {
     if node.letter() == 'x' {
         return format!(" {:<12}", "x");
     }
@@ -313,7 +315,14 @@ fn summary(out: &mut String, run: &ProtocolRun) {
         s.messages, s.bytes, s.snapshots_installed
     );
     let _ = writeln!(out, "  expectations:");
-    for expectation in &run.expectations {
+    expectation_lines(out, &run.expectations);
+}
+
+/// Every expectation on its own wrapped lines: `ok`, `FAIL` or `n/a`, the
+/// statement and what was seen (also used by `consensus-kv torture
+/// --scenario`).
+pub fn expectation_lines(out: &mut String, expectations: &[Expectation]) {
+    for expectation in expectations {
         let mark = expectation.verdict.mark();
         let text = format!(
             "{} -- {}",
