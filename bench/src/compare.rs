@@ -230,7 +230,7 @@ pub async fn compare(options: &CompareOptions) -> Result<Comparison, String> {
             result.commit_to_floor_ratio = one.latency.p50_us / floor_us.max(1.0);
         }
         let progress_ref = &progress;
-        let gaps = failover::measure(
+        let measured = failover::measure(
             &mut cluster,
             options.failovers,
             settings.command_bytes,
@@ -243,7 +243,8 @@ pub async fn compare(options: &CompareOptions) -> Result<Comparison, String> {
             },
         )
         .await?;
-        result.failover = Failover::of(gaps);
+        result.failover = Failover::of(measured.gaps_ms);
+        result.failover.phases = measured.phases;
         cluster.shutdown().await;
         comparison.protocols.push(result);
     }

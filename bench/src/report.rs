@@ -133,7 +133,57 @@ pub fn text_table(comparison: &Comparison) -> String {
             protocol.commit_to_floor_ratio
         );
     }
+    phase_table(&mut out, &comparison.protocols);
     out
+}
+
+/// Library-level failover phases: the median of each phase per protocol,
+/// and the longest sample split into its phases (where the tail comes from).
+fn phase_table(out: &mut String, protocols: &[ProtocolResults]) {
+    let with_phases: Vec<&ProtocolResults> = protocols
+        .iter()
+        .filter(|p| !p.failover.phases.is_empty())
+        .collect();
+    if with_phases.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "failover phases (library level; ms; detection = stop -> first survivor gives the leader up, \
+         election -> a survivor leads a newer epoch, first commit -> that leader commits, \
+         client -> the client's command commits)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<11} {:>7} {:>10} {:>9} {:>13} {:>7}   longest sample (detection + election + first commit + client)",
+        "protocol", "phased", "detection", "election", "first commit", "client"
+    );
+    for protocol in with_phases {
+        let failover = &protocol.failover;
+        let Some(medians) = failover.phase_medians() else {
+            continue;
+        };
+        let longest = failover
+            .phases
+            .iter()
+            .max_by(|a, b| a.client_ms.total_cmp(&b.client_ms))
+            .map(|p| {
+                let [d, e, c, k] = p.durations();
+                format!("{:.0} = {d:.0} + {e:.0} + {c:.0} + {k:.0}", p.client_ms)
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<11} {:>7} {:>10.1} {:>9.1} {:>13.1} {:>7.1}   {longest}",
+            protocol.protocol,
+            format!("{}/{}", failover.phases.len(), failover.samples_ms.len()),
+            medians[0],
+            medians[1],
+            medians[2],
+            medians[3],
+        );
+    }
 }
 
 fn color(index: usize) -> RGBColor {
@@ -456,6 +506,74 @@ fn samples_chart(groups: &[(String, &Failover, RGBColor)], title: &str) -> Resul
     Ok(svg)
 }
 
+/// Stacked bars: per protocol, the median of each failover phase.
+pub fn failover_phases_chart(protocols: &[ProtocolResults]) -> Result<String, String> {
+    let bars: Vec<(&str, [f64; 4])> = protocols
+        .iter()
+        .filter_map(|p| Some((p.protocol.as_str(), p.failover.phase_medians()?)))
+        .collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let max_ms = bars
+            .iter()
+            .map(|(_, parts)| parts.iter().sum::<f64>())
+            .fold(100.0, f64::max);
+        let count = bars.len().max(1) as f64;
+        let names: Vec<String> = bars.iter().map(|b| b.0.to_string()).collect();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Failover phases: median ms of each (library level)",
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..count - 0.5, 0f64..max_ms * 1.15)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(bars.len().max(1))
+            .x_label_formatter(&|x| {
+                let index = x.round();
+                if (x - index).abs() < 0.01 && index >= 0.0 {
+                    names.get(index as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("ms")
+            .draw()
+            .map_err(chart_error)?;
+        for (part, name) in crate::results::FailoverPhases::NAMES.iter().enumerate() {
+            let part_color = color(part);
+            let rects: Vec<Rectangle<(f64, f64)>> = bars
+                .iter()
+                .enumerate()
+                .map(|(index, (_, parts))| {
+                    let bottom: f64 = parts[..part].iter().sum();
+                    let x = index as f64;
+                    Rectangle::new(
+                        [(x - 0.3, bottom), (x + 0.3, bottom + parts[part])],
+                        part_color.filled(),
+                    )
+                })
+                .collect();
+            chart
+                .draw_series(rects)
+                .map_err(chart_error)?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], part_color.filled())
+                });
+        }
+        draw_legend(&mut chart)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
 fn has_service_failover(comparison: &Comparison) -> bool {
     comparison
         .service
@@ -508,6 +626,17 @@ pub fn html_report(comparison: &Comparison) -> Result<String, String> {
         "<figure>{}</figure>",
         failover_chart(&comparison.protocols)?
     );
+    if comparison
+        .protocols
+        .iter()
+        .any(|p| !p.failover.phases.is_empty())
+    {
+        let _ = write!(
+            html,
+            "<figure>{}</figure>",
+            failover_phases_chart(&comparison.protocols)?
+        );
+    }
     if has_service_failover(comparison) {
         let _ = write!(
             html,
@@ -535,6 +664,15 @@ pub fn write_report(comparison: &Comparison, dir: &Path) -> Result<(), String> {
     ] {
         let path = dir.join(name);
         std::fs::write(&path, svg).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    if comparison
+        .protocols
+        .iter()
+        .any(|p| !p.failover.phases.is_empty())
+    {
+        let path = dir.join("failover-phases.svg");
+        std::fs::write(&path, failover_phases_chart(&comparison.protocols)?)
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     if has_service_failover(comparison) {
         let path = dir.join("service-failover.svg");
@@ -652,6 +790,63 @@ mod tests {
         let service: ServiceResults = serde_json::from_str(old).unwrap();
         assert!(service.failover_kill.samples_ms.is_empty());
         assert!(service.failover_pause.samples_ms.is_empty());
+    }
+
+    #[test]
+    fn failover_phases_in_table_chart_and_json() {
+        use crate::results::FailoverPhases;
+        let mut raft = protocol("raft", 1000.0);
+        raft.failover.phases = vec![
+            FailoverPhases {
+                suspected_ms: 150.0,
+                elected_ms: 170.0,
+                committed_ms: 175.0,
+                client_ms: 180.0,
+            },
+            FailoverPhases {
+                suspected_ms: 160.0,
+                elected_ms: 200.0,
+                committed_ms: 205.0,
+                client_ms: 210.0,
+            },
+            FailoverPhases {
+                suspected_ms: 155.0,
+                elected_ms: 235.0,
+                committed_ms: 240.0,
+                client_ms: 250.0,
+            },
+        ];
+        assert_eq!(raft.failover.phase_medians(), Some([155.0, 40.0, 5.0, 5.0]));
+        let paxos = protocol("paxos", 300.0);
+        assert_eq!(paxos.failover.phase_medians(), None);
+        let comparison = Comparison {
+            run: RunInfo::default(),
+            floor: Default::default(),
+            protocols: vec![raft, paxos],
+            service: vec![],
+        };
+        let table = text_table(&comparison);
+        assert!(table.contains("failover phases"), "{table}");
+        assert!(table.contains("250 = 155 + 80 + 5 + 10"), "{table}");
+        assert!(
+            !table
+                .lines()
+                .any(|l| l.starts_with("paxos") && l.contains("/")),
+            "{table}"
+        );
+        let html = html_report(&comparison).unwrap();
+        assert_eq!(
+            html.matches("<svg").count(),
+            5,
+            "throughput, 2 latency, failover, failover phases"
+        );
+        assert!(html.contains("first commit"));
+        let dir = tempfile::tempdir().unwrap();
+        write_report(&comparison, dir.path()).unwrap();
+        assert!(dir.path().join("failover-phases.svg").exists());
+        let json = std::fs::read_to_string(dir.path().join("results.json")).unwrap();
+        let back: Comparison = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, comparison);
     }
 
     #[test]

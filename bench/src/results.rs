@@ -74,6 +74,48 @@ pub struct Failover {
     pub p99_ms: f64,
     /// Largest.
     pub max_ms: f64,
+    /// Library level, leader-based protocols: where each sample's time went
+    /// (same order as `samples_ms`; empty where not measured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<FailoverPhases>,
+}
+
+/// One failover sample split into phases, each a time in milliseconds from
+/// the stop of the leader, taken from the surviving nodes' published status
+/// (so to within a scheduler wake-up). The phases are consecutive:
+/// detection = `suspected_ms`, election = `elected_ms - suspected_ms`,
+/// first commit = `committed_ms - elected_ms`, client = `client_ms -
+/// committed_ms`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailoverPhases {
+    /// The first surviving node gave the old leader up: it became a
+    /// (pre-)candidate or looking, moved to a newer epoch, or named another
+    /// leader.
+    pub suspected_ms: f64,
+    /// The first surviving node became leader of a newer epoch.
+    pub elected_ms: f64,
+    /// That new leader's commit index first advanced as leader (Raft's no-op,
+    /// ZAB's synchronization, a Multi-Paxos recovery or the client's command).
+    pub committed_ms: f64,
+    /// The measuring client's first command committed after the stop (the
+    /// sample itself).
+    pub client_ms: f64,
+}
+
+impl FailoverPhases {
+    /// The four consecutive durations: detection, election, first commit,
+    /// client.
+    pub fn durations(&self) -> [f64; 4] {
+        [
+            self.suspected_ms,
+            (self.elected_ms - self.suspected_ms).max(0.0),
+            (self.committed_ms - self.elected_ms).max(0.0),
+            (self.client_ms - self.committed_ms).max(0.0),
+        ]
+    }
+
+    /// The names of [`durations`](Self::durations), in order.
+    pub const NAMES: [&'static str; 4] = ["detection", "election", "first commit", "client"];
 }
 
 impl Failover {
@@ -94,7 +136,24 @@ impl Failover {
             p99_ms: at(0.99),
             max_ms: sorted.last().copied().unwrap_or(0.0),
             samples_ms,
+            phases: Vec::new(),
         }
+    }
+
+    /// The median of each phase's duration over the samples that have
+    /// phases (`None` when none has): medians of parts, so they need not
+    /// add up to the median of the whole.
+    pub fn phase_medians(&self) -> Option<[f64; 4]> {
+        if self.phases.is_empty() {
+            return None;
+        }
+        let mut medians = [0.0; 4];
+        for (part, median) in medians.iter_mut().enumerate() {
+            let mut values: Vec<f64> = self.phases.iter().map(|p| p.durations()[part]).collect();
+            values.sort_by(f64::total_cmp);
+            *median = values[(values.len() - 1) / 2];
+        }
+        Some(medians)
     }
 }
 

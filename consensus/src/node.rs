@@ -277,6 +277,7 @@ trait Replica: ReplicatedLog {
     fn local_addr(&self) -> SocketAddr;
     fn faults(&self) -> FaultController;
     fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<(), TransportError>;
+    fn status_watch(&self) -> tokio::sync::watch::Receiver<Status>;
 }
 
 struct Backend<C: Core> {
@@ -326,6 +327,9 @@ impl<C: Core> Replica for Backend<C> {
     fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<(), TransportError> {
         self.transport.add_peer(id, addr)
     }
+    fn status_watch(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.node.status_watch()
+    }
 }
 
 /// A running node of any compiled protocol. Implements [`ReplicatedLog`];
@@ -365,6 +369,12 @@ impl ConsensusNode {
     /// sets rules on it).
     pub fn faults(&self) -> FaultController {
         self.replica.faults()
+    }
+
+    /// The node's status as a watch that wakes on every change (role,
+    /// leader, epoch, commit index...): for timing events as they happen.
+    pub fn status_watch(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.replica.status_watch()
     }
 
     /// Tells the transport where a (new) member listens.

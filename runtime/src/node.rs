@@ -148,6 +148,13 @@ impl<C: Core> Node<C> {
         answer.await.map_err(|_| self.stopped_error())
     }
 
+    /// The published status as a watch: `changed()` wakes on every change
+    /// (role, leader, epoch, commit/applied index...). For observers that
+    /// time events, such as the benchmark's failover phases.
+    pub fn status_watch(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
     /// Waits until `condition` holds for the published status, or `timeout`.
     pub async fn wait_for(
         &self,
