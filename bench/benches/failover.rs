@@ -29,7 +29,7 @@ fn failover(c: &mut Criterion) {
             .expect("cluster starts");
         group.bench_function(protocol.name(), |b| {
             b.iter_custom(|iters| {
-                let gaps = runtime
+                let measured = runtime
                     .block_on(measure(
                         &mut cluster,
                         iters as usize,
@@ -37,7 +37,7 @@ fn failover(c: &mut Criterion) {
                         |_, _| {},
                     ))
                     .expect("failover measured");
-                Duration::from_secs_f64(gaps.iter().sum::<f64>() / 1000.0)
+                Duration::from_secs_f64(measured.gaps_ms.iter().sum::<f64>() / 1000.0)
             });
         });
         runtime.block_on(cluster.shutdown());
