@@ -99,6 +99,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // RUST_LOG=raft=debug (for example) shows a core's elections during a run.
+    consensus_kv::cli::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

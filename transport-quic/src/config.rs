@@ -141,6 +141,18 @@ pub struct Timeouts {
     pub keep_alive: Duration,
     /// Limit for connect + TLS + the transport handshake (default 5 s).
     pub handshake: Duration,
+    /// How long one dial waits for the peer's first answer before it is
+    /// abandoned and retried after the [`Backoff`] delay (default 300 ms).
+    /// A dial sent while the peer is down would otherwise wait for QUIC's
+    /// retransmission of its first packet, whose interval doubles each time
+    /// (1 s, 2 s, 4 s with quinn's internet defaults), and so reach a peer
+    /// that restarted only seconds later, long after an election needed it.
+    /// Raise it above two round trips for links slower than a data centre.
+    pub dial_attempt: Duration,
+    /// QUIC's round-trip estimate before the first measurement (default
+    /// 10 ms; quinn's default of 333 ms is meant for the internet). It sets
+    /// when the first handshake packet is sent again if lost or unanswered.
+    pub initial_rtt: Duration,
     /// Limit for `shutdown` to flush queued frames and wait for their
     /// acknowledgement (default 5 s).
     pub shutdown: Duration,
@@ -152,6 +164,8 @@ impl Default for Timeouts {
             idle: Duration::from_secs(5),
             keep_alive: Duration::from_secs(1),
             handshake: Duration::from_secs(5),
+            dial_attempt: Duration::from_millis(300),
+            initial_rtt: Duration::from_millis(10),
             shutdown: Duration::from_secs(5),
         }
     }
@@ -165,7 +179,9 @@ impl Default for Timeouts {
 pub struct Backoff {
     /// First delay (default 50 ms).
     pub initial: Duration,
-    /// Upper bound (default 2 s).
+    /// Upper bound (default 250 ms: a dial costs a few packets, and a peer
+    /// that comes back must be reached before the protocol needs it, e.g.
+    /// for an election; etcd's peer streams retry every 100 ms).
     pub max: Duration,
 }
 
@@ -173,7 +189,7 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(50),
-            max: Duration::from_secs(2),
+            max: Duration::from_millis(250),
         }
     }
 }
@@ -294,6 +310,18 @@ impl QuicConfig {
         }
         if timeouts.handshake.is_zero() || timeouts.shutdown.is_zero() {
             return invalid("handshake and shutdown timeouts must be positive".into());
+        }
+        if timeouts.dial_attempt.is_zero() || timeouts.dial_attempt > timeouts.handshake {
+            return invalid(format!(
+                "dial_attempt {:?} must be positive and at most handshake {:?}",
+                timeouts.dial_attempt, timeouts.handshake
+            ));
+        }
+        if timeouts.initial_rtt.is_zero() || timeouts.initial_rtt >= timeouts.dial_attempt {
+            return invalid(format!(
+                "initial_rtt {:?} must be positive and below dial_attempt {:?}",
+                timeouts.initial_rtt, timeouts.dial_attempt
+            ));
         }
         if self.backoff.initial.is_zero() || self.backoff.max < self.backoff.initial {
             return invalid(format!(

@@ -42,8 +42,12 @@
 //!   changes): the acceptor refuses a certificate that is not in its table,
 //!   and a higher id that is not in the lower id's table is never dialed.
 //! * The dialer reconnects after a failure with exponential backoff and
-//!   jitter ([`Backoff`]); the attempt counter resets after a successful
-//!   handshake.
+//!   jitter ([`Backoff`], at most 250 ms by default); the attempt counter
+//!   resets after a successful handshake. One dial waits at most
+//!   [`Timeouts::dial_attempt`] for the peer's answer, so a peer that was
+//!   down when the dial began is reached by the next attempt once it is
+//!   back, not by QUIC's doubling retransmissions seconds later (a Raft
+//!   election between two survivors waited up to 1.6 s for exactly that).
 //! * Each peer has a bounded queue ([`Limits::queue_max_messages`],
 //!   [`Limits::queue_max_bytes`]); `send` encodes the message into it and
 //!   returns at once ([`TransportError::QueueFull`] when full). Messages

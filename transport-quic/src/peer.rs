@@ -240,7 +240,18 @@ async fn dial<M: ProtocolMessage>(
         .connect_with(shared.client_config.clone(), addr, &name)
         .map_err(|e| TransportError::Connection(format!("cannot dial {addr}: {e}")))?;
     let handshake = async {
-        let conn = connecting.await.map_err(classify)?;
+        // The peer must answer within one attempt; a peer that is down (or
+        // restarting) is dialed again after the backoff, not reached by a
+        // QUIC retransmission seconds later.
+        let conn = match tokio::time::timeout(shared.timeouts.dial_attempt, connecting).await {
+            Ok(connected) => connected.map_err(classify)?,
+            Err(_) => {
+                return Err(TransportError::Connection(format!(
+                    "no answer from {addr} within {:?}",
+                    shared.timeouts.dial_attempt
+                )))
+            }
+        };
         let (mut send, mut recv) = conn.open_bi().await.map_err(classify)?;
         let _ = send.set_priority(1);
         let hello = encode_frame(&shared.hello, HELLO_MAX_BYTES)?;

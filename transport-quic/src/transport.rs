@@ -126,6 +126,7 @@ fn transport_config(timeouts: &Timeouts) -> Result<Arc<quinn::TransportConfig>, 
     config
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(Some(timeouts.keep_alive))
+        .initial_rtt(timeouts.initial_rtt)
         // One control stream per connection, opened by the dialer.
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(1))
         // Bulk streams: one per batch of bulk messages.

@@ -478,3 +478,62 @@ async fn a_crashed_peer_that_restarts_is_noticed_without_waiting_for_the_idle_ti
     .await
     .expect("test timed out");
 }
+
+/// A dial sent while the peer is down does not wait for QUIC to retransmit
+/// its first packet (seconds later, doubling each time): each attempt gives
+/// up after `dial_attempt` and the dialer tries again after the backoff, so
+/// a peer that comes back is reached by the next attempt. The handshake
+/// limit and the idle timeout (which also ends a handshake) are set above the
+/// test's own timeout: with attempts bounded only by them, the first attempt
+/// would still be waiting when the test gives up.
+#[tokio::test]
+async fn a_dial_to_a_silent_peer_is_retried_until_the_peer_answers() {
+    use std::time::Duration;
+    timeout(TEST_TIMEOUT, async {
+        let pki = Pki::new([1, 2]);
+        // Node 2's address, held by a socket that never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let mut one_config = config(&pki, 1);
+        one_config.timeouts.handshake = TEST_TIMEOUT * 2;
+        one_config.timeouts.idle = TEST_TIMEOUT * 2;
+        one_config.peers.insert(2, addr);
+        let one: Node = QuicTransport::bind(one_config).unwrap();
+        eventually(|| one.stats().dial_attempts >= 3).await;
+        assert!(!one.is_connected(2));
+
+        // Node 2 comes up at that address: the next attempt reaches it.
+        drop(silent);
+        let mut two_config = config(&pki, 2);
+        two_config.bind = addr;
+        two_config.peers.insert(1, one.local_addr());
+        let two = loop {
+            match QuicTransport::<TestMessage>::bind(two_config.clone()) {
+                Ok(two) => break two,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        };
+        wait_connected(&one, 2).await;
+        one.send(2, TestMessage::Ping { seq: 1 }).unwrap();
+        assert_eq!(next_message(&two).await, (1, TestMessage::Ping { seq: 1 }));
+        one.shutdown().await;
+        two.shutdown().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn dial_timeouts_out_of_order_are_refused_at_bind() {
+    use std::time::Duration;
+    let pki = Pki::new([1, 2]);
+    let mut longer_than_handshake = config(&pki, 1);
+    longer_than_handshake.timeouts.dial_attempt =
+        longer_than_handshake.timeouts.handshake + Duration::from_millis(1);
+    let mut rtt_not_below_attempt = config(&pki, 1);
+    rtt_not_below_attempt.timeouts.initial_rtt = rtt_not_below_attempt.timeouts.dial_attempt;
+    for bad in [longer_than_handshake, rtt_not_below_attempt] {
+        let error = QuicTransport::<TestMessage>::bind(bad).unwrap_err();
+        assert!(error.to_string().contains("dial_attempt"), "{error}");
+    }
+}
