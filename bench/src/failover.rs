@@ -266,6 +266,7 @@ pub async fn measure(
                 .collect();
             PhaseWatch::start(survivors, victim)
         });
+        tracing::info!(sample, victim, "stopping the leader");
         let stopped_at = Instant::now();
         cluster.stop_node(victim).await?;
         let committed = writer

@@ -105,9 +105,11 @@ pub async fn measure_quic_rtt(samples: usize) -> Result<Percentiles, String> {
     };
     let one = Arc::new(bind(1)?);
     let two = Arc::new(bind(2)?);
-    one.add_peer(2, two.local_addr())
-        .map_err(|e| e.to_string())?;
+    // The acceptor (2) learns the dialer (1) first, so 1's first dial is
+    // not refused as coming from a stranger.
     two.add_peer(1, one.local_addr())
+        .map_err(|e| e.to_string())?;
+    one.add_peer(2, two.local_addr())
         .map_err(|e| e.to_string())?;
     let echo = {
         let two = two.clone();
