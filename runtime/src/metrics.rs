@@ -4,32 +4,8 @@
 //! crate facade (any recorder the application installs) and readable as a
 //! [`RuntimeMetrics`] snapshot from [`Node::metrics`](crate::Node::metrics).
 //!
-//! Every series carries the labels `node` (the node id) and `protocol`
-//! (`raft`, `multipaxos`, `paxos`, `zab`). The handles are registered when
-//! the node starts, so **a recorder must be installed before
-//! [`Node::start`](crate::Node::start)** (a node started earlier records into
-//! the no-op recorder). The names (`docs/operations.md` says what an
-//! operator does with each):
-//!
-//! | name | type | extra labels | meaning |
-//! |---|---|---|---|
-//! | `consensus_epoch` | gauge | | current term / ballot / epoch |
-//! | `consensus_epoch_changes_total` | counter | | times the epoch changed here |
-//! | `consensus_leader_changes_total` | counter | | times the known leader changed (including to none) |
-//! | `consensus_leader` | gauge | | id of the leader this node knows, 0 for none (always 0 on classic Paxos) |
-//! | `consensus_is_leader` | gauge | | 1 while this node is the leader |
-//! | `consensus_commit_index` | gauge | | highest index known committed |
-//! | `consensus_applied_index` | gauge | | highest index applied to the state machine |
-//! | `consensus_last_index` | gauge | | highest index in this node's log |
-//! | `consensus_snapshot_index` | gauge | | index of the last snapshot |
-//! | `consensus_applied_entries_total` | counter | | entries applied to the state machine |
-//! | `consensus_follower_lag_entries` | gauge | `peer` | leader only: entries the peer is behind the leader's last index (0 elsewhere) |
-//! | `consensus_commit_seconds` | histogram | | a proposal's time from `append` to its commit on this node |
-//! | `consensus_fsync_seconds` | histogram | | each group-committed fdatasync |
-//! | `consensus_proposals_rejected_total` | counter | `reason` | client requests refused: `not_leader`, `unavailable`, `overloaded` (the core has too much uncommitted), `queue_full` (the request queue is full), `outcome_unknown`, `change_in_progress`, `invalid_membership`, `other` |
-//! | `consensus_request_queue_depth` | gauge | | client requests queued for the driver (bounded by `request_queue_max`) |
-//! | `consensus_pending_proposals` | gauge | | proposals accepted by the core and not yet committed |
-//! | `consensus_pending_reads` | gauge | | read barriers and linearizable reads not yet answered |
+//! The exported names, types and labels are listed in the crate docs
+//! (`lib.rs`, "Exported metrics"); keep the two in step.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
