@@ -24,6 +24,7 @@
 //! no control: bind it to an address only your monitoring reaches.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,15 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("consensus_healthy", "gauge", "1 while /health answers 200, else 0."),
 ];
 
+/// Set once this process installed the Prometheus recorder: until then
+/// [`RequestMetrics::record`] does nothing (not even build its labels).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// True once this process exports metrics ([`Exporter::install`]).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// The `--metrics-addr` option of `serve`, shared by the services.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct MetricsArgs {
@@ -140,6 +150,7 @@ impl Exporter {
             .build_recorder();
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder).map_err(|e| format!("metrics exporter: {e}"))?;
+        EXPORTING.store(true, Ordering::Relaxed);
         describe();
         Ok(Exporter {
             active: Some((listener, handle)),
@@ -551,8 +562,8 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// Client request counters of a service (`consensus_client_requests_total`
-/// and `consensus_client_request_seconds`); records into the no-op recorder
-/// when the process exports no metrics.
+/// and `consensus_client_request_seconds`); free when the process exports
+/// no metrics ([`exporting`]).
 #[derive(Clone, Debug)]
 pub struct RequestMetrics {
     service: &'static str,
@@ -573,6 +584,9 @@ impl RequestMetrics {
     /// One answered request: its operation, its result (`ok` or the
     /// error's kind) and how long the server took.
     pub fn record(&self, op: &'static str, result: &'static str, took: Duration) {
+        if !exporting() {
+            return;
+        }
         metrics::counter!(
             "consensus_client_requests_total",
             "node" => self.node.clone(),
