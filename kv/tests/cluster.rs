@@ -559,6 +559,82 @@ fn bad_input_gives_clear_errors() {
     assert!(!output.status.success());
 }
 
+/// `serve --metrics-addr`: an address in use is a clear startup error; a
+/// free one serves `/health` (a one-node cluster is its own majority) and
+/// `/metrics`.
+#[test]
+fn metrics_addr_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = prepare(dir.path(), "kvtest", "raft", 1, None).unwrap();
+    let binary = env!("CARGO_BIN_EXE_consensus-kv");
+    let serve = |metrics: std::net::SocketAddr| {
+        std::process::Command::new(binary)
+            .args([
+                "serve",
+                "--id",
+                "1",
+                "--metrics-addr",
+                &metrics.to_string(),
+                "--config",
+            ])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Bounded: the child is killed if it neither exits nor gets healthy.
+    let deadline = Instant::now() + WAIT;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = serve(taken.local_addr().unwrap());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve with a metrics address in use did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("metrics listener on"), "{stderr}");
+    drop(taken);
+
+    let free = consensus_service::demo::free_tcp_addrs(1).unwrap()[0];
+    let mut child = serve(free);
+    let answer = runtime().block_on(async {
+        loop {
+            match http_get(free, "/health", Duration::from_secs(2)).await {
+                Ok((200, body)) => {
+                    let metrics = http_get(free, "/metrics", Duration::from_secs(2)).await;
+                    break Ok((body, metrics));
+                }
+                other if Instant::now() > deadline => break Err(other),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (body, metrics) = answer.unwrap_or_else(|last| panic!("never healthy: {last:?}"));
+    assert!(body.starts_with("ok: leader, leader 1"), "{body}");
+    let (status, text) = metrics.expect("/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(
+            &text,
+            "consensus_is_leader",
+            &[("node", "1"), ("protocol", "raft")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
 #[test]
 fn value_over_the_limit_is_refused_and_nothing_is_written() {
     runtime().block_on(async {
