@@ -54,7 +54,7 @@
 //! | `consensus_proposals_rejected_total` | counter | `reason` | client requests refused: `not_leader`, `unavailable`, `overloaded` (the core has too much uncommitted), `queue_full` (the request queue is full), `outcome_unknown`, `change_in_progress`, `invalid_membership`, `other` |
 //! | `consensus_request_queue_depth` | gauge | | client requests queued for the driver (bounded by `request_queue_max`) |
 //! | `consensus_pending_proposals` | gauge | | proposals accepted by the core and not yet committed |
-//! | `consensus_pending_reads` | gauge | | read barriers and linearizable reads not yet answered |
+//! | `consensus_pending_reads` | gauge | | read barriers and linearizable reads (and a membership change) not yet answered |
 #![deny(missing_docs)]
 
 mod config;

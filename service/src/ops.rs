@@ -72,7 +72,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("consensus_proposals_rejected_total", "counter", "Client requests refused by the node (label reason: not_leader, unavailable, overloaded, queue_full, outcome_unknown, change_in_progress, invalid_membership, other)."),
     ("consensus_request_queue_depth", "gauge", "Client requests queued for the node's driver."),
     ("consensus_pending_proposals", "gauge", "Proposals accepted by the core and not yet committed."),
-    ("consensus_pending_reads", "gauge", "Read barriers and linearizable reads not yet answered."),
+    ("consensus_pending_reads", "gauge", "Read barriers and linearizable reads (and a membership change) not yet answered."),
     // Copied from the transport's counters at each scrape.
     ("consensus_transport_connections_total", "counter", "Peer connections that completed TLS and the handshake."),
     ("consensus_transport_dial_attempts_total", "counter", "Outgoing peer connection attempts."),
