@@ -238,6 +238,8 @@ pub struct Status {
     pub snapshot_index: LogIndex,
     /// Membership currently in force at this node.
     pub membership: Membership,
-    /// Replication progress of each peer, filled on a leader only.
+    /// Replication progress of each peer, filled on a leader (and on every
+    /// classic Paxos peer, which has no leader: `match_index` is then the
+    /// peer's chosen frontier).
     pub peers: BTreeMap<NodeId, PeerProgress>,
 }

@@ -64,6 +64,18 @@
 //! ([`server`]); the same binary is the CLI client (`create`, `get`, `set`,
 //! `delete`, `ls`, `sync`, `elect`, `lock`). The cluster file is the
 //! key-value service's ([`ClusterConfig`]).
+//!
+//! ## Metrics and health
+//!
+//! `serve --metrics-addr ADDR` (or `metrics_addr` in the node's entry)
+//! serves Prometheus `/metrics` and `/health` (the service edge's
+//! `consensus_service::ops`, where every name is listed). Besides the
+//! runtime's and the transport's metrics, the server counts each session
+//! request in `consensus_client_requests_total{service="coord", op, result}`
+//! and times it in `consensus_client_request_seconds{service="coord", op}`:
+//! `op` is `get`, `exists`, `children`, `sync`, `create`, `delete`,
+//! `set_data`, `check`, `multi` or `close`; `result` is `ok` or the error's
+//! kind ([`wire::ServiceError::kind`]).
 #![deny(missing_docs)]
 
 pub mod client;

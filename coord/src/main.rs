@@ -14,6 +14,7 @@ use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
 use consensus_service::cli::{self, DemoSpec};
+use consensus_service::ops::MetricsArgs;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +37,8 @@ enum Commands {
         /// This node's id in the file.
         #[arg(long)]
         id: u64,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
     Demo {
@@ -252,9 +255,17 @@ fn say(line: &str) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Commands::Serve { config, id } => {
+        Commands::Serve {
+            config,
+            id,
+            metrics,
+        } => {
             let config = ClusterConfig::load(&config)?;
+            let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
             let server = Server::start(&config, id)?;
+            exporter
+                .serve(server.node().clone(), id, &config.tuning)
+                .map_err(anyhow::Error::msg)?;
             eprintln!(
                 "coordination node {id} of cluster {:?} running {} (peer {}, clients {})",
                 config.cluster_id,

@@ -27,6 +27,7 @@ use consensus::{
 };
 use consensus_service::accept;
 use consensus_service::config::ClusterConfig;
+use consensus_service::ops::RequestMetrics;
 use consensus_service::retry::Backoff;
 use thiserror::Error;
 use tokio::sync::{mpsc, Mutex};
@@ -97,6 +98,7 @@ pub struct Server {
     touch_queue: std::sync::Mutex<Option<mpsc::UnboundedReceiver<SessionId>>>,
     next_conn: AtomicU64,
     expirer: std::sync::atomic::AtomicBool,
+    requests: RequestMetrics,
 }
 
 impl Server {
@@ -162,6 +164,7 @@ impl Server {
             touch_queue: std::sync::Mutex::new(Some(touch_queue)),
             next_conn: AtomicU64::new(1),
             expirer: std::sync::atomic::AtomicBool::new(false),
+            requests: RequestMetrics::new("coord", id, config.protocol),
         }))
     }
 
@@ -704,7 +707,24 @@ impl Server {
         writer.abort();
     }
 
+    /// Executes one session request and counts it in the client request
+    /// metrics.
     async fn execute(
+        &self,
+        conn: ConnId,
+        session: SessionId,
+        linearizable: bool,
+        request: Request,
+    ) -> (LogIndex, Result<Answer, ServiceError>) {
+        let started = Instant::now();
+        let op = request.op();
+        let answer = self.run_request(conn, session, linearizable, request).await;
+        let result = answer.1.as_ref().map_or_else(ServiceError::kind, |_| "ok");
+        self.requests.record(op, result, started.elapsed());
+        answer
+    }
+
+    async fn run_request(
         &self,
         conn: ConnId,
         session: SessionId,

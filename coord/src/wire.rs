@@ -116,6 +116,25 @@ impl Request {
     pub fn is_write(&self) -> bool {
         matches!(self, Request::Write { .. })
     }
+
+    /// The operation's name, the `op` label of the client request metrics.
+    pub fn op(&self) -> &'static str {
+        use crate::types::Op;
+        match self {
+            Request::Get { .. } => "get",
+            Request::Exists { .. } => "exists",
+            Request::Children { .. } => "children",
+            Request::Sync => "sync",
+            Request::Write { write, .. } => match write {
+                Write::Op(Op::Create { .. }) => "create",
+                Write::Op(Op::Delete { .. }) => "delete",
+                Write::Op(Op::SetData { .. }) => "set_data",
+                Write::Op(Op::Check { .. }) => "check",
+                Write::Multi(_) => "multi",
+                Write::Close => "close",
+            },
+        }
+    }
 }
 
 /// What a client sends on its session stream.
@@ -291,6 +310,33 @@ impl ServiceError {
     /// True when the request may have been applied.
     pub fn is_outcome_unknown(&self) -> bool {
         matches!(self, ServiceError::OutcomeUnknown(_))
+    }
+
+    /// The error's kind, the `result` label of
+    /// `consensus_client_requests_total` (an operation's own failure, such
+    /// as `no_node`, is an answer, not a fault of the service).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServiceError::Coord(error) => match error {
+                CoordError::NoNode(_) => "no_node",
+                CoordError::NodeExists(_) => "node_exists",
+                CoordError::BadVersion { .. } => "bad_version",
+                CoordError::NotEmpty(_) => "not_empty",
+                CoordError::NoChildrenForEphemerals(_) => "no_children_for_ephemerals",
+                CoordError::BadPath { .. } => "bad_path",
+                CoordError::DataTooLarge { .. } => "data_too_large",
+                CoordError::BadArguments(_) => "bad_arguments",
+                CoordError::SessionExpired(_) => "session_expired",
+                CoordError::Stale { .. } => "stale",
+                CoordError::Malformed => "malformed",
+            },
+            ServiceError::NotReady(_) => "not_ready",
+            ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::OutcomeUnknown(_) => "outcome_unknown",
+            ServiceError::Forbidden(_) => "forbidden",
+            ServiceError::Invalid(_) => "invalid",
+            ServiceError::Stopped(_) => "stopped",
+        }
     }
 
     /// True when retrying (here or elsewhere) may succeed.

@@ -488,6 +488,63 @@ async fn reconnect_keeps_ephemerals(cluster: &mut TestCluster) {
     other.close().await.unwrap();
 }
 
+/// Every node answers `/health` (200: the cluster is whole) and `/metrics`
+/// with the runtime's metrics and the coordination service's request
+/// counters (the tree test before made writes).
+async fn operations_endpoint(cluster: &TestCluster) {
+    use consensus_service::ops::{http_get, sample};
+    let protocol = &cluster.protocol;
+    let mut writes = 0.0;
+    for node in &cluster.config.nodes {
+        let addr = node.metrics_addr.expect("a metrics address");
+        let health = eventually(WAIT, || async {
+            match http_get(addr, "/health", Duration::from_secs(2)).await {
+                Ok((200, body)) => Some(body),
+                _ => None,
+            }
+        })
+        .await;
+        assert!(
+            health.as_deref().is_some_and(|body| body.starts_with("ok")),
+            "{protocol}: node {} is not healthy: {:?}",
+            node.id,
+            http_get(addr, "/health", Duration::from_secs(2)).await
+        );
+        let (status, text) = http_get(addr, "/metrics", Duration::from_secs(2))
+            .await
+            .expect("/metrics");
+        assert_eq!(status, 200, "{protocol}: /metrics of node {}", node.id);
+        let id = node.id.to_string();
+        for name in [
+            "consensus_epoch",
+            "consensus_commit_index",
+            "consensus_healthy",
+        ] {
+            assert!(
+                sample(
+                    &text,
+                    name,
+                    &[("node", id.as_str()), ("protocol", protocol.as_str())]
+                )
+                .is_some(),
+                "{protocol}: node {} does not export {name}:\n{text}",
+                node.id
+            );
+        }
+        writes += sample(
+            &text,
+            "consensus_client_requests_total",
+            &[("service", "coord"), ("op", "create"), ("result", "ok")],
+        )
+        .unwrap_or(0.0);
+        let (status, _) = http_get(addr, "/nothing", Duration::from_secs(2))
+            .await
+            .expect("an answer");
+        assert_eq!(status, 404);
+    }
+    assert!(writes >= 1.0, "{protocol}: no node counted a create");
+}
+
 async fn service(protocol: &str) {
     if !enabled(protocol) {
         return;
@@ -497,6 +554,8 @@ async fn service(protocol: &str) {
     let mut cluster = TestCluster::start(protocol).await;
     eprintln!("{protocol}: tree_and_watches");
     tree_and_watches(&cluster).await;
+    eprintln!("{protocol}: operations_endpoint");
+    operations_endpoint(&cluster).await;
     eprintln!("{protocol}: watch_race");
     watch_race(&cluster).await;
     eprintln!("{protocol}: lock_with_fencing");

@@ -11,6 +11,12 @@
 //! * [`state`]: the deterministic key-value state machine (wrapped in client
 //!   sessions so retries apply once);
 //! * [`server`]: a node: the consensus node plus the client API over QUIC;
+//!   with `serve --metrics-addr ADDR` also Prometheus `/metrics` and
+//!   `/health` (the service edge's `consensus_service::ops`, where every
+//!   name is listed); the server counts each request in
+//!   `consensus_client_requests_total{service="kv", op, result}` and times
+//!   it in `consensus_client_request_seconds{service="kv", op}` (`op`:
+//!   [`wire::Request::op`], `result`: `ok` or [`wire::ServiceError::kind`]);
 //! * [`client`]: leader caching, redirects, retries with backoff and jitter,
 //!   idempotent retries, "outcome unknown" on timeouts;
 //! * [`load`]: the closed-loop load generator behind `consensus-kv bench`;

@@ -17,6 +17,7 @@ use consensus_kv::torture::admin::{links_for_groups, parse_groups, write_token, 
 use consensus_kv::torture::nemesis::FaultKind;
 use consensus_kv::torture::{self, TortureOptions};
 use consensus_kv::wire::AdminCommand;
+use consensus_service::ops::MetricsArgs;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,8 @@ enum Commands {
         /// This node's id in the file.
         #[arg(long)]
         id: u64,
+        #[command(flatten)]
+        metrics: MetricsArgs,
     },
     /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
     Demo {
@@ -305,7 +308,11 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Commands::Serve { config, id } => {
+        Commands::Serve {
+            config,
+            id,
+            metrics,
+        } => {
             // A file size limit (RLIMIT_FSIZE) must fail the write with
             // EFBIG, which the store reports, instead of killing the node.
             // SAFETY: setting a signal disposition to SIG_IGN.
@@ -313,7 +320,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             }
             let config = ClusterConfig::load(&config)?;
+            let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
             let server = Server::start(&config, id)?;
+            exporter
+                .serve(server.node().clone(), id, &config.tuning)
+                .map_err(anyhow::Error::msg)?;
             eprintln!(
                 "node {id} of cluster {:?} running {} (peer {}, clients {})",
                 config.cluster_id,

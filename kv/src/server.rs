@@ -12,6 +12,7 @@ use consensus::{
 use thiserror::Error;
 
 use consensus_service::accept;
+use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeLimits};
 
 use crate::config::ClusterConfig;
@@ -105,6 +106,7 @@ pub struct Server {
     id: NodeId,
     value_bytes_max: usize,
     admin: Option<Admin>,
+    requests: RequestMetrics,
 }
 
 impl Server {
@@ -169,6 +171,7 @@ impl Server {
             id,
             value_bytes_max: config.value_bytes_max,
             admin,
+            requests: RequestMetrics::new("kv", id, config.protocol),
         }))
     }
 
@@ -254,8 +257,18 @@ impl Server {
         Ok(())
     }
 
-    /// Executes one client request.
+    /// Executes one client request (and counts it in the client request
+    /// metrics).
     pub async fn handle(&self, request: Request) -> Reply {
+        let started = std::time::Instant::now();
+        let op = request.op();
+        let reply = self.execute(request).await;
+        self.requests
+            .record(op, reply.result_kind(), started.elapsed());
+        reply
+    }
+
+    async fn execute(&self, request: Request) -> Reply {
         match request {
             Request::Put {
                 session,

@@ -245,6 +245,47 @@ impl ServiceError {
     pub fn is_outcome_unknown(&self) -> bool {
         matches!(self, ServiceError::OutcomeUnknown(_))
     }
+
+    /// The error's kind, the `result` label of
+    /// `consensus_client_requests_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServiceError::NotLeader { .. } => "not_leader",
+            ServiceError::Unavailable => "unavailable",
+            ServiceError::Overloaded => "overloaded",
+            ServiceError::OutcomeUnknown(_) => "outcome_unknown",
+            ServiceError::Stopped(_) => "stopped",
+            ServiceError::Storage(_) => "storage",
+            ServiceError::ValueTooLarge { .. } => "value_too_large",
+            ServiceError::Session(_) => "session",
+            ServiceError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+impl Request {
+    /// The operation's name, the `op` label of the client request metrics.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::Put { .. } => "put",
+            Request::Delete { .. } => "delete",
+            Request::Cas { .. } => "cas",
+            Request::Get { .. } => "get",
+            Request::Status => "status",
+            Request::Admin(_) => "admin",
+        }
+    }
+}
+
+impl Reply {
+    /// `ok`, or the error's kind (the `result` label of the client request
+    /// metrics).
+    pub fn result_kind(&self) -> &'static str {
+        match self {
+            Reply::Error(error) => error.kind(),
+            _ => "ok",
+        }
+    }
 }
 
 impl From<ClientError> for ServiceError {

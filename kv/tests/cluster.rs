@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use consensus::{NodeId, Role};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
-use consensus_kv::demo::{prepare, LocalCluster};
+use consensus_kv::demo::{prepare, prepare_with_metrics, LocalCluster};
 use consensus_kv::wire::NodeReport;
+use consensus_service::ops::{http_get, sample};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -29,7 +30,8 @@ struct Harness {
 impl Harness {
     fn start(protocol: &'static str, nodes: u64) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = prepare(dir.path(), "kvtest", protocol, nodes, None).expect("prepare cluster");
+        let config = prepare_with_metrics(dir.path(), "kvtest", protocol, nodes, None, true)
+            .expect("prepare cluster");
         let mut cluster =
             LocalCluster::new(env!("CARGO_BIN_EXE_consensus-kv"), config).expect("cluster");
         cluster.start_all().expect("start nodes");
@@ -74,6 +76,55 @@ impl Harness {
             .iter()
             .all(|r| r.leader == Some(leader))
             .then_some(leader)
+    }
+
+    /// `GET path` on node `id`'s metrics listener.
+    async fn http(&self, id: NodeId, path: &str) -> Result<(u16, String), String> {
+        let addr = self.cluster.config.node(id).expect("node").metrics_addr;
+        http_get(
+            addr.expect("a metrics address"),
+            path,
+            Duration::from_secs(3),
+        )
+        .await
+    }
+
+    /// Node `id`'s `/metrics` text.
+    async fn metrics(&self, id: NodeId) -> String {
+        match self.http(id, "/metrics").await {
+            Ok((200, text)) => text,
+            other => panic!("{}: /metrics of node {id}: {other:?}", self.protocol),
+        }
+    }
+
+    /// One series of node `id` (labels `node` = `id` and `extra`).
+    async fn metric(&self, id: NodeId, name: &str, extra: &[(&str, &str)]) -> Option<f64> {
+        let node = id.to_string();
+        let mut labels = vec![("node", node.as_str())];
+        labels.extend_from_slice(extra);
+        sample(&self.metrics(id).await, name, &labels)
+    }
+
+    /// Waits (bounded) until node `id`'s `/health` answers `status`;
+    /// returns the body.
+    async fn wait_health(&self, id: NodeId, status: u16, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let answer = self.http(id, "/health").await;
+            if let Ok((code, body)) = &answer {
+                if *code == status {
+                    return body.clone();
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: /health of node {id} did not answer {status} within {within:?} (last: {answer:?})\n{}",
+                    self.protocol,
+                    self.log_tail(id)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until every running node has applied `index` and all report
@@ -213,6 +264,22 @@ async fn cluster_lifecycle(protocol: &'static str) {
         Some(leader) => leader,
         None => client.cached_leader().unwrap_or(1),
     };
+    let has_leader = protocol != "paxos";
+    exporting(&harness, has_leader.then_some(victim)).await;
+    let survivors: Vec<NodeId> = harness
+        .cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != victim)
+        .collect();
+    let mut changes_before = Vec::new();
+    for &id in &survivors {
+        let changes = harness
+            .metric(id, "consensus_leader_changes_total", &[])
+            .await
+            .expect("a leader-change counter");
+        changes_before.push((id, changes));
+    }
     let in_flight = in_flight_writes(&client, 64);
     tokio::time::sleep(Duration::from_millis(300)).await;
     harness.cluster.kill(victim).expect("kill");
@@ -224,6 +291,12 @@ async fn cluster_lifecycle(protocol: &'static str) {
             .unwrap_or_else(|e| {
                 panic!("{protocol}: write after killing node {victim} failed: {e}")
             });
+    }
+
+    // The survivors' metrics saw the failover: the leader-change counter
+    // moved and they name a new, live leader.
+    if has_leader {
+        leader_change_seen(&harness, victim, &changes_before).await;
     }
 
     // The killed node restarts and catches up to the same state.
@@ -261,7 +334,113 @@ async fn cluster_lifecycle(protocol: &'static str) {
         );
     }
     client.close().await;
+    health_when_cut_off(&mut harness).await;
     harness.cluster.stop_all(Duration::from_secs(5));
+}
+
+/// Every node is healthy and exports the runtime's, the transport's and
+/// the service's metrics; the leader (if any) its followers' lag.
+async fn exporting(harness: &Harness, leader: Option<NodeId>) {
+    let protocol = harness.protocol;
+    let mut puts = 0.0;
+    let mut commits = 0.0;
+    for id in harness.cluster.ids() {
+        let body = harness.wait_health(id, 200, WAIT).await;
+        assert!(body.starts_with("ok"), "{protocol}: node {id}: {body}");
+        let text = harness.metrics(id).await;
+        for name in [
+            "consensus_epoch{",
+            "consensus_leader_changes_total{",
+            "consensus_commit_index{",
+            "consensus_applied_index{",
+            "consensus_fsync_seconds_bucket{",
+            "consensus_request_queue_depth{",
+            "consensus_pending_proposals{",
+            "consensus_transport_connections_total{",
+            "consensus_transport_refusals_total{",
+            "consensus_healthy{",
+        ] {
+            assert!(
+                text.contains(name),
+                "{protocol}: node {id} does not export {name}:\n{text}"
+            );
+        }
+        let labels = [("node", id.to_string()), ("protocol", protocol.to_string())];
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            sample(&text, "consensus_healthy", &labels),
+            Some(1.0),
+            "{protocol}: node {id}"
+        );
+        puts += sample(
+            &text,
+            "consensus_client_requests_total",
+            &[("service", "kv"), ("op", "put"), ("result", "ok")],
+        )
+        .unwrap_or(0.0);
+        commits += sample(&text, "consensus_commit_seconds_count", &[]).unwrap_or(0.0);
+    }
+    assert!(puts >= 1.0, "{protocol}: no node counted the puts");
+    assert!(commits >= 1.0, "{protocol}: no node timed a commit");
+    if let Some(leader) = leader {
+        let text = harness.metrics(leader).await;
+        assert!(
+            text.contains("consensus_follower_lag_entries{"),
+            "{protocol}: the leader exports no follower lag:\n{text}"
+        );
+        assert_eq!(
+            harness.metric(leader, "consensus_is_leader", &[]).await,
+            Some(1.0)
+        );
+    }
+}
+
+/// Waits (bounded) until every survivor's leader-change counter passed its
+/// value before `victim` (the leader) was killed, and it names a live leader.
+async fn leader_change_seen(harness: &Harness, victim: NodeId, before: &[(NodeId, f64)]) {
+    let deadline = Instant::now() + WAIT;
+    for &(id, changes) in before {
+        loop {
+            let now = harness
+                .metric(id, "consensus_leader_changes_total", &[])
+                .await;
+            let leader = harness.metric(id, "consensus_leader", &[]).await;
+            let new_leader = leader.is_some_and(|l| l != 0.0 && l != victim as f64);
+            if now.is_some_and(|n| n > changes) && new_leader {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: node {id}'s metrics did not show the failover from node {victim} \
+                 (leader changes {changes} -> {now:?}, leader {leader:?})",
+                harness.protocol
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `/health` is 200 on every node of the whole cluster, then 503 on a node
+/// whose two peers were killed (it is cut off from the majority).
+async fn health_when_cut_off(harness: &mut Harness) {
+    let ids = harness.cluster.ids();
+    for &id in &ids {
+        harness.wait_health(id, 200, WAIT).await;
+    }
+    let (alone, others) = ids.split_first().expect("nodes");
+    for &id in others {
+        harness.cluster.kill(id).expect("kill");
+    }
+    let body = harness
+        .wait_health(*alone, 503, Duration::from_secs(15))
+        .await;
+    assert!(
+        ["no known leader", "election", "cut off"]
+            .iter()
+            .any(|why| body.contains(why)),
+        "{}: node {alone} cut off: {body}",
+        harness.protocol
+    );
 }
 
 /// Many operations at once on one client (one connection per node, one
@@ -378,6 +557,82 @@ fn bad_input_gives_clear_errors() {
         .output()
         .unwrap();
     assert!(!output.status.success());
+}
+
+/// `serve --metrics-addr`: an address in use is a clear startup error; a
+/// free one serves `/health` (a one-node cluster is its own majority) and
+/// `/metrics`.
+#[test]
+fn metrics_addr_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = prepare(dir.path(), "kvtest", "raft", 1, None).unwrap();
+    let binary = env!("CARGO_BIN_EXE_consensus-kv");
+    let serve = |metrics: std::net::SocketAddr| {
+        std::process::Command::new(binary)
+            .args([
+                "serve",
+                "--id",
+                "1",
+                "--metrics-addr",
+                &metrics.to_string(),
+                "--config",
+            ])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Bounded: the child is killed if it neither exits nor gets healthy.
+    let deadline = Instant::now() + WAIT;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = serve(taken.local_addr().unwrap());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve with a metrics address in use did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("metrics listener on"), "{stderr}");
+    drop(taken);
+
+    let free = consensus_service::demo::free_tcp_addrs(1).unwrap()[0];
+    let mut child = serve(free);
+    let answer = runtime().block_on(async {
+        loop {
+            match http_get(free, "/health", Duration::from_secs(2)).await {
+                Ok((200, body)) => {
+                    let metrics = http_get(free, "/metrics", Duration::from_secs(2)).await;
+                    break Ok((body, metrics));
+                }
+                other if Instant::now() > deadline => break Err(other),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (body, metrics) = answer.unwrap_or_else(|last| panic!("never healthy: {last:?}"));
+    assert!(body.starts_with("ok: leader, leader 1"), "{body}");
+    let (status, text) = metrics.expect("/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(
+            &text,
+            "consensus_is_leader",
+            &[("node", "1"), ("protocol", "raft")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[test]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use consensus_api::{
-    Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, Ready, RecoverError,
-    Rejected, Role, Snapshot, Status, Ticket,
+    Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
+    RecoverError, Rejected, Role, Snapshot, Status, Ticket,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -534,7 +534,24 @@ impl Core for PaxosCore {
                 .max(self.snapshot_index()),
             snapshot_index: self.snapshot_index(),
             membership,
-            peers: BTreeMap::new(),
+            // No leader here: every peer reports whom it heard from and how
+            // far each peer's frontier is (what `/health` and operators use
+            // to tell a node cut off from the majority).
+            peers: self
+                .learner
+                .peers
+                .iter()
+                .filter(|(peer, _)| **peer != self.me)
+                .map(|(peer, view)| {
+                    (
+                        *peer,
+                        PeerProgress {
+                            match_index: view.frontier,
+                            ticks_since_heard: self.now.saturating_sub(view.heard),
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }

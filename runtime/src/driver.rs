@@ -163,7 +163,7 @@ impl<C: Core> Driver<C> {
             snapshot_index: applied,
             status,
             stopped,
-            metrics: Metrics::new(id),
+            metrics: Metrics::new(id, C::PROTOCOL),
         }
     }
 
@@ -200,6 +200,11 @@ impl<C: Core> Driver<C> {
             if let Turn::Stop(reply) = self.drain_waiting_inputs(&mut requests) {
                 break reply;
             }
+            self.metrics.observe_queues(
+                requests.len(),
+                self.pending_appends,
+                self.pending.len() - self.pending_appends + self.waiting_reads.len(),
+            );
             if let Err(error) = self.process_ready().await {
                 self.fail(error.to_string());
                 break None;
@@ -292,7 +297,7 @@ impl<C: Core> Driver<C> {
     }
 
     fn reject<T>(&mut self, reply: Reply<T>, rejected: Rejected) {
-        self.metrics.record_rejected();
+        self.metrics.record_rejected(&rejected);
         let _ = reply.send(Err(rejected.into()));
     }
 

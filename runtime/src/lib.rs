@@ -22,10 +22,39 @@
 //! * a storage failure stops the node with typed errors; nothing is retried;
 //! * metrics ([`RuntimeMetrics`]) for epoch churn, leader tenure, commit and
 //!   fsync latency, follower lag and rejections, also exported through the
-//!   `metrics` crate.
+//!   `metrics` crate (below).
 //!
 //! A node restarted on the same data directory rebuilds its core from the
 //! store ([`Core::restore`](consensus_api::Core::restore)) and catches up.
+//!
+//! # Exported metrics
+//!
+//! Through the `metrics` facade, into whatever recorder the application
+//! installed **before** [`Node::start`] (the handles are registered when the
+//! node starts; `consensus-kv` and `consensus-coord` install a Prometheus
+//! recorder with `serve --metrics-addr`). Every series carries the labels
+//! `node` and `protocol`; `docs/operations.md` says what an operator
+//! watches.
+//!
+//! | name | type | extra labels | meaning |
+//! |---|---|---|---|
+//! | `consensus_epoch` | gauge | | current term / ballot / epoch |
+//! | `consensus_epoch_changes_total` | counter | | times the epoch changed here |
+//! | `consensus_leader_changes_total` | counter | | times the known leader changed (including to none) |
+//! | `consensus_leader` | gauge | | id of the leader this node knows, 0 for none (always 0 on classic Paxos) |
+//! | `consensus_is_leader` | gauge | | 1 while this node is the leader |
+//! | `consensus_commit_index` | gauge | | highest index known committed |
+//! | `consensus_applied_index` | gauge | | highest index applied to the state machine |
+//! | `consensus_last_index` | gauge | | highest index in this node's log |
+//! | `consensus_snapshot_index` | gauge | | index of the last snapshot |
+//! | `consensus_applied_entries_total` | counter | | entries applied to the state machine |
+//! | `consensus_follower_lag_entries` | gauge | `peer` | leader only: entries the peer is behind the leader's last index (0 elsewhere) |
+//! | `consensus_commit_seconds` | histogram | | a proposal's time from `append` to its commit on this node |
+//! | `consensus_fsync_seconds` | histogram | | each group-committed fdatasync |
+//! | `consensus_proposals_rejected_total` | counter | `reason` | client requests refused: `not_leader`, `unavailable`, `overloaded` (the core has too much uncommitted), `queue_full` (the request queue is full), `outcome_unknown`, `change_in_progress`, `invalid_membership`, `other` |
+//! | `consensus_request_queue_depth` | gauge | | client requests queued for the driver (bounded by `request_queue_max`) |
+//! | `consensus_pending_proposals` | gauge | | proposals accepted by the core and not yet committed |
+//! | `consensus_pending_reads` | gauge | | read barriers and linearizable reads (and a membership change) not yet answered |
 #![deny(missing_docs)]
 
 mod config;

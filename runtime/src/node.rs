@@ -113,7 +113,16 @@ impl<C: Core> Node<C> {
         self.requests
             .try_send(request)
             .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => ClientError::Overloaded,
+                mpsc::error::TrySendError::Full(_) => {
+                    metrics::counter!(
+                        "consensus_proposals_rejected_total",
+                        "node" => self.id.to_string(),
+                        "protocol" => C::PROTOCOL,
+                        "reason" => "queue_full"
+                    )
+                    .increment(1);
+                    ClientError::Overloaded
+                }
                 mpsc::error::TrySendError::Closed(_) => self.stopped_error(),
             })
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::demo::{prepare, LocalCluster};
+use crate::demo::{prepare_with_metrics, LocalCluster};
 
 /// Parses a duration argument: `500ms`, `10s`, `2m`, `1h`, or a plain
 /// number of seconds (`1.5`).
@@ -95,7 +95,14 @@ pub async fn demo(
             spec.dir.display()
         ));
     }
-    let config_path = prepare(spec.dir, spec.cluster_id, protocol.name(), spec.nodes, None)?;
+    let config_path = prepare_with_metrics(
+        spec.dir,
+        spec.cluster_id,
+        protocol.name(),
+        spec.nodes,
+        None,
+        true,
+    )?;
     let binary = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
     let mut cluster = LocalCluster::new(binary, &config_path)?;
     cluster.start_all()?;
@@ -114,6 +121,9 @@ pub async fn demo(
             node.data_dir.display(),
             cluster.log_path(node.id).display()
         );
+        if let Some(metrics) = node.metrics_addr {
+            println!("          metrics http://{metrics}/metrics, health http://{metrics}/health");
+        }
     }
     for (i, line) in hints(&config_path.display().to_string()).iter().enumerate() {
         println!("{}{line}", if i == 0 { "try:  " } else { "      " });

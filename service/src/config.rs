@@ -28,6 +28,8 @@
 //! peer_addr = "10.0.0.1:7001"    # UDP, consensus traffic (QUIC, mutual TLS)
 //! client_addr = "10.0.0.1:7101"  # UDP, client API (QUIC, TLS)
 //! # data_dir = "/var/lib/kv"     # optional, overrides data_root/node-1
+//! # metrics_addr = "10.0.0.1:9101"  # optional, TCP: plain HTTP `/metrics` and
+//! #                              # `/health` (`serve --metrics-addr` overrides it)
 //! ```
 //!
 //! Relative paths are relative to the directory of the configuration file.
@@ -137,6 +139,8 @@ struct RawNode {
     client_addr: Spanned<String>,
     #[serde(default)]
     data_dir: Option<String>,
+    #[serde(default)]
+    metrics_addr: Option<Spanned<String>>,
 }
 
 /// One node of the cluster.
@@ -150,6 +154,9 @@ pub struct NodeEntry {
     pub client_addr: SocketAddr,
     /// Where the node keeps its log.
     pub data_dir: PathBuf,
+    /// Where the node serves `/metrics` and `/health` over plain HTTP
+    /// (TCP), if anywhere; `serve --metrics-addr` overrides it.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The `[testing]` section: switches for fault-injection tests. Everything
@@ -371,6 +378,11 @@ impl ClusterConfig {
                     ));
                 }
             }
+            let metrics_addr = node
+                .metrics_addr
+                .as_ref()
+                .map(|addr| parse_addr(addr, "node.metrics_addr"))
+                .transpose()?;
             let data_dir = match &node.data_dir {
                 Some(dir) => resolve(dir),
                 None => data_root.join(format!("node-{id}")),
@@ -380,6 +392,7 @@ impl ClusterConfig {
                 peer_addr,
                 client_addr,
                 data_dir,
+                metrics_addr,
             });
         }
         nodes.sort_by_key(|n| n.id);
@@ -441,6 +454,21 @@ impl ClusterConfig {
         nodes: &[(NodeId, SocketAddr, SocketAddr)],
         tuning: Option<&Tuning>,
     ) -> String {
+        let nodes: Vec<_> = nodes
+            .iter()
+            .map(|&(id, peer, client)| (id, peer, client, None))
+            .collect();
+        Self::render_with_metrics(cluster_id, protocol, &nodes, tuning)
+    }
+
+    /// [`render`](Self::render), with an optional `metrics_addr` per node
+    /// (id, peer address, client address, metrics address).
+    pub fn render_with_metrics(
+        cluster_id: &str,
+        protocol: &str,
+        nodes: &[(NodeId, SocketAddr, SocketAddr, Option<SocketAddr>)],
+        tuning: Option<&Tuning>,
+    ) -> String {
         let mut text = format!(
             "cluster_id = \"{cluster_id}\"\nprotocol = \"{protocol}\"\ncerts_dir = \"certs\"\ndata_root = \"data\"\n"
         );
@@ -453,10 +481,13 @@ impl ClusterConfig {
                 t.election_timeout_max.as_millis()
             ));
         }
-        for (id, peer, client) in nodes {
+        for (id, peer, client, metrics) in nodes {
             text.push_str(&format!(
                 "\n[[node]]\nid = {id}\npeer_addr = \"{peer}\"\nclient_addr = \"{client}\"\n"
             ));
+            if let Some(metrics) = metrics {
+                text.push_str(&format!("metrics_addr = \"{metrics}\"\n"));
+            }
         }
         text
     }
@@ -586,7 +617,19 @@ data_dir = "/tmp/elsewhere"
         let text = ClusterConfig::render("demo", "raft", &nodes, Some(&Tuning::default()));
         let config = ClusterConfig::parse(&text, Path::new("x/cluster.toml")).unwrap();
         assert_eq!(config.nodes[1].client_addr, nodes[1].2);
+        assert_eq!(config.nodes[1].metrics_addr, None);
         assert_eq!(config.tuning, Tuning::default());
+
+        let metrics = "127.0.0.1:9100".parse().unwrap();
+        let with_metrics = [(1, nodes[0].1, nodes[0].2, Some(metrics))];
+        let text = ClusterConfig::render_with_metrics("demo", "raft", &with_metrics, None);
+        let config = ClusterConfig::parse(&text, Path::new("x/cluster.toml")).unwrap();
+        assert_eq!(config.nodes[0].metrics_addr, Some(metrics));
+        let bad = text.replace("127.0.0.1:9100", "port 9100");
+        let error = ClusterConfig::parse(&bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("node.metrics_addr"), "{error}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! harness and the service-level benchmark drive.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +23,15 @@ pub fn free_udp_addrs(count: usize) -> std::io::Result<Vec<SocketAddr>> {
     sockets.iter().map(|s| s.local_addr()).collect()
 }
 
+/// Picks `count` distinct free TCP ports on 127.0.0.1 (the same caveat as
+/// [`free_udp_addrs`]).
+pub fn free_tcp_addrs(count: usize) -> std::io::Result<Vec<SocketAddr>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners.iter().map(|l| l.local_addr()).collect()
+}
+
 /// Writes certificates and `cluster.toml` for an `nodes`-node cluster of
 /// `protocol` on loopback into `dir`; returns the configuration path.
 pub fn prepare(
@@ -32,22 +41,45 @@ pub fn prepare(
     nodes: u64,
     tuning: Option<&Tuning>,
 ) -> Result<PathBuf, String> {
+    prepare_with_metrics(dir, cluster_id, protocol, nodes, tuning, false)
+}
+
+/// [`prepare`], and with `metrics` each node also gets a free loopback
+/// `metrics_addr` (its `/metrics` and `/health` endpoint).
+pub fn prepare_with_metrics(
+    dir: &Path,
+    cluster_id: &str,
+    protocol: &str,
+    nodes: u64,
+    tuning: Option<&Tuning>,
+    metrics: bool,
+) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let cluster = ClusterId::new(cluster_id.to_string()).map_err(|e| e.to_string())?;
     certs::generate_cluster_dir(&dir.join("certs"), &cluster, 1..=nodes)
         .map_err(|e| e.to_string())?;
     let addrs =
         free_udp_addrs(2 * nodes as usize).map_err(|e| format!("finding free ports: {e}"))?;
-    let entries: Vec<(NodeId, SocketAddr, SocketAddr)> = (1..=nodes)
+    let metrics_addrs = if metrics {
+        free_tcp_addrs(nodes as usize).map_err(|e| format!("finding free ports: {e}"))?
+    } else {
+        Vec::new()
+    };
+    let entries: Vec<(NodeId, SocketAddr, SocketAddr, Option<SocketAddr>)> = (1..=nodes)
         .map(|id| {
             let i = (id - 1) as usize;
-            (id, addrs[2 * i], addrs[2 * i + 1])
+            (
+                id,
+                addrs[2 * i],
+                addrs[2 * i + 1],
+                metrics_addrs.get(i).copied(),
+            )
         })
         .collect();
     let path = dir.join("cluster.toml");
     std::fs::write(
         &path,
-        ClusterConfig::render(cluster_id, protocol, &entries, tuning),
+        ClusterConfig::render_with_metrics(cluster_id, protocol, &entries, tuning),
     )
     .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)

@@ -10,7 +10,7 @@ use consensus::{NodeId, Tuning};
 use consensus_coord::client::{admin_request, admin_status};
 use consensus_coord::wire::{Admin, AdminReply, SessionReport};
 use consensus_coord::{ClientOptions, ClusterConfig, CoordClient};
-use consensus_service::demo::{prepare, LocalCluster};
+use consensus_service::demo::{prepare_with_metrics, LocalCluster};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_consensus-coord");
 
@@ -37,7 +37,8 @@ impl TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let tuning = Tuning::default();
         let config_path =
-            prepare(dir.path(), "coord", protocol, 3, Some(&tuning)).expect("prepare cluster");
+            prepare_with_metrics(dir.path(), "coord", protocol, 3, Some(&tuning), true)
+                .expect("prepare cluster");
         let mut nodes = LocalCluster::new(BINARY, &config_path).expect("local cluster");
         nodes.start_all().expect("start nodes");
         let config = ClusterConfig::load(&config_path).expect("config");
