@@ -80,6 +80,7 @@
 
 pub mod client;
 pub mod expiry;
+pub mod load;
 pub mod machine;
 pub mod path;
 pub mod recipes;

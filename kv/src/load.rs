@@ -16,7 +16,8 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use consensus_service::usage::process_cpu_time;
+pub use consensus_service::usage::LatencyReport;
+use consensus_service::usage::{latency_histogram, record_latency, CpuWindow};
 
 use crate::client::{client_endpoint, read_ca, ClientOptions, KvClient, KvError, CLOSE_WAIT_MAX};
 use crate::config::ClusterConfig;
@@ -42,23 +43,6 @@ pub struct LoadOptions {
     pub read_ratio: f64,
     /// Reads served by any node without a barrier (may be stale).
     pub stale_reads: bool,
-}
-
-/// Latency percentiles in microseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencyReport {
-    /// Median.
-    pub p50_us: u64,
-    /// 90th percentile.
-    pub p90_us: u64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// 99.9th percentile.
-    pub p999_us: u64,
-    /// Largest.
-    pub max_us: u64,
-    /// Mean.
-    pub mean_us: f64,
 }
 
 /// The result of a load run (`--json` prints it).
@@ -156,7 +140,7 @@ async fn closed_loop(
 ) -> ClientResult {
     let value = Bytes::from(vec![b'v'; options.value_bytes]);
     let mut result = ClientResult {
-        histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        histogram: latency_histogram(),
         reads: 0,
         writes: 0,
         errors: BTreeMap::new(),
@@ -176,8 +160,7 @@ async fn closed_loop(
         }
         match outcome {
             Ok(()) => {
-                let micros = u64::try_from((finished - began).as_micros()).unwrap_or(u64::MAX);
-                result.histogram.saturating_record(micros.max(1));
+                record_latency(&mut result.histogram, began, finished);
                 if read {
                     result.reads += 1;
                 } else {
@@ -212,14 +195,7 @@ pub async fn run(config: &ClusterConfig, options: &LoadOptions) -> Result<LoadRe
     let start = Instant::now();
     let measure_from = start + options.warmup;
     let end = measure_from + options.duration;
-    let cpu_at_start = Arc::new(std::sync::Mutex::new(None));
-    {
-        let cpu_at_start = cpu_at_start.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep_until(measure_from.into()).await;
-            *cpu_at_start.lock().expect("cpu mark") = process_cpu_time();
-        });
-    }
+    let cpu = CpuWindow::starting_at(measure_from);
     let mut tasks = Vec::new();
     for index in 0..client_count {
         let client = connections[index % connection_count].clone();
@@ -229,8 +205,7 @@ pub async fn run(config: &ClusterConfig, options: &LoadOptions) -> Result<LoadRe
             closed_loop(&client, &options, &mut rng, measure_from, end).await
         }));
     }
-    let mut histogram =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut histogram = latency_histogram();
     let mut report = LoadReport {
         clients: client_count,
         connections: connection_count,
@@ -250,25 +225,11 @@ pub async fn run(config: &ClusterConfig, options: &LoadOptions) -> Result<LoadRe
             *report.errors.entry(kind).or_default() += count;
         }
     }
-    let cpu_at_end = process_cpu_time();
-    let cpu_at_start = *cpu_at_start.lock().expect("cpu mark");
-    if let (Some(from), Some(to)) = (cpu_at_start, cpu_at_end) {
-        report.load_cpu_cores =
-            to.saturating_sub(from).as_secs_f64() / report.seconds.max(f64::MIN_POSITIVE);
-    }
+    report.load_cpu_cores = cpu.cores(report.seconds);
     futures::future::join_all(connections.iter().map(|client| client.close())).await;
     let _ = tokio::time::timeout(CLOSE_WAIT_MAX, endpoint.wait_idle()).await;
     report.ops = histogram.len();
     report.ops_per_sec = report.ops as f64 / report.seconds.max(f64::MIN_POSITIVE);
-    if !histogram.is_empty() {
-        report.latency = LatencyReport {
-            p50_us: histogram.value_at_quantile(0.5),
-            p90_us: histogram.value_at_quantile(0.9),
-            p99_us: histogram.value_at_quantile(0.99),
-            p999_us: histogram.value_at_quantile(0.999),
-            max_us: histogram.max(),
-            mean_us: histogram.mean(),
-        };
-    }
+    report.latency = LatencyReport::of(&histogram);
     Ok(report)
 }
