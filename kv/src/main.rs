@@ -8,14 +8,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use consensus_kv::admin::{links_for_groups, parse_groups, write_token, AdminClient};
 use consensus_kv::cli::{self, DemoSpec};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
 use consensus_kv::load::{self, LoadOptions};
 use consensus_kv::server::Server;
-use consensus_kv::torture::admin::{links_for_groups, parse_groups, write_token, AdminClient};
-use consensus_kv::torture::nemesis::FaultKind;
-use consensus_kv::torture::{self, TortureOptions};
 use consensus_kv::wire::AdminCommand;
 
 #[derive(Parser)]
@@ -108,74 +106,6 @@ enum Commands {
         json: bool,
         #[command(flatten)]
         target: Target,
-    },
-    /// Jepsen-style fault test: a local cluster of real processes, recorded
-    /// clients, a seeded nemesis (kill -9, SIGSTOP, partitions, power loss),
-    /// then every check. Exits 0 only when every check passed. With
-    /// --scenario NAME, one of the simulator's named failure scenarios on a
-    /// fixed schedule instead, with a live timeline of the nodes' status.
-    Torture {
-        /// raft, multipaxos, paxos or zab.
-        #[arg(long, required_unless_present = "scenario")]
-        protocol: Option<String>,
-        /// Number of nodes (default 3; 5 with --scenario).
-        #[arg(long)]
-        nodes: Option<u64>,
-        /// Run this named failure scenario (`list` prints them): the same
-        /// names as `consensus-sim scenario`. Exits 1 when one of its
-        /// expectations or of the harness's checks fails, 2 on a usage error.
-        #[arg(
-            long,
-            conflicts_with_all = ["duration", "clients", "keys", "faults", "op_timeout", "verbose", "json"]
-        )]
-        scenario: Option<String>,
-        /// With --scenario: how long the fault is held (default: the
-        /// scenario's, e.g. 4s for partition-3-2, 3s for gc-pause).
-        #[arg(long, requires = "scenario", value_parser = cli::parse_duration)]
-        hold: Option<Duration>,
-        /// How long faults are injected, e.g. 30s, 10m.
-        #[arg(long, default_value = "30s", value_parser = cli::parse_duration)]
-        duration: Duration,
-        /// Seed of the nemesis schedule and the clients' choices (default:
-        /// drawn at random and printed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// The client history (JSON Lines).
-        #[arg(long, default_value = "torture-history.jsonl")]
-        history: PathBuf,
-        /// Concurrent client processes.
-        #[arg(long, default_value_t = 10)]
-        clients: usize,
-        /// Number of keys.
-        #[arg(long, default_value_t = 5)]
-        keys: usize,
-        /// Fault kinds: all, none, kill, pause, partition, power, or single
-        /// kinds (kill-random, kill-leader, pause-random, pause-leader,
-        /// partition-halves, isolate-leader, bridge, power-loss), comma-separated.
-        #[arg(long, default_value = "all")]
-        faults: String,
-        /// Keep the cluster (configuration, data, logs) here instead of a
-        /// temporary directory removed after a passing run.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Timeout of one client operation.
-        #[arg(long, default_value = "2s", value_parser = cli::parse_duration)]
-        op_timeout: Duration,
-        /// Bound on each recovery wait at the end.
-        #[arg(long, default_value = "60s", value_parser = cli::parse_duration)]
-        recovery_timeout: Duration,
-        /// Print the nemesis's actions as they happen.
-        #[arg(long, short)]
-        verbose: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check a saved client history: linearizability, and lost writes
-    /// against the final reads it ends with.
-    CheckHistory {
-        /// The history file (JSON Lines).
-        history: PathBuf,
     },
     /// Fault injection on a cluster whose configuration enables it
     /// (`[testing] fault_injection = true`, tests only).
@@ -395,101 +325,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Commands::Status { json, target } => status(&target, json).await?,
-        Commands::Torture {
-            protocol,
-            nodes,
-            scenario: Some(scenario),
-            hold,
-            seed,
-            history,
-            dir,
-            recovery_timeout,
-            ..
-        } => {
-            let request = ScenarioRequest {
-                name: scenario,
-                protocol,
-                nodes: nodes.unwrap_or(5),
-                seed: seed.unwrap_or(1),
-                hold,
-                history,
-                dir,
-                recovery_timeout,
-            };
-            return run_scenario(request).await;
-        }
-        Commands::Torture {
-            protocol,
-            nodes,
-            scenario: None,
-            hold: _,
-            duration,
-            seed,
-            history,
-            clients,
-            keys,
-            faults,
-            dir,
-            op_timeout,
-            recovery_timeout,
-            verbose,
-            json,
-        } => {
-            let protocol: consensus::Protocol =
-                protocol.context("--protocol is required")?.parse()?;
-            let nodes = nodes.unwrap_or(3);
-            let seed = seed.unwrap_or_else(rand::random);
-            let binary = std::env::current_exe().context("locating this binary")?;
-            let mut options = TortureOptions::new(binary, protocol, nodes, duration, seed, history);
-            options.clients = clients;
-            options.keys = keys;
-            options.faults = FaultKind::parse_list(&faults).map_err(anyhow::Error::msg)?;
-            options.dir = dir;
-            options.op_timeout = op_timeout;
-            options.recovery_timeout = recovery_timeout;
-            options.verbose = verbose;
-            eprintln!(
-                "torture: {protocol} on {nodes} nodes, seed {seed}, {:.1} s of faults, history {}",
-                duration.as_secs_f64(),
-                options.history.display()
-            );
-            match torture::run(&options).await {
-                Ok(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
-                    } else {
-                        print!("{}", report.describe());
-                    }
-                    if !report.passed() {
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-                Err(error) => {
-                    eprintln!("torture run could not be carried out (seed {seed}): {error}");
-                    eprintln!("history: {}", options.history.display());
-                    eprintln!("rerun: {}", options.command_line());
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-        }
-        Commands::CheckHistory { history } => {
-            let events = consensus_sim::history::read_history(&history)
-                .with_context(|| format!("reading {}", history.display()))?;
-            let finals = torture::checks::final_reads(&events);
-            let checks = [
-                torture::checks::linearizability(
-                    &events,
-                    &consensus_sim::linearizability::CheckOptions::default(),
-                ),
-                torture::checks::lost_writes(&events, &finals),
-            ];
-            for check in &checks {
-                println!("{check}");
-            }
-            if checks.iter().any(|c| !c.passed) {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
         Commands::Admin { action, config } => admin(&config, action).await?,
         Commands::Bench {
             clients,
@@ -635,74 +470,4 @@ async fn status(target: &Target, json: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Exit code 2 of `torture --scenario`: a usage error (unknown scenario,
-/// one that does not run on real processes, no protocol).
-const EXIT_USAGE: u8 = 2;
-
-/// `torture --scenario NAME` as given on the command line.
-struct ScenarioRequest {
-    name: String,
-    protocol: Option<String>,
-    nodes: u64,
-    seed: u64,
-    hold: Option<Duration>,
-    history: PathBuf,
-    dir: Option<PathBuf>,
-    recovery_timeout: Duration,
-}
-
-/// Runs one named scenario on real processes, printing its timeline as it
-/// happens and then the summary; exit 1 when an expectation failed.
-async fn run_scenario(request: ScenarioRequest) -> Result<ExitCode> {
-    use consensus_kv::torture::scenario::{self, RealScenario, ScenarioOptions};
-    if request.name == "list" {
-        print!("{}", scenario::list());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let chosen: RealScenario = match request.name.parse() {
-        Ok(chosen) => chosen,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    let Some(protocol) = request.protocol else {
-        eprintln!(
-            "error: --scenario {} needs --protocol raft|multipaxos|paxos|zab",
-            request.name
-        );
-        return Ok(ExitCode::from(EXIT_USAGE));
-    };
-    if request.nodes < 3 {
-        eprintln!("error: --nodes must be at least 3 for a scenario");
-        return Ok(ExitCode::from(EXIT_USAGE));
-    }
-    let protocol: consensus::Protocol = protocol.parse()?;
-    let binary = std::env::current_exe().context("locating this binary")?;
-    let mut options =
-        ScenarioOptions::new(binary, chosen, protocol, request.nodes, request.history);
-    options.seed = request.seed;
-    options.dir = request.dir;
-    options.recovery_timeout = request.recovery_timeout;
-    options.live = true;
-    if let Some(hold) = request.hold {
-        options.timing.hold = hold;
-    }
-    match scenario::run(&options).await {
-        Ok(report) => {
-            print!("{}", report.summary());
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Err(error) => {
-            eprintln!("the scenario could not be carried out: {error}");
-            eprintln!("rerun: {}", options.command_line());
-            Ok(ExitCode::FAILURE)
-        }
-    }
 }
