@@ -1,7 +1,7 @@
 //! `consensus-kv`: the replicated key-value service (server, client, load
 //! generator, local demo cluster, certificate tool).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -117,39 +117,43 @@ enum Commands {
         config: PathBuf,
     },
     /// Closed-loop load generator: ops/s and latency percentiles.
-    Bench {
-        /// Concurrent closed-loop clients (one operation outstanding each).
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// Connections carrying the clients (default: one per client). Fewer
-        /// connections than clients pipeline several clients' requests on
-        /// each connection.
-        #[arg(long)]
-        connections: Option<usize>,
-        /// Measured duration, e.g. 10s, 500ms, 2m.
-        #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
-        duration: Duration,
-        /// Unmeasured warm-up.
-        #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
-        warmup: Duration,
-        /// Bytes per written value.
-        #[arg(long, default_value_t = 100)]
-        value_bytes: usize,
-        /// Number of distinct keys.
-        #[arg(long, default_value_t = 1000)]
-        keys: u64,
-        /// Fraction of reads (0.0 - 1.0).
-        #[arg(long, default_value_t = 0.0)]
-        read_ratio: f64,
-        /// Reads may be stale (served by any node without a barrier).
-        #[arg(long)]
-        stale: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
+    Bench(BenchArgs),
+}
+
+// The options of `bench` (a struct of its own: ten of them).
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Concurrent closed-loop clients (one operation outstanding each).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Connections carrying the clients (default: one per client). Fewer
+    /// connections than clients pipeline several clients' requests on
+    /// each connection.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Measured duration, e.g. 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up.
+    #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
+    warmup: Duration,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 100)]
+    value_bytes: usize,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Fraction of reads (0.0 - 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    read_ratio: f64,
+    /// Reads may be stale (served by any node without a barrier).
+    #[arg(long)]
+    stale: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Subcommand)]
@@ -235,140 +239,161 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Commands::Serve { config, id } => {
-            // A file size limit (RLIMIT_FSIZE) must fail the write with
-            // EFBIG, which the store reports, instead of killing the node.
-            // SAFETY: setting a signal disposition to SIG_IGN.
-            unsafe {
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            }
-            let config = ClusterConfig::load(&config)?;
-            let server = Server::start(&config, id)?;
-            eprintln!(
-                "node {id} of cluster {:?} running {} (peer {}, clients {})",
-                config.cluster_id,
-                config.protocol,
-                config.node(id)?.peer_addr,
-                config.node(id)?.client_addr
-            );
-            server.run(cli::shutdown_signal()).await;
-        }
+        Commands::Serve { config, id } => cmd_serve(&config, id).await?,
         Commands::Demo {
             protocol,
             nodes,
             dir,
-        } => cli::demo(
-            DemoSpec {
-                cluster_id: "demo",
-                label: "cluster",
-                protocol: &protocol,
-                nodes,
-                dir: &dir,
-            },
-            |c| {
-                vec![
-                    format!("consensus-kv put greeting hello --config {c}"),
-                    format!("consensus-kv get greeting --config {c}"),
-                    format!("consensus-kv status --config {c}"),
-                ]
-            },
-        )
-        .await
-        .map_err(anyhow::Error::msg)?,
+        } => cmd_demo(&protocol, nodes, &dir).await?,
         Commands::Certs {
             out,
             nodes,
             cluster_id,
-        } => {
-            let cluster = consensus::ClusterId::new(cluster_id)?;
-            consensus::certs::generate_cluster_dir(&out, &cluster, 1..=nodes)
-                .with_context(|| format!("writing certificates to {}", out.display()))?;
-            println!(
-                "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
-                out.display()
-            );
-            println!("keep ca-key.pem secret; each node needs ca.pem, node-<id>.pem and node-<id>-key.pem");
-        }
-        Commands::Get { key, stale, target } => {
-            let (_, client) = target.load()?;
-            let value = client.get(&key, stale).await?;
-            println!("{}", show(&value));
-            if stale {
-                eprintln!("note: --stale read from one node; it may miss recent writes");
-            }
-        }
-        Commands::Put { key, value, target } => {
-            let (_, client) = target.load()?;
-            client.put(&key, Bytes::from(value)).await?;
-            println!("ok");
-        }
-        Commands::Delete { key, target } => {
-            let (_, client) = target.load()?;
-            let existed = client.delete(&key).await?;
-            println!("{}", if existed { "deleted" } else { "absent" });
-        }
+        } => cmd_certs(&out, nodes, cluster_id)?,
+        Commands::Get { key, stale, target } => cmd_get(&key, stale, &target).await?,
+        Commands::Put { key, value, target } => cmd_put(&key, value, &target).await?,
+        Commands::Delete { key, target } => cmd_delete(&key, &target).await?,
         Commands::Cas {
             key,
             expected,
             new,
             target,
-        } => {
-            let (_, client) = target.load()?;
-            let (swapped, previous) = client
-                .cas(&key, value_arg(&expected), value_arg(&new))
-                .await?;
-            if swapped {
-                println!("swapped (was {})", show(&previous));
-            } else {
-                println!("not swapped: the value is {}", show(&previous));
-                return Ok(ExitCode::from(EXIT_CAS_MISMATCH));
-            }
-        }
-        Commands::Status { json, target } => status(&target, json).await?,
-        Commands::Admin { action, config } => admin(&config, action).await?,
-        Commands::Bench {
-            clients,
-            connections,
-            duration,
-            warmup,
-            value_bytes,
-            keys,
-            read_ratio,
-            stale,
-            json,
-            target,
-        } => {
-            if !(0.0..=1.0).contains(&read_ratio) {
-                bail!("--read-ratio must be between 0.0 and 1.0");
-            }
-            let config = ClusterConfig::load(&target.config)?;
-            let options = LoadOptions {
-                clients,
-                connections,
-                duration,
-                warmup,
-                value_bytes,
-                keys,
-                read_ratio,
-                stale_reads: stale,
-            };
-            let report = load::run(&config, &options).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!(
-                    "{} on {}: {}",
-                    config.protocol,
-                    config.cluster_id,
-                    report.describe()
-                );
-            }
-        }
+        } => return cmd_cas(&key, &expected, &new, &target).await,
+        Commands::Status { json, target } => cmd_status(&target, json).await?,
+        Commands::Admin { action, config } => cmd_admin(&config, action).await?,
+        Commands::Bench(args) => cmd_bench(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<()> {
+/// `serve`: one node until Ctrl-C or SIGTERM.
+async fn cmd_serve(config: &Path, id: u64) -> Result<()> {
+    // A file size limit (RLIMIT_FSIZE) must fail the write with
+    // EFBIG, which the store reports, instead of killing the node.
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let config = ClusterConfig::load(config)?;
+    let server = Server::start(&config, id)?;
+    eprintln!(
+        "node {id} of cluster {:?} running {} (peer {}, clients {})",
+        config.cluster_id,
+        config.protocol,
+        config.node(id)?.peer_addr,
+        config.node(id)?.client_addr
+    );
+    server.run(cli::shutdown_signal()).await;
+    Ok(())
+}
+
+/// `demo`: a local cluster of child processes until Ctrl-C.
+async fn cmd_demo(protocol: &str, nodes: u64, dir: &Path) -> Result<()> {
+    cli::demo(
+        DemoSpec {
+            cluster_id: "demo",
+            label: "cluster",
+            protocol,
+            nodes,
+            dir,
+        },
+        |c| {
+            vec![
+                format!("consensus-kv put greeting hello --config {c}"),
+                format!("consensus-kv get greeting --config {c}"),
+                format!("consensus-kv status --config {c}"),
+            ]
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+}
+
+/// `certs`: a cluster CA and node certificates.
+fn cmd_certs(out: &Path, nodes: u64, cluster_id: String) -> Result<()> {
+    let cluster = consensus::ClusterId::new(cluster_id)?;
+    consensus::certs::generate_cluster_dir(out, &cluster, 1..=nodes)
+        .with_context(|| format!("writing certificates to {}", out.display()))?;
+    println!(
+        "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
+        out.display()
+    );
+    println!("keep ca-key.pem secret; each node needs ca.pem, node-<id>.pem and node-<id>-key.pem");
+    Ok(())
+}
+
+/// `get`.
+async fn cmd_get(key: &str, stale: bool, target: &Target) -> Result<()> {
+    let (_, client) = target.load()?;
+    let value = client.get(key, stale).await?;
+    println!("{}", show(&value));
+    if stale {
+        eprintln!("note: --stale read from one node; it may miss recent writes");
+    }
+    Ok(())
+}
+
+/// `put`.
+async fn cmd_put(key: &str, value: String, target: &Target) -> Result<()> {
+    let (_, client) = target.load()?;
+    client.put(key, Bytes::from(value)).await?;
+    println!("ok");
+    Ok(())
+}
+
+/// `delete`.
+async fn cmd_delete(key: &str, target: &Target) -> Result<()> {
+    let (_, client) = target.load()?;
+    let existed = client.delete(key).await?;
+    println!("{}", if existed { "deleted" } else { "absent" });
+    Ok(())
+}
+
+/// `cas`: exit code 2 when the value did not match.
+async fn cmd_cas(key: &str, expected: &str, new: &str, target: &Target) -> Result<ExitCode> {
+    let (_, client) = target.load()?;
+    let (swapped, previous) = client.cas(key, value_arg(expected), value_arg(new)).await?;
+    if swapped {
+        println!("swapped (was {})", show(&previous));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("not swapped: the value is {}", show(&previous));
+        Ok(ExitCode::from(EXIT_CAS_MISMATCH))
+    }
+}
+
+/// `bench`: the closed-loop load generator.
+async fn cmd_bench(args: BenchArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        bail!("--read-ratio must be between 0.0 and 1.0");
+    }
+    let config = ClusterConfig::load(&args.target.config)?;
+    let options = LoadOptions {
+        clients: args.clients,
+        connections: args.connections,
+        duration: args.duration,
+        warmup: args.warmup,
+        value_bytes: args.value_bytes,
+        keys: args.keys,
+        read_ratio: args.read_ratio,
+        stale_reads: args.stale,
+    };
+    let report = load::run(&config, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} on {}: {}",
+            config.protocol,
+            config.cluster_id,
+            report.describe()
+        );
+    }
+    Ok(())
+}
+
+/// `admin`: fault injection on a cluster that enables it.
+async fn cmd_admin(config_path: &Path, action: AdminAction) -> Result<()> {
     let config = ClusterConfig::load(config_path)?;
     if let AdminAction::Token { force } = action {
         let Some(path) = &config.testing.admin_token_file else {
@@ -418,7 +443,8 @@ async fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<()>
     Ok(())
 }
 
-async fn status(target: &Target, json: bool) -> Result<()> {
+/// `status`: every node's role, leader, epoch, indexes and lag.
+async fn cmd_status(target: &Target, json: bool) -> Result<()> {
     let (config, client) = target.load()?;
     let mut reports = Vec::new();
     for node in &config.nodes {
