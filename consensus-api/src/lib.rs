@@ -39,6 +39,11 @@
 //! A core is rebuilt after a restart from what the store returned
 //! ([`InitialState`]) and from nothing else ([`Core::restore`]).
 //!
+//! What every core needs and no protocol owns is written here once: the
+//! configuration rules ([`CoreConfig::validate`]), the seeded randomized
+//! timeout ([`CoreConfig::random_election_timeout`], [`random_ticks`]) and
+//! the ticket counter ([`TicketCounter`]).
+//!
 //! This crate has no async runtime dependency: [`ReplicatedLog`] and
 //! [`Transport`] are `async-trait` traits, implemented elsewhere with tokio.
 #![deny(missing_docs)]
@@ -50,6 +55,7 @@ mod membership;
 mod replicated;
 mod sessions;
 mod store;
+mod toolkit;
 mod transport;
 mod types;
 
@@ -62,6 +68,7 @@ pub use membership::{Membership, MembershipError};
 pub use replicated::{Applied, ReadConsistency, ReplicatedLog, StateMachine};
 pub use sessions::{SessionCommand, SessionError, Sessions};
 pub use store::LogStore;
+pub use toolkit::{random_ticks, TicketCounter};
 pub use transport::{Transport, TransportEvent};
 pub use types::{Entry, LogIndex, NodeId, Payload, PeerProgress, Role, Snapshot, Status, Ticket};
 

@@ -2,7 +2,7 @@
 //! certificates) and its command-line client.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -259,60 +259,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config,
             id,
             metrics,
-        } => {
-            let config = ClusterConfig::load(&config)?;
-            let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-            let server = Server::start(&config, id)?;
-            exporter
-                .serve(server.node().clone(), id, &config.tuning)
-                .map_err(anyhow::Error::msg)?;
-            eprintln!(
-                "coordination node {id} of cluster {:?} running {} (peer {}, clients {})",
-                config.cluster_id,
-                config.protocol,
-                config.node(id)?.peer_addr,
-                config.node(id)?.client_addr
-            );
-            server.run(cli::shutdown_signal()).await;
-        }
+        } => cmd_serve(&config, id, &metrics).await?,
         Commands::Demo {
             protocol,
             nodes,
             dir,
-        } => cli::demo(
-            DemoSpec {
-                cluster_id: "coord",
-                label: "coordination cluster",
-                protocol: &protocol,
-                nodes,
-                dir: &dir,
-            },
-            |c| {
-                vec![
-                    format!("consensus-coord create /app hello --config {c}"),
-                    format!("consensus-coord get -w /app --config {c}     (and in another shell: consensus-coord set /app bye --config {c})"),
-                    format!("consensus-coord elect scheduler --config {c}  (in several shells; Ctrl-C the leader)"),
-                    format!("consensus-coord lock reports --config {c} -- sh -c 'echo token $COORD_FENCING_TOKEN; sleep 5'"),
-                    format!("consensus-coord status --config {c}"),
-                ]
-            },
-        )
-        .await
-        .map_err(anyhow::Error::msg)?,
+        } => cmd_demo(&protocol, nodes, &dir).await?,
         Commands::Certs {
             out,
             nodes,
             cluster_id,
-        } => {
-            let cluster = consensus::ClusterId::new(cluster_id)?;
-            consensus::certs::generate_cluster_dir(&out, &cluster, 1..=nodes)
-                .with_context(|| format!("writing certificates to {}", out.display()))?;
-            println!(
-                "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
-                out.display()
-            );
-        }
-        Commands::Status { json, target } => status(&target, json).await?,
+        } => cmd_certs(&out, nodes, cluster_id)?,
+        Commands::Status { json, target } => cmd_status(&target, json).await?,
         Commands::Create {
             ephemeral,
             sequential,
@@ -320,21 +278,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             data,
             target,
         } => {
-            let (_, client) = target.connect().await?;
-            let created = client
-                .create(
-                    &path,
-                    Bytes::from(data),
-                    CreateMode::from_flags(ephemeral, sequential),
-                )
-                .await?;
-            say(&created);
-            if ephemeral {
-                eprintln!(
-                    "note: the ephemeral node is deleted now that this command's session ends"
-                );
-            }
-            client.close().await?;
+            cmd_create(
+                &path,
+                data,
+                CreateMode::from_flags(ephemeral, sequential),
+                &target,
+            )
+            .await?
         }
         Commands::Get {
             watch,
@@ -343,95 +293,178 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             path,
             target,
         } => {
-            let (_, client) = target.connect().await?;
-            let (data, node_stat, handle) = client
-                .get(
-                    &path,
-                    Read {
-                        watch,
-                        linearizable,
-                    },
-                )
-                .await?;
-            say(&String::from_utf8_lossy(&data));
-            if stat {
-                say(&show_stat(&node_stat));
-            }
-            if let Some(handle) = handle {
-                let event = handle.await?;
-                say(&format!(
-                    "watch: {} {} at index {}",
-                    event.kind, event.path, event.index
-                ));
-            }
-            client.close().await?;
+            let read = Read {
+                watch,
+                linearizable,
+            };
+            cmd_get(&path, read, stat, &target).await?
         }
         Commands::Set {
             path,
             data,
             version,
             target,
-        } => {
-            let (_, client) = target.connect().await?;
-            let stat = client.set_data(&path, Bytes::from(data), version).await?;
-            say(&format!("version {}", stat.version));
-            client.close().await?;
-        }
+        } => cmd_set(&path, data, version, &target).await?,
         Commands::Delete {
             path,
             version,
             target,
-        } => {
-            let (_, client) = target.connect().await?;
-            client.delete(&path, version).await?;
-            say("deleted");
-            client.close().await?;
-        }
+        } => cmd_delete(&path, version, &target).await?,
         Commands::Ls {
             watch,
             linearizable,
             path,
             target,
         } => {
-            let (_, client) = target.connect().await?;
-            let (children, handle) = client
-                .children(
-                    &path,
-                    Read {
-                        watch,
-                        linearizable,
-                    },
-                )
-                .await?;
-            say(&format!("[{}]", children.join(", ")));
-            if let Some(handle) = handle {
-                let event = handle.await?;
-                say(&format!(
-                    "watch: {} {} at index {}",
-                    event.kind, event.path, event.index
-                ));
-            }
-            client.close().await?;
+            let read = Read {
+                watch,
+                linearizable,
+            };
+            cmd_ls(&path, read, &target).await?
         }
-        Commands::Sync { path, target } => {
-            let (_, client) = target.connect().await?;
-            let index = client.sync(&path).await?;
-            say(&format!("synced at index {index}"));
-            client.close().await?;
-        }
+        Commands::Sync { path, target } => cmd_sync(&path, &target).await?,
         Commands::Elect {
             name,
             data,
             print_events,
             target,
-        } => return elect(&name, data, print_events, &target).await,
+        } => return cmd_elect(&name, data, print_events, &target).await,
         Commands::Lock {
             name,
             command,
             target,
-        } => return lock(&name, &command, &target).await,
+        } => return cmd_lock(&name, &command, &target).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `serve`: one node until Ctrl-C or SIGTERM.
+async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs) -> Result<()> {
+    let config = ClusterConfig::load(config)?;
+    let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
+    let server = Server::start(&config, id)?;
+    exporter
+        .serve(server.node().clone(), id, &config.tuning)
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "coordination node {id} of cluster {:?} running {} (peer {}, clients {})",
+        config.cluster_id,
+        config.protocol,
+        config.node(id)?.peer_addr,
+        config.node(id)?.client_addr
+    );
+    server.run(cli::shutdown_signal()).await;
+    Ok(())
+}
+
+/// `demo`: a local cluster of child processes until Ctrl-C.
+async fn cmd_demo(protocol: &str, nodes: u64, dir: &Path) -> Result<()> {
+    cli::demo(
+        DemoSpec {
+            cluster_id: "coord",
+            label: "coordination cluster",
+            protocol,
+            nodes,
+            dir,
+        },
+        |c| {
+            vec![
+                format!("consensus-coord create /app hello --config {c}"),
+                format!("consensus-coord get -w /app --config {c}     (and in another shell: consensus-coord set /app bye --config {c})"),
+                format!("consensus-coord elect scheduler --config {c}  (in several shells; Ctrl-C the leader)"),
+                format!("consensus-coord lock reports --config {c} -- sh -c 'echo token $COORD_FENCING_TOKEN; sleep 5'"),
+                format!("consensus-coord status --config {c}"),
+            ]
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+}
+
+/// `certs`: a cluster CA and node certificates.
+fn cmd_certs(out: &Path, nodes: u64, cluster_id: String) -> Result<()> {
+    let cluster = consensus::ClusterId::new(cluster_id)?;
+    consensus::certs::generate_cluster_dir(out, &cluster, 1..=nodes)
+        .with_context(|| format!("writing certificates to {}", out.display()))?;
+    println!(
+        "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// `create`.
+async fn cmd_create(path: &str, data: String, mode: CreateMode, target: &Target) -> Result<()> {
+    let (_, client) = target.connect().await?;
+    let created = client.create(path, Bytes::from(data), mode).await?;
+    say(&created);
+    if mode.is_ephemeral() {
+        eprintln!("note: the ephemeral node is deleted now that this command's session ends");
+    }
+    client.close().await?;
+    Ok(())
+}
+
+/// `get` (and `-w`: wait for the watch).
+async fn cmd_get(path: &str, read: Read, stat: bool, target: &Target) -> Result<()> {
+    let (_, client) = target.connect().await?;
+    let (data, node_stat, handle) = client.get(path, read).await?;
+    say(&String::from_utf8_lossy(&data));
+    if stat {
+        say(&show_stat(&node_stat));
+    }
+    if let Some(handle) = handle {
+        let event = handle.await?;
+        say(&format!(
+            "watch: {} {} at index {}",
+            event.kind, event.path, event.index
+        ));
+    }
+    client.close().await?;
+    Ok(())
+}
+
+/// `set`.
+async fn cmd_set(path: &str, data: String, version: Option<u32>, target: &Target) -> Result<()> {
+    let (_, client) = target.connect().await?;
+    let stat = client.set_data(path, Bytes::from(data), version).await?;
+    say(&format!("version {}", stat.version));
+    client.close().await?;
+    Ok(())
+}
+
+/// `delete`.
+async fn cmd_delete(path: &str, version: Option<u32>, target: &Target) -> Result<()> {
+    let (_, client) = target.connect().await?;
+    client.delete(path, version).await?;
+    say("deleted");
+    client.close().await?;
+    Ok(())
+}
+
+/// `ls` (and `-w`: wait for the watch).
+async fn cmd_ls(path: &str, read: Read, target: &Target) -> Result<()> {
+    let (_, client) = target.connect().await?;
+    let (children, handle) = client.children(path, read).await?;
+    say(&format!("[{}]", children.join(", ")));
+    if let Some(handle) = handle {
+        let event = handle.await?;
+        say(&format!(
+            "watch: {} {} at index {}",
+            event.kind, event.path, event.index
+        ));
+    }
+    client.close().await?;
+    Ok(())
+}
+
+/// `sync`.
+async fn cmd_sync(path: &str, target: &Target) -> Result<()> {
+    let (_, client) = target.connect().await?;
+    let index = client.sync(path).await?;
+    say(&format!("synced at index {index}"));
+    client.close().await?;
+    Ok(())
 }
 
 fn named_dir(root: &str, name: &str) -> Result<String> {
@@ -440,7 +473,13 @@ fn named_dir(root: &str, name: &str) -> Result<String> {
     Ok(dir)
 }
 
-async fn elect(name: &str, data: String, print_events: bool, target: &Target) -> Result<ExitCode> {
+/// `elect`: campaign, then lead until interrupted or leadership is lost.
+async fn cmd_elect(
+    name: &str,
+    data: String,
+    print_events: bool,
+    target: &Target,
+) -> Result<ExitCode> {
     let dir = named_dir("/election", name)?;
     let (_, client) = target.connect().await?;
     say(&format!("session {:#x}", client.session_id()));
@@ -493,7 +532,8 @@ fn describe(reason: LostReason) -> &'static str {
     }
 }
 
-async fn lock(name: &str, command: &[String], target: &Target) -> Result<ExitCode> {
+/// `lock`: run a command while holding the lock.
+async fn cmd_lock(name: &str, command: &[String], target: &Target) -> Result<ExitCode> {
     let dir = named_dir("/locks", name)?;
     let (_, client) = target.connect().await?;
     let guard = Lock::new(&client, &dir).acquire().await?;
@@ -522,7 +562,8 @@ async fn lock(name: &str, command: &[String], target: &Target) -> Result<ExitCod
     Ok(code)
 }
 
-async fn status(target: &Target, json: bool) -> Result<()> {
+/// `status`: every node's role, indexes, sessions and digest.
+async fn cmd_status(target: &Target, json: bool) -> Result<()> {
     let config = ClusterConfig::load(&target.config)?;
     let mut reports = Vec::new();
     for node in &config.nodes {

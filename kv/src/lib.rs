@@ -21,16 +21,17 @@
 //!   idempotent retries, "outcome unknown" on timeouts;
 //! * [`load`]: the closed-loop load generator behind `consensus-kv bench`;
 //! * [`wire`]: the client API messages; [`tls`]: its endpoints;
-//! * [`torture`]: Jepsen-style fault testing of real processes (nemesis,
-//!   recorded clients, authenticated fault-injection admin, checks).
+//! * [`admin`]: the client of the authenticated fault-injection admin
+//!   command (`consensus-kv admin`, tests only); the fault testing that
+//!   uses it lives in the `consensus-torture` crate and binary.
 #![deny(missing_docs)]
 
 pub use consensus_service::{cli, config, demo};
 
+pub mod admin;
 pub mod client;
 pub mod load;
 pub mod server;
 pub mod state;
 pub mod tls;
-pub mod torture;
 pub mod wire;

@@ -1,21 +1,19 @@
 //! `consensus-kv`: the replicated key-value service (server, client, load
 //! generator, local demo cluster, certificate tool).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use consensus_kv::admin::{links_for_groups, parse_groups, write_token, AdminClient};
 use consensus_kv::cli::{self, DemoSpec};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
 use consensus_kv::load::{self, LoadOptions};
 use consensus_kv::server::Server;
-use consensus_kv::torture::admin::{links_for_groups, parse_groups, write_token, AdminClient};
-use consensus_kv::torture::nemesis::FaultKind;
-use consensus_kv::torture::{self, TortureOptions};
 use consensus_kv::wire::AdminCommand;
 use consensus_service::ops::MetricsArgs;
 
@@ -112,74 +110,6 @@ enum Commands {
         #[command(flatten)]
         target: Target,
     },
-    /// Jepsen-style fault test: a local cluster of real processes, recorded
-    /// clients, a seeded nemesis (kill -9, SIGSTOP, partitions, power loss),
-    /// then every check. Exits 0 only when every check passed. With
-    /// --scenario NAME, one of the simulator's named failure scenarios on a
-    /// fixed schedule instead, with a live timeline of the nodes' status.
-    Torture {
-        /// raft, multipaxos, paxos or zab.
-        #[arg(long, required_unless_present = "scenario")]
-        protocol: Option<String>,
-        /// Number of nodes (default 3; 5 with --scenario).
-        #[arg(long)]
-        nodes: Option<u64>,
-        /// Run this named failure scenario (`list` prints them): the same
-        /// names as `consensus-sim scenario`. Exits 1 when one of its
-        /// expectations or of the harness's checks fails, 2 on a usage error.
-        #[arg(
-            long,
-            conflicts_with_all = ["duration", "clients", "keys", "faults", "op_timeout", "verbose", "json"]
-        )]
-        scenario: Option<String>,
-        /// With --scenario: how long the fault is held (default: the
-        /// scenario's, e.g. 4s for partition-3-2, 3s for gc-pause).
-        #[arg(long, requires = "scenario", value_parser = cli::parse_duration)]
-        hold: Option<Duration>,
-        /// How long faults are injected, e.g. 30s, 10m.
-        #[arg(long, default_value = "30s", value_parser = cli::parse_duration)]
-        duration: Duration,
-        /// Seed of the nemesis schedule and the clients' choices (default:
-        /// drawn at random and printed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// The client history (JSON Lines).
-        #[arg(long, default_value = "torture-history.jsonl")]
-        history: PathBuf,
-        /// Concurrent client processes.
-        #[arg(long, default_value_t = 10)]
-        clients: usize,
-        /// Number of keys.
-        #[arg(long, default_value_t = 5)]
-        keys: usize,
-        /// Fault kinds: all, none, kill, pause, partition, power, or single
-        /// kinds (kill-random, kill-leader, pause-random, pause-leader,
-        /// partition-halves, isolate-leader, bridge, power-loss), comma-separated.
-        #[arg(long, default_value = "all")]
-        faults: String,
-        /// Keep the cluster (configuration, data, logs) here instead of a
-        /// temporary directory removed after a passing run.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Timeout of one client operation.
-        #[arg(long, default_value = "2s", value_parser = cli::parse_duration)]
-        op_timeout: Duration,
-        /// Bound on each recovery wait at the end.
-        #[arg(long, default_value = "60s", value_parser = cli::parse_duration)]
-        recovery_timeout: Duration,
-        /// Print the nemesis's actions as they happen.
-        #[arg(long, short)]
-        verbose: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check a saved client history: linearizability, and lost writes
-    /// against the final reads it ends with.
-    CheckHistory {
-        /// The history file (JSON Lines).
-        history: PathBuf,
-    },
     /// Fault injection on a cluster whose configuration enables it
     /// (`[testing] fault_injection = true`, tests only).
     Admin {
@@ -190,39 +120,43 @@ enum Commands {
         config: PathBuf,
     },
     /// Closed-loop load generator: ops/s and latency percentiles.
-    Bench {
-        /// Concurrent closed-loop clients (one operation outstanding each).
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// Connections carrying the clients (default: one per client). Fewer
-        /// connections than clients pipeline several clients' requests on
-        /// each connection.
-        #[arg(long)]
-        connections: Option<usize>,
-        /// Measured duration, e.g. 10s, 500ms, 2m.
-        #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
-        duration: Duration,
-        /// Unmeasured warm-up.
-        #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
-        warmup: Duration,
-        /// Bytes per written value.
-        #[arg(long, default_value_t = 100)]
-        value_bytes: usize,
-        /// Number of distinct keys.
-        #[arg(long, default_value_t = 1000)]
-        keys: u64,
-        /// Fraction of reads (0.0 - 1.0).
-        #[arg(long, default_value_t = 0.0)]
-        read_ratio: f64,
-        /// Reads may be stale (served by any node without a barrier).
-        #[arg(long)]
-        stale: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
+    Bench(BenchArgs),
+}
+
+// The options of `bench` (a struct of its own: ten of them).
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Concurrent closed-loop clients (one operation outstanding each).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Connections carrying the clients (default: one per client). Fewer
+    /// connections than clients pipeline several clients' requests on
+    /// each connection.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Measured duration, e.g. 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up.
+    #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
+    warmup: Duration,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 100)]
+    value_bytes: usize,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 1000)]
+    keys: u64,
+    /// Fraction of reads (0.0 - 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    read_ratio: f64,
+    /// Reads may be stale (served by any node without a barrier).
+    #[arg(long)]
+    stale: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Subcommand)]
@@ -312,239 +246,165 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config,
             id,
             metrics,
-        } => {
-            // A file size limit (RLIMIT_FSIZE) must fail the write with
-            // EFBIG, which the store reports, instead of killing the node.
-            // SAFETY: setting a signal disposition to SIG_IGN.
-            unsafe {
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            }
-            let config = ClusterConfig::load(&config)?;
-            let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-            let server = Server::start(&config, id)?;
-            exporter
-                .serve(server.node().clone(), id, &config.tuning)
-                .map_err(anyhow::Error::msg)?;
-            eprintln!(
-                "node {id} of cluster {:?} running {} (peer {}, clients {})",
-                config.cluster_id,
-                config.protocol,
-                config.node(id)?.peer_addr,
-                config.node(id)?.client_addr
-            );
-            server.run(cli::shutdown_signal()).await;
-        }
+        } => cmd_serve(&config, id, &metrics).await?,
         Commands::Demo {
             protocol,
             nodes,
             dir,
-        } => cli::demo(
-            DemoSpec {
-                cluster_id: "demo",
-                label: "cluster",
-                protocol: &protocol,
-                nodes,
-                dir: &dir,
-            },
-            |c| {
-                vec![
-                    format!("consensus-kv put greeting hello --config {c}"),
-                    format!("consensus-kv get greeting --config {c}"),
-                    format!("consensus-kv status --config {c}"),
-                ]
-            },
-        )
-        .await
-        .map_err(anyhow::Error::msg)?,
+        } => cmd_demo(&protocol, nodes, &dir).await?,
         Commands::Certs {
             out,
             nodes,
             cluster_id,
-        } => {
-            let cluster = consensus::ClusterId::new(cluster_id)?;
-            consensus::certs::generate_cluster_dir(&out, &cluster, 1..=nodes)
-                .with_context(|| format!("writing certificates to {}", out.display()))?;
-            println!(
-                "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
-                out.display()
-            );
-            println!("keep ca-key.pem secret; each node needs ca.pem, node-<id>.pem and node-<id>-key.pem");
-        }
-        Commands::Get { key, stale, target } => {
-            let (_, client) = target.load()?;
-            let value = client.get(&key, stale).await?;
-            println!("{}", show(&value));
-            if stale {
-                eprintln!("note: --stale read from one node; it may miss recent writes");
-            }
-        }
-        Commands::Put { key, value, target } => {
-            let (_, client) = target.load()?;
-            client.put(&key, Bytes::from(value)).await?;
-            println!("ok");
-        }
-        Commands::Delete { key, target } => {
-            let (_, client) = target.load()?;
-            let existed = client.delete(&key).await?;
-            println!("{}", if existed { "deleted" } else { "absent" });
-        }
+        } => cmd_certs(&out, nodes, cluster_id)?,
+        Commands::Get { key, stale, target } => cmd_get(&key, stale, &target).await?,
+        Commands::Put { key, value, target } => cmd_put(&key, value, &target).await?,
+        Commands::Delete { key, target } => cmd_delete(&key, &target).await?,
         Commands::Cas {
             key,
             expected,
             new,
             target,
-        } => {
-            let (_, client) = target.load()?;
-            let (swapped, previous) = client
-                .cas(&key, value_arg(&expected), value_arg(&new))
-                .await?;
-            if swapped {
-                println!("swapped (was {})", show(&previous));
-            } else {
-                println!("not swapped: the value is {}", show(&previous));
-                return Ok(ExitCode::from(EXIT_CAS_MISMATCH));
-            }
-        }
-        Commands::Status { json, target } => status(&target, json).await?,
-        Commands::Torture {
-            protocol,
-            nodes,
-            scenario: Some(scenario),
-            hold,
-            seed,
-            history,
-            dir,
-            recovery_timeout,
-            ..
-        } => {
-            let request = ScenarioRequest {
-                name: scenario,
-                protocol,
-                nodes: nodes.unwrap_or(5),
-                seed: seed.unwrap_or(1),
-                hold,
-                history,
-                dir,
-                recovery_timeout,
-            };
-            return run_scenario(request).await;
-        }
-        Commands::Torture {
-            protocol,
-            nodes,
-            scenario: None,
-            hold: _,
-            duration,
-            seed,
-            history,
-            clients,
-            keys,
-            faults,
-            dir,
-            op_timeout,
-            recovery_timeout,
-            verbose,
-            json,
-        } => {
-            let protocol: consensus::Protocol =
-                protocol.context("--protocol is required")?.parse()?;
-            let nodes = nodes.unwrap_or(3);
-            let seed = seed.unwrap_or_else(rand::random);
-            let binary = std::env::current_exe().context("locating this binary")?;
-            let mut options = TortureOptions::new(binary, protocol, nodes, duration, seed, history);
-            options.clients = clients;
-            options.keys = keys;
-            options.faults = FaultKind::parse_list(&faults).map_err(anyhow::Error::msg)?;
-            options.dir = dir;
-            options.op_timeout = op_timeout;
-            options.recovery_timeout = recovery_timeout;
-            options.verbose = verbose;
-            eprintln!(
-                "torture: {protocol} on {nodes} nodes, seed {seed}, {:.1} s of faults, history {}",
-                duration.as_secs_f64(),
-                options.history.display()
-            );
-            match torture::run(&options).await {
-                Ok(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
-                    } else {
-                        print!("{}", report.describe());
-                    }
-                    if !report.passed() {
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-                Err(error) => {
-                    eprintln!("torture run could not be carried out (seed {seed}): {error}");
-                    eprintln!("history: {}", options.history.display());
-                    eprintln!("rerun: {}", options.command_line());
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
-        }
-        Commands::CheckHistory { history } => {
-            let events = consensus_sim::history::read_history(&history)
-                .with_context(|| format!("reading {}", history.display()))?;
-            let finals = torture::checks::final_reads(&events);
-            let checks = [
-                torture::checks::linearizability(
-                    &events,
-                    &consensus_sim::linearizability::CheckOptions::default(),
-                ),
-                torture::checks::lost_writes(&events, &finals),
-            ];
-            for check in &checks {
-                println!("{check}");
-            }
-            if checks.iter().any(|c| !c.passed) {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        Commands::Admin { action, config } => admin(&config, action).await?,
-        Commands::Bench {
-            clients,
-            connections,
-            duration,
-            warmup,
-            value_bytes,
-            keys,
-            read_ratio,
-            stale,
-            json,
-            target,
-        } => {
-            if !(0.0..=1.0).contains(&read_ratio) {
-                bail!("--read-ratio must be between 0.0 and 1.0");
-            }
-            let config = ClusterConfig::load(&target.config)?;
-            let options = LoadOptions {
-                clients,
-                connections,
-                duration,
-                warmup,
-                value_bytes,
-                keys,
-                read_ratio,
-                stale_reads: stale,
-            };
-            let report = load::run(&config, &options).await?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!(
-                    "{} on {}: {}",
-                    config.protocol,
-                    config.cluster_id,
-                    report.describe()
-                );
-            }
-        }
+        } => return cmd_cas(&key, &expected, &new, &target).await,
+        Commands::Status { json, target } => cmd_status(&target, json).await?,
+        Commands::Admin { action, config } => cmd_admin(&config, action).await?,
+        Commands::Bench(args) => cmd_bench(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<()> {
+/// `serve`: one node until Ctrl-C or SIGTERM.
+async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs) -> Result<()> {
+    // A file size limit (RLIMIT_FSIZE) must fail the write with
+    // EFBIG, which the store reports, instead of killing the node.
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let config = ClusterConfig::load(config)?;
+    let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
+    let server = Server::start(&config, id)?;
+    exporter
+        .serve(server.node().clone(), id, &config.tuning)
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "node {id} of cluster {:?} running {} (peer {}, clients {})",
+        config.cluster_id,
+        config.protocol,
+        config.node(id)?.peer_addr,
+        config.node(id)?.client_addr
+    );
+    server.run(cli::shutdown_signal()).await;
+    Ok(())
+}
+
+/// `demo`: a local cluster of child processes until Ctrl-C.
+async fn cmd_demo(protocol: &str, nodes: u64, dir: &Path) -> Result<()> {
+    cli::demo(
+        DemoSpec {
+            cluster_id: "demo",
+            label: "cluster",
+            protocol,
+            nodes,
+            dir,
+        },
+        |c| {
+            vec![
+                format!("consensus-kv put greeting hello --config {c}"),
+                format!("consensus-kv get greeting --config {c}"),
+                format!("consensus-kv status --config {c}"),
+            ]
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+}
+
+/// `certs`: a cluster CA and node certificates.
+fn cmd_certs(out: &Path, nodes: u64, cluster_id: String) -> Result<()> {
+    let cluster = consensus::ClusterId::new(cluster_id)?;
+    consensus::certs::generate_cluster_dir(out, &cluster, 1..=nodes)
+        .with_context(|| format!("writing certificates to {}", out.display()))?;
+    println!(
+        "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
+        out.display()
+    );
+    println!("keep ca-key.pem secret; each node needs ca.pem, node-<id>.pem and node-<id>-key.pem");
+    Ok(())
+}
+
+/// `get`.
+async fn cmd_get(key: &str, stale: bool, target: &Target) -> Result<()> {
+    let (_, client) = target.load()?;
+    let value = client.get(key, stale).await?;
+    println!("{}", show(&value));
+    if stale {
+        eprintln!("note: --stale read from one node; it may miss recent writes");
+    }
+    Ok(())
+}
+
+/// `put`.
+async fn cmd_put(key: &str, value: String, target: &Target) -> Result<()> {
+    let (_, client) = target.load()?;
+    client.put(key, Bytes::from(value)).await?;
+    println!("ok");
+    Ok(())
+}
+
+/// `delete`.
+async fn cmd_delete(key: &str, target: &Target) -> Result<()> {
+    let (_, client) = target.load()?;
+    let existed = client.delete(key).await?;
+    println!("{}", if existed { "deleted" } else { "absent" });
+    Ok(())
+}
+
+/// `cas`: exit code 2 when the value did not match.
+async fn cmd_cas(key: &str, expected: &str, new: &str, target: &Target) -> Result<ExitCode> {
+    let (_, client) = target.load()?;
+    let (swapped, previous) = client.cas(key, value_arg(expected), value_arg(new)).await?;
+    if swapped {
+        println!("swapped (was {})", show(&previous));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("not swapped: the value is {}", show(&previous));
+        Ok(ExitCode::from(EXIT_CAS_MISMATCH))
+    }
+}
+
+/// `bench`: the closed-loop load generator.
+async fn cmd_bench(args: BenchArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        bail!("--read-ratio must be between 0.0 and 1.0");
+    }
+    let config = ClusterConfig::load(&args.target.config)?;
+    let options = LoadOptions {
+        clients: args.clients,
+        connections: args.connections,
+        duration: args.duration,
+        warmup: args.warmup,
+        value_bytes: args.value_bytes,
+        keys: args.keys,
+        read_ratio: args.read_ratio,
+        stale_reads: args.stale,
+    };
+    let report = load::run(&config, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} on {}: {}",
+            config.protocol,
+            config.cluster_id,
+            report.describe()
+        );
+    }
+    Ok(())
+}
+
+/// `admin`: fault injection on a cluster that enables it.
+async fn cmd_admin(config_path: &Path, action: AdminAction) -> Result<()> {
     let config = ClusterConfig::load(config_path)?;
     if let AdminAction::Token { force } = action {
         let Some(path) = &config.testing.admin_token_file else {
@@ -594,7 +454,8 @@ async fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<()>
     Ok(())
 }
 
-async fn status(target: &Target, json: bool) -> Result<()> {
+/// `status`: every node's role, leader, epoch, indexes and lag.
+async fn cmd_status(target: &Target, json: bool) -> Result<()> {
     let (config, client) = target.load()?;
     let mut reports = Vec::new();
     for node in &config.nodes {
@@ -646,74 +507,4 @@ async fn status(target: &Target, json: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Exit code 2 of `torture --scenario`: a usage error (unknown scenario,
-/// one that does not run on real processes, no protocol).
-const EXIT_USAGE: u8 = 2;
-
-/// `torture --scenario NAME` as given on the command line.
-struct ScenarioRequest {
-    name: String,
-    protocol: Option<String>,
-    nodes: u64,
-    seed: u64,
-    hold: Option<Duration>,
-    history: PathBuf,
-    dir: Option<PathBuf>,
-    recovery_timeout: Duration,
-}
-
-/// Runs one named scenario on real processes, printing its timeline as it
-/// happens and then the summary; exit 1 when an expectation failed.
-async fn run_scenario(request: ScenarioRequest) -> Result<ExitCode> {
-    use consensus_kv::torture::scenario::{self, RealScenario, ScenarioOptions};
-    if request.name == "list" {
-        print!("{}", scenario::list());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let chosen: RealScenario = match request.name.parse() {
-        Ok(chosen) => chosen,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    let Some(protocol) = request.protocol else {
-        eprintln!(
-            "error: --scenario {} needs --protocol raft|multipaxos|paxos|zab",
-            request.name
-        );
-        return Ok(ExitCode::from(EXIT_USAGE));
-    };
-    if request.nodes < 3 {
-        eprintln!("error: --nodes must be at least 3 for a scenario");
-        return Ok(ExitCode::from(EXIT_USAGE));
-    }
-    let protocol: consensus::Protocol = protocol.parse()?;
-    let binary = std::env::current_exe().context("locating this binary")?;
-    let mut options =
-        ScenarioOptions::new(binary, chosen, protocol, request.nodes, request.history);
-    options.seed = request.seed;
-    options.dir = request.dir;
-    options.recovery_timeout = request.recovery_timeout;
-    options.live = true;
-    if let Some(hold) = request.hold {
-        options.timing.hold = hold;
-    }
-    match scenario::run(&options).await {
-        Ok(report) => {
-            print!("{}", report.summary());
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Err(error) => {
-            eprintln!("the scenario could not be carried out: {error}");
-            eprintln!("rerun: {}", options.command_line());
-            Ok(ExitCode::FAILURE)
-        }
-    }
 }

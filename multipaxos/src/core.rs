@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use consensus_api::{
     Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
-    RecoverError, Rejected, Role, Snapshot, Status, Ticket,
+    RecoverError, Rejected, Role, Snapshot, Status, Ticket, TicketCounter,
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::ballot::Ballot;
@@ -89,8 +89,8 @@ pub struct MultiPaxosCore {
     /// Proposals and membership changes of this node, by slot, finished when
     /// the slot is applied.
     pub(crate) tickets: BTreeMap<LogIndex, Ticket>,
-    /// Last ticket number handed out.
-    pub(crate) last_ticket: u64,
+    /// Numbers the tickets handed out.
+    pub(crate) ticket_counter: TicketCounter,
     /// Number of the last `Ready` handed out.
     pub(crate) ready_number: u64,
     /// Pending output.
@@ -131,23 +131,14 @@ impl MultiPaxosCore {
         self.log.membership()
     }
 
+    /// The shared rules ([`CoreConfig::validate`]), then Multi-Paxos's own:
+    /// ballots pack the node id into 32 bits.
     fn validate_config(config: &CoreConfig) -> Result<(), RecoverError> {
-        let invalid = |what: &str| Err(RecoverError::InvalidConfig(what.to_string()));
-        if config.id == 0 || config.id > Ballot::FIELD_MAX {
-            return invalid("node id must be in 1..=2^32-1 (ballots pack it into 32 bits)");
-        }
-        if config.election_timeout_ticks_min == 0 || config.heartbeat_interval_ticks == 0 {
-            return invalid("election timeout and heartbeat interval must be at least one tick");
-        }
-        if config.heartbeat_interval_ticks >= config.election_timeout_ticks_min {
-            return invalid("the heartbeat interval must be shorter than the election timeout");
-        }
-        if config.batch_entries_max == 0
-            || config.inflight_messages_max == 0
-            || config.snapshot_chunk_bytes == 0
-            || config.uncommitted_entries_max == 0
-        {
-            return invalid("batch, window, chunk and uncommitted limits must be positive");
+        config.validate()?;
+        if config.id > Ballot::FIELD_MAX {
+            return Err(RecoverError::InvalidConfig(
+                "node id must be in 1..=2^32-1 (ballots pack it into 32 bits)".into(),
+            ));
         }
         Ok(())
     }
@@ -200,20 +191,8 @@ impl MultiPaxosCore {
     /// Restarts the election timer with a fresh randomized timeout in
     /// `[election_timeout_ticks_min, election_timeout_ticks_max)`.
     pub(crate) fn reset_election_timer(&mut self) {
-        let min = self.config.election_timeout_ticks_min;
-        let max = self.config.election_timeout_ticks_max;
         self.election_elapsed = 0;
-        self.election_timeout = if max > min {
-            self.rng.random_range(min..max)
-        } else {
-            min
-        };
-    }
-
-    /// A new ticket number.
-    pub(crate) fn next_ticket(&mut self) -> Ticket {
-        self.last_ticket += 1;
-        Ticket(self.last_ticket)
+        self.election_timeout = self.config.random_election_timeout(&mut self.rng);
     }
 
     /// The leader this node believes in.
@@ -377,7 +356,7 @@ impl Core for MultiPaxosCore {
             catch_up: None,
             incoming_snapshot: None,
             tickets: BTreeMap::new(),
-            last_ticket: 0,
+            ticket_counter: TicketCounter::default(),
             ready_number: 0,
             out: Output {
                 hard_state_dirty: promised != hard_state.promised,

@@ -317,7 +317,7 @@ impl MultiPaxosCore {
     /// wait while recovering / reconfiguring.
     pub(crate) fn propose_payload(&mut self, payload: Payload) -> Result<Ticket, Rejected> {
         self.admit(1)?;
-        let ticket = self.next_ticket();
+        let ticket = self.ticket_counter.next_ticket();
         if let Some(leader) = self.leader_mut() {
             leader.waiting.push_back((ticket, payload));
         }
@@ -359,7 +359,7 @@ impl MultiPaxosCore {
     /// `Core::read_barrier`.
     pub(crate) fn leader_read_barrier(&mut self) -> Result<Ticket, Rejected> {
         self.admit(0)?;
-        let ticket = self.next_ticket();
+        let ticket = self.ticket_counter.next_ticket();
         let commit = self.log.commit();
         let Some(leader) = self.leader_mut() else {
             unreachable!("admitted as leader");
@@ -397,7 +397,7 @@ impl MultiPaxosCore {
         }
         if !leader.recovering && *self.log.membership_at(leader.last_proposed + 1) == to {
             self.admit(0)?;
-            let ticket = self.next_ticket();
+            let ticket = self.ticket_counter.next_ticket();
             let commit = self.log.commit();
             self.out.completed.push((ticket, Ok(commit)));
             return Ok(ticket);

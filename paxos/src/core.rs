@@ -127,11 +127,7 @@ impl PaxosCore {
 
     /// A random number of ticks in `[min, max)` (or `min` when empty).
     pub(crate) fn random_ticks(&mut self, min: u64, max: u64) -> u64 {
-        use rand::Rng;
-        if max <= min {
-            return min;
-        }
-        self.rng.random_range(min..max)
+        consensus_api::random_ticks(&mut self.rng, min, max)
     }
 
     /// A fresh ballot, higher than every ballot this node has seen.
@@ -304,6 +300,7 @@ impl Core for PaxosCore {
     const PROTOCOL: &'static str = "paxos";
 
     fn restore(config: CoreConfig, state: InitialState) -> Result<Self, RecoverError> {
+        config.validate()?;
         Self::check_id(config.id, "node id")?;
         let hard_state: HardState = match &state.hard_state {
             Some(bytes) => postcard::from_bytes(bytes)

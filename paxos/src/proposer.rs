@@ -41,7 +41,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use consensus_api::{LogIndex, Membership, NodeId, Payload, Rejected, Ticket};
+use consensus_api::{LogIndex, Membership, NodeId, Payload, Rejected, Ticket, TicketCounter};
 
 use crate::ballot::Ballot;
 use crate::core::PaxosCore;
@@ -180,18 +180,13 @@ pub(crate) struct ProposerState {
     /// Fill the window up to this slot with no-ops (so that a chosen
     /// configuration change takes effect without traffic).
     pub(crate) pad_until: LogIndex,
-    /// Last ticket handed out.
-    pub(crate) last_ticket: u64,
+    /// Numbers the tickets handed out.
+    pub(crate) ticket_counter: TicketCounter,
     /// Last tick each peer answered one of this node's requests.
     pub(crate) answered: BTreeMap<NodeId, u64>,
 }
 
 impl PaxosCore {
-    fn new_ticket(&mut self) -> Ticket {
-        self.proposer.last_ticket += 1;
-        Ticket(self.proposer.last_ticket)
-    }
-
     /// Client values this node is responsible for, counted in O(1): queued
     /// ones, plus every slot it drives (including no-op fillers) or waits
     /// on, an upper bound that is exact under plain load.
@@ -210,7 +205,7 @@ impl PaxosCore {
         if self.own_outstanding() >= self.config.uncommitted_entries_max {
             return Err(Rejected::Overloaded);
         }
-        let ticket = self.new_ticket();
+        let ticket = self.proposer.ticket_counter.next_ticket();
         let value = make(ticket, self.now);
         self.proposer.queue.push_back(value);
         Ok(ticket)
@@ -226,7 +221,7 @@ impl PaxosCore {
         if self.proposer.reads.len() >= self.config.uncommitted_entries_max {
             return Err(Rejected::Overloaded);
         }
-        let ticket = self.new_ticket();
+        let ticket = self.proposer.ticket_counter.next_ticket();
         self.proposer.reads.push(PendingRead {
             ticket,
             since: self.now,

@@ -203,7 +203,7 @@ impl RaftCore {
         if uncommitted >= self.config.uncommitted_entries_max as u64 {
             return Err(Rejected::Overloaded);
         }
-        let ticket = self.next_ticket();
+        let ticket = self.ticket_counter.next_ticket();
         let index = self.log.last_index() + 1;
         if let Role::Leader(leader) = &mut self.role {
             leader.proposals.insert(index, ticket);

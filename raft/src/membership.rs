@@ -80,7 +80,7 @@ impl RaftCore {
         {
             return Err(Rejected::ChangeInProgress);
         }
-        let ticket = self.next_ticket();
+        let ticket = self.ticket_counter.next_ticket();
         if to == current {
             self.completed.push((ticket, Ok(config_index)));
             return Ok(ticket);

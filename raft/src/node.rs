@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use consensus_api::{
     Bytes, Core, CoreConfig, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
-    RecoverError, Rejected, Role as StatusRole, Snapshot, Status, Ticket,
+    RecoverError, Rejected, Role as StatusRole, Snapshot, Status, Ticket, TicketCounter,
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::election::CandidateState;
@@ -70,7 +70,7 @@ pub struct RaftCore {
     /// A snapshot being assembled from chunks (followers).
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     pub(crate) read_mode: ReadMode,
-    next_ticket: u64,
+    pub(crate) ticket_counter: TicketCounter,
     ready_number: u64,
 }
 
@@ -114,11 +114,6 @@ impl RaftCore {
         }
     }
 
-    pub(crate) fn next_ticket(&mut self) -> Ticket {
-        self.next_ticket += 1;
-        Ticket(self.next_ticket)
-    }
-
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {
         self.messages.push((to, message));
     }
@@ -135,9 +130,7 @@ impl RaftCore {
     /// are chosen randomly from a fixed interval").
     pub(crate) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        let min = self.config.election_timeout_ticks_min.max(1);
-        let max = self.config.election_timeout_ticks_max.max(min + 1);
-        self.election_timeout = self.rng.random_range(min..max);
+        self.election_timeout = self.config.random_election_timeout(&mut self.rng);
     }
 
     /// Moves to a newer term (forgetting the vote) or stays in this one.
@@ -325,24 +318,6 @@ impl RaftCore {
         }
     }
 
-    fn validate_config(config: &CoreConfig) -> Result<(), RecoverError> {
-        if config.id == 0 {
-            return Err(RecoverError::InvalidConfig("node id 0 is reserved".into()));
-        }
-        if config.election_timeout_ticks_min == 0 || config.heartbeat_interval_ticks == 0 {
-            return Err(RecoverError::InvalidConfig(
-                "election timeout and heartbeat interval must be at least one tick".into(),
-            ));
-        }
-        if config.heartbeat_interval_ticks >= config.election_timeout_ticks_min {
-            return Err(RecoverError::InvalidConfig(format!(
-                "heartbeat interval ({}) must be shorter than the election timeout ({})",
-                config.heartbeat_interval_ticks, config.election_timeout_ticks_min
-            )));
-        }
-        Ok(())
-    }
-
     fn validate_log(
         snapshot: Option<&Snapshot>,
         entries: &[consensus_api::Entry],
@@ -382,7 +357,7 @@ impl Core for RaftCore {
     const PROTOCOL: &'static str = "raft";
 
     fn restore(config: CoreConfig, state: InitialState) -> Result<Self, RecoverError> {
-        Self::validate_config(&config)?;
+        config.validate()?;
         Self::validate_log(state.snapshot.as_ref(), &state.entries)?;
         let hard_state = match &state.hard_state {
             Some(bytes) => HardState::decode(bytes)?,
@@ -423,7 +398,7 @@ impl Core for RaftCore {
             completed: Vec::new(),
             incoming_snapshot: None,
             read_mode: ReadMode::ReadIndex,
-            next_ticket: 0,
+            ticket_counter: TicketCounter::default(),
             ready_number: 0,
         };
         core.reset_election_timer();

@@ -99,7 +99,7 @@ impl RaftCore {
     /// `read_barrier`: ReadIndex step 1 and 2.
     pub(crate) fn start_read_barrier(&mut self) -> Result<Ticket, Rejected> {
         self.check_can_serve()?;
-        let ticket = self.next_ticket();
+        let ticket = self.ticket_counter.next_ticket();
         let term_committed = self.log.term_at(self.commit_index) == Some(self.term);
         if !term_committed {
             if let Role::Leader(leader) = &mut self.role {

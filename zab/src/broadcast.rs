@@ -61,7 +61,7 @@ impl ZabCore {
             epoch,
             payload,
         });
-        let ticket = self.new_ticket();
+        let ticket = self.ticket_counter.next_ticket();
         if let ZabRole::Leading(leader) = &mut self.role {
             leader.proposals.insert(index, ticket);
         }

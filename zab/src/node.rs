@@ -4,9 +4,9 @@
 
 use consensus_api::{
     Bytes, Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, Payload,
-    PeerProgress, Ready, RecoverError, Rejected, Role, Snapshot, Status, Ticket,
+    PeerProgress, Ready, RecoverError, Rejected, Role, Snapshot, Status, Ticket, TicketCounter,
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -173,7 +173,7 @@ pub struct ZabCore {
     /// Ticks since this incarnation started.
     pub(crate) now: u64,
     pub(crate) out: Output,
-    next_ticket: u64,
+    pub(crate) ticket_counter: TicketCounter,
     ready_number: u64,
 }
 
@@ -252,24 +252,13 @@ impl ZabCore {
         }
     }
 
-    pub(crate) fn new_ticket(&mut self) -> Ticket {
-        self.next_ticket += 1;
-        Ticket(self.next_ticket)
-    }
-
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {
         self.out.send(to, message);
     }
 
     /// A random timeout in `election_timeout_ticks_min..max`.
     pub(crate) fn random_timeout(&mut self) -> u64 {
-        let min = self.config.election_timeout_ticks_min.max(1);
-        let max = self.config.election_timeout_ticks_max;
-        if max > min {
-            self.rng.random_range(min..max)
-        } else {
-            min
-        }
+        self.config.random_election_timeout(&mut self.rng)
     }
 
     pub(crate) fn heartbeat_ticks(&self) -> u64 {
@@ -331,28 +320,6 @@ impl ZabCore {
         }
     }
 
-    fn validate_config(config: &CoreConfig) -> Result<(), RecoverError> {
-        if config.id == 0 {
-            return Err(RecoverError::InvalidConfig("node id 0 is reserved".into()));
-        }
-        if config.election_timeout_ticks_min == 0 {
-            return Err(RecoverError::InvalidConfig(
-                "election_timeout_ticks_min must be >= 1".into(),
-            ));
-        }
-        if config.election_timeout_ticks_max < config.election_timeout_ticks_min {
-            return Err(RecoverError::InvalidConfig(
-                "election_timeout_ticks_max must be >= election_timeout_ticks_min".into(),
-            ));
-        }
-        if config.batch_entries_max == 0 || config.inflight_messages_max == 0 {
-            return Err(RecoverError::InvalidConfig(
-                "batch_entries_max and inflight_messages_max must be >= 1".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// The snapshot's index, zxid and membership (or the empty history of
     /// `config.initial_membership`).
     fn restore_base(
@@ -386,7 +353,7 @@ impl ZabCore {
     }
 
     fn restore_inner(config: CoreConfig, state: InitialState) -> Result<ZabCore, RecoverError> {
-        Self::validate_config(&config)?;
+        config.validate()?;
         let hard = match &state.hard_state {
             Some(bytes) => HardState::decode(bytes)?,
             None => HardState::default(),
@@ -442,7 +409,7 @@ impl ZabCore {
             logical_clock: 0,
             now: 0,
             out: Output::default(),
-            next_ticket: 0,
+            ticket_counter: TicketCounter::default(),
             ready_number: 0,
         };
         core.become_looking();

@@ -29,12 +29,12 @@ impl ZabCore {
     pub(crate) fn start_read(&mut self) -> Result<Ticket, Rejected> {
         match &self.role {
             ZabRole::Leading(leader) if leader.phase == LeaderPhase::Broadcast => {
-                let ticket = self.new_ticket();
+                let ticket = self.ticket_counter.next_ticket();
                 self.queue_leader_read(ReadOrigin::Local(ticket));
                 Ok(ticket)
             }
             ZabRole::Following(_) => {
-                let ticket = self.new_ticket();
+                let ticket = self.ticket_counter.next_ticket();
                 let ZabRole::Following(follower) = &mut self.role else {
                     unreachable!("checked above");
                 };

@@ -250,7 +250,7 @@ fn column_header(runs: &[ProtocolRun], single: bool) -> String {
 }
 
 /// `L t2     57`: role, epoch, commit index of one node (13 columns; also
-/// the cell of `consensus-kv torture --scenario`'s timeline).
+/// the cell of `consensus-torture run --scenario`'s timeline).
 pub fn node_cell(protocol: &str, node: &NodeState) -> String {
     if node.letter() == 'x' {
         return format!(" {:<12}", "x");
@@ -319,7 +319,7 @@ fn summary(out: &mut String, run: &ProtocolRun) {
 }
 
 /// Every expectation on its own wrapped lines: `ok`, `FAIL` or `n/a`, the
-/// statement and what was seen (also used by `consensus-kv torture
+/// statement and what was seen (also used by `consensus-torture run
 /// --scenario`).
 pub fn expectation_lines(out: &mut String, expectations: &[Expectation]) {
     for expectation in expectations {

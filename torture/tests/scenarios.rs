@@ -1,5 +1,5 @@
 //! The simulator's named failure scenarios on real processes (issue 15):
-//! `consensus-kv torture --scenario NAME --protocol P` as a test, on three
+//! `consensus-torture run --scenario NAME --protocol P` as a test, on three
 //! nodes with short holds, one scenario per protocol family, in parallel
 //! (each test starts its own cluster on loopback and stops every process).
 //!
@@ -15,13 +15,15 @@
 use std::time::Duration;
 
 use consensus::{NodeId, Protocol, Role};
-use consensus_kv::torture::scenario::record::{ClientOp, Observation, Record};
-use consensus_kv::torture::scenario::{
+use consensus_sim_cli::scenario::{Expectation, NodeKind, NodeState, Outcome, Verdict};
+use consensus_torture::scenario::record::{ClientOp, Observation, Record};
+use consensus_torture::scenario::{
     self, expect, Bounds, Facts, RealScenario, ScenarioOptions, ScenarioReport,
 };
-use consensus_sim_cli::scenario::{Expectation, NodeKind, NodeState, Outcome, Verdict};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_consensus-kv");
+mod support;
+
+use support::{kv_binary, TORTURE};
 
 /// Runs `scenario` on 3 nodes with a fault held for `hold`; panics with the
 /// whole timeline when it could not run or an expectation failed.
@@ -29,7 +31,7 @@ fn run(scenario: RealScenario, protocol: &str, hold: Duration) -> ScenarioReport
     let dir = tempfile::tempdir().expect("temp dir");
     let protocol: Protocol = protocol.parse().expect("protocol");
     let mut options = ScenarioOptions::new(
-        BINARY,
+        kv_binary(),
         scenario,
         protocol,
         3,
@@ -268,11 +270,13 @@ fn step_down_checks_fail_when_the_old_leader_keeps_leading() {
 #[test]
 fn the_command_lists_and_refuses_what_does_not_run_on_real_processes() {
     let run = |args: &[&str]| {
-        std::process::Command::new(BINARY)
-            .arg("torture")
+        std::process::Command::new(TORTURE)
+            .arg("run")
+            .arg("--kv-bin")
+            .arg(kv_binary())
             .args(args)
             .output()
-            .expect("run consensus-kv")
+            .expect("run consensus-torture")
     };
     let list = run(&["--scenario", "list"]);
     let text = String::from_utf8_lossy(&list.stdout);

@@ -17,8 +17,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::record::ClientOp;
 use super::timeline::Timeline;
-use crate::torture::harness::Harness;
-use crate::torture::workload::{self, client_options, RecordedClient};
+use crate::harness::Harness;
+use crate::workload::{self, client_options, RecordedClient};
 
 /// What a client does.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 //! real system go through them:
 //!
 //! ```text
-//! consensus-kv torture --scenario partition-3-2 --protocol raft [--nodes 5] [--seed 1]
-//! consensus-kv torture --scenario list
+//! consensus-torture run --scenario partition-3-2 --protocol raft [--nodes 5] [--seed 1]
+//! consensus-torture run --scenario list
 //! ```
 //!
 //! One run ([`run`]):
@@ -58,10 +58,10 @@ pub use expect::{Bounds, Facts};
 pub use record::Record;
 pub use report::{harness_expectations, ScenarioReport};
 
-use crate::client::{ClientOptions, KvClient};
-use crate::torture::checks::CheckOutcome;
-use crate::torture::harness::{Harness, HarnessOptions, TortureError};
+use crate::checks::CheckOutcome;
+use crate::harness::{Harness, HarnessOptions, TortureError};
 use clients::Clients;
+use consensus_kv::client::{ClientOptions, KvClient};
 use scripts::Ctx;
 use timeline::{spawn_sampler, Timeline};
 
@@ -85,7 +85,7 @@ pub enum RealScenario {
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ScenarioError {
     /// Not in the simulator's catalog either.
-    #[error("unknown scenario `{0}`: `consensus-kv torture --scenario list` shows the names")]
+    #[error("unknown scenario `{0}`: `consensus-torture run --scenario list` shows the names")]
     Unknown(String),
     /// In the catalog, but not on real processes.
     #[error("scenario `{name}` does not run on real processes: {why}")]
@@ -236,7 +236,7 @@ impl FromStr for RealScenario {
 /// others do not.
 pub fn list() -> String {
     let mut text = String::from(
-        "scenarios on real processes (consensus-kv torture --scenario NAME --protocol P):\n",
+        "scenarios on real processes (consensus-torture run --scenario NAME --protocol P):\n",
     );
     for scenario in RealScenario::ALL {
         text.push_str(&format!("  {:<22} {}\n", scenario.name(), scenario.title()));
@@ -338,7 +338,7 @@ impl ScenarioOptions {
     /// The command that reruns it.
     pub fn command_line(&self) -> String {
         format!(
-            "consensus-kv torture --scenario {} --protocol {} --nodes {} --seed {} --hold {}s",
+            "consensus-torture run --scenario {} --protocol {} --nodes {} --seed {} --hold {}s",
             self.scenario.name(),
             self.protocol.name(),
             self.nodes,

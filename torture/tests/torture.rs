@@ -10,25 +10,27 @@
 //! * power loss, a torn WAL record and a full disk, per protocol;
 //! * the admin fault-injection command: off by default, authenticated.
 //!
-//! Longer runs: `consensus-kv torture --duration 10m --seed S ...` (see the
-//! `torture` module docs and `kv/README` section in the crate docs).
+//! Longer runs: `consensus-torture run --duration 10m --seed S ...` (see
+//! the crate docs of `consensus-torture`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use consensus::{NodeId, Protocol};
+use consensus_kv::admin::{cut_between, AdminClient, AdminError};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
-use consensus_kv::torture::admin::{cut_between, AdminClient, AdminError};
-use consensus_kv::torture::checks::CheckOutcome;
-use consensus_kv::torture::disk::{fill, limit_file_size, segments, tear_last_record, Tmpfs};
-use consensus_kv::torture::harness::{Harness, HarnessOptions, LIVENESS_KEY};
-use consensus_kv::torture::nemesis::FaultKind;
-use consensus_kv::torture::workload::Outcome;
-use consensus_kv::torture::{self, TortureOptions};
 use consensus_kv::wire::{AdminCommand, AdminRefusal};
+use consensus_torture::checks::CheckOutcome;
+use consensus_torture::disk::{fill, limit_file_size, segments, tear_last_record, Tmpfs};
+use consensus_torture::harness::{Harness, HarnessOptions, LIVENESS_KEY};
+use consensus_torture::nemesis::FaultKind;
+use consensus_torture::workload::Outcome;
+use consensus_torture::{self as torture, TortureOptions};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_consensus-kv");
+mod support;
+
+use support::{kv_binary, TORTURE};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -71,7 +73,7 @@ fn torture_run(protocol: &str, nodes: u64) {
     let seed = env_u64("TORTURE_SEED", 0x5eed_0000 + nodes);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut options = TortureOptions::new(
-        BINARY,
+        kv_binary(),
         protocol.parse::<Protocol>().expect("protocol"),
         nodes,
         Duration::from_secs(seconds),
@@ -131,7 +133,7 @@ torture_test!(torture_zab_5, "zab", 5);
 
 async fn started_harness(protocol: &str, dir: &Path, seed: u64) -> std::sync::Arc<Harness> {
     let mut options = HarnessOptions::new(
-        BINARY,
+        kv_binary(),
         protocol.parse().expect("protocol"),
         3,
         &dir.join("cluster"),
@@ -328,7 +330,7 @@ durability_test!(torn_wal_zab, torn_wal, "zab");
 /// freed it restarts from its own data directory and converges.
 async fn disk_full(protocol: &'static str, dir: &Path) -> Result<(), String> {
     let mut options = HarnessOptions::new(
-        BINARY,
+        kv_binary(),
         protocol.parse().expect("protocol"),
         3,
         &dir.join("cluster"),
@@ -437,7 +439,7 @@ async fn disk_full(protocol: &'static str, dir: &Path) -> Result<(), String> {
     // Free the space, restart the victim from its own data directory.
     harness.kill(victim);
     if let Some(mount) = tmpfs.as_ref() {
-        std::fs::remove_file(mount.path().join(consensus_kv::torture::disk::BALLAST))
+        std::fs::remove_file(mount.path().join(consensus_torture::disk::BALLAST))
             .map_err(|e| e.to_string())?;
     }
     harness.start_node(victim)?;
@@ -484,7 +486,8 @@ fn admin_fault_injection_is_off_by_default_and_authenticated() {
     let dir = tempfile::tempdir().expect("temp dir");
     runtime().block_on(async {
         // Off by default: refused whatever the token.
-        let mut options = HarnessOptions::new(BINARY, Protocol::Raft, 3, &dir.path().join("plain"));
+        let mut options =
+            HarnessOptions::new(kv_binary(), Protocol::Raft, 3, &dir.path().join("plain"));
         options.fault_injection = false;
         options.history = dir.path().join("plain.jsonl");
         let plain = Harness::prepare(options).await.expect("prepare");
@@ -500,7 +503,7 @@ fn admin_fault_injection_is_off_by_default_and_authenticated() {
 
         // On: the secret is required.
         let mut options =
-            HarnessOptions::new(BINARY, Protocol::Raft, 3, &dir.path().join("testing"));
+            HarnessOptions::new(kv_binary(), Protocol::Raft, 3, &dir.path().join("testing"));
         options.history = dir.path().join("testing.jsonl");
         let harness = Harness::prepare(options).await.expect("prepare");
         harness.start().await.expect("start");
@@ -564,9 +567,11 @@ fn admin_fault_injection_is_off_by_default_and_authenticated() {
 fn torture_command_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let history = dir.path().join("cli.jsonl");
-    let output = std::process::Command::new(BINARY)
+    let output = std::process::Command::new(TORTURE)
+        .arg("run")
+        .arg("--kv-bin")
+        .arg(kv_binary())
         .args([
-            "torture",
             "--protocol",
             "raft",
             "--nodes",
@@ -583,7 +588,7 @@ fn torture_command_line() {
         ])
         .arg(&history)
         .output()
-        .expect("run consensus-kv torture");
+        .expect("run consensus-torture run");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -594,19 +599,22 @@ fn torture_command_line() {
         stdout.contains("PASSED") && stdout.contains("linearizable"),
         "{stdout}"
     );
-    let check = std::process::Command::new(BINARY)
+    let check = std::process::Command::new(TORTURE)
         .arg("check-history")
         .arg(&history)
         .output()
-        .expect("run consensus-kv check-history");
+        .expect("run consensus-torture check-history");
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{text}");
     assert!(text.contains("no-lost-writes"), "{text}");
 
-    let bad = std::process::Command::new(BINARY)
-        .args(["torture", "--protocol", "raft", "--faults", "meteor"])
+    let bad = std::process::Command::new(TORTURE)
+        .arg("run")
+        .arg("--kv-bin")
+        .arg(kv_binary())
+        .args(["--protocol", "raft", "--faults", "meteor"])
         .output()
-        .expect("run consensus-kv torture");
+        .expect("run consensus-torture run");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown fault"));
 }

@@ -18,9 +18,9 @@ use consensus_sim_cli::render::text::node_cell;
 use consensus_sim_cli::scenario::{format_epoch, seconds, FaultSpan, NodeKind, NodeState, Note};
 
 use super::record::{ClientOp, Observation, Record};
-use crate::client::KvClient;
-use crate::torture::harness::Harness;
-use crate::wire::NodeReport;
+use crate::harness::Harness;
+use consensus_kv::client::KvClient;
+use consensus_kv::wire::NodeReport;
 
 /// The record of a run being made, printed as it grows.
 pub struct Timeline {

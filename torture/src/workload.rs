@@ -30,8 +30,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::client::{ClientOptions, KvClient, KvError};
-use crate::config::ClusterConfig;
+use consensus_kv::client::{ClientOptions, KvClient, KvError};
+use consensus_kv::config::ClusterConfig;
 
 /// Operation counts by function and outcome.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

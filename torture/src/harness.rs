@@ -14,16 +14,16 @@ use consensus_sim::history::{read_history, Event};
 use consensus_sim::linearizability::CheckOptions;
 use thiserror::Error;
 
-use super::admin::{write_token, AdminClient, AdminError};
 use super::checks::{self, CheckOutcome, DigestSample};
 use super::nemesis::NemesisLog;
 use super::workload::{
     client_options, spawn_workers, Outcome, RecordedClient, Recorder, WorkloadOptions,
 };
-use crate::client::{ClientOptions, KvClient};
-use crate::config::ClusterConfig;
-use crate::demo::{prepare, LocalCluster};
-use crate::wire::{Link, NodeReport};
+use consensus_kv::admin::{write_token, AdminClient, AdminError};
+use consensus_kv::client::{ClientOptions, KvClient};
+use consensus_kv::config::ClusterConfig;
+use consensus_kv::demo::{prepare, LocalCluster};
+use consensus_kv::wire::{Link, NodeReport};
 
 /// The key the harness writes to prove the cluster commits (at start and
 /// after the heal). It is part of the history like any other key.

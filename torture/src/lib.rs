@@ -1,12 +1,12 @@
-//! # Torture: Jepsen-style fault testing of the whole service
+//! # consensus-torture: Jepsen-style fault testing of the whole service
 //!
-//! The simulator proves the protocol cores under virtual time; this module
+//! The simulator proves the protocol cores under virtual time; this crate
 //! proves the service as users run it: real `consensus-kv serve`
 //! processes, real QUIC with TLS, real disks, real `kill -9`, with every
 //! client history checked.
 //!
 //! ```text
-//! consensus-kv torture --protocol raft --nodes 5 --duration 30s --seed 7 \
+//! consensus-torture run --protocol raft --nodes 5 --duration 30s --seed 7 \
 //!     --history raft-5.jsonl [--clients 10] [--faults all]
 //! ```
 //!
@@ -25,7 +25,7 @@
 //!    `SIGSTOP` longer than the election timeout, then `SIGCONT`; network
 //!    partitions (majority / minority, isolated leader, a bridge node that
 //!    sees both halves) installed in every node's QUIC transport through
-//!    the authenticated admin command ([`admin`]); a power loss (`kill -9`
+//!    the authenticated admin command ([`consensus_kv::admin`]); a power loss (`kill -9`
 //!    of every node at once). Each fault is undone after its hold.
 //! 4. **End**: stop the clients, heal everything (resume, restart, lift
 //!    every blocked link), demand three new commits (the cluster commits
@@ -46,15 +46,21 @@
 //! faults at the same times, not the same instruction-level timing.
 //!
 //! The simulator's named failure scenarios run on the same harness too
-//! ([`scenario`]: `consensus-kv torture --scenario NAME --protocol P`),
+//! ([`scenario`]: `consensus-torture run --scenario NAME --protocol P`),
 //! with a live timeline from the nodes' status and each scenario's
 //! expectations checked.
 //!
 //! The durability tests (power loss, a torn WAL record, a full disk) use
 //! the same [`harness::Harness`] and the fault tools of [`disk`]; they live
-//! in `kv/tests/torture.rs`.
+//! in `torture/tests/torture.rs`.
+//!
+//! This crate and its binary (`consensus-torture`) are kept out of the
+//! production `consensus-kv` binary: they drive `consensus-kv serve`
+//! processes from outside (`--kv-bin`, by default the `consensus-kv` next to
+//! `consensus-torture`), and only they depend on the simulator's history
+//! checker and scenario catalog.
+#![deny(missing_docs)]
 
-pub mod admin;
 pub mod checks;
 pub mod disk;
 pub mod harness;
@@ -142,7 +148,7 @@ impl TortureOptions {
     pub fn command_line(&self) -> String {
         let faults: Vec<&str> = self.faults.iter().map(|k| k.name()).collect();
         format!(
-            "consensus-kv torture --protocol {} --nodes {} --duration {}s --seed {} --clients {} \
+            "consensus-torture run --protocol {} --nodes {} --duration {}s --seed {} --clients {} \
              --keys {} --faults {} --history {}",
             self.protocol.name(),
             self.nodes,

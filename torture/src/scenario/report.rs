@@ -11,7 +11,7 @@ use super::expect::Facts;
 use super::record::Record;
 use super::timeline::Timeline;
 use super::{RealScenario, ScenarioOptions};
-use crate::torture::checks::CheckOutcome;
+use crate::checks::CheckOutcome;
 
 /// Width the descriptions are wrapped at (the simulator's).
 const WRAP: usize = 78;

@@ -14,8 +14,8 @@ use super::clients::{Clients, Mix};
 use super::expect::Facts;
 use super::timeline::Timeline;
 use super::{RealScenario, Timing};
-use crate::torture::admin::{cut_between, AdminError};
-use crate::torture::harness::Harness;
+use crate::harness::Harness;
+use consensus_kv::admin::{cut_between, AdminError};
 
 /// What a script works with.
 pub(super) struct Ctx {

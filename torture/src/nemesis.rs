@@ -26,8 +26,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::admin::{cut_between, links_for_groups};
 use super::harness::Harness;
+use consensus_kv::admin::{cut_between, links_for_groups};
 
 /// One kind of fault.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
