@@ -14,6 +14,7 @@ use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
 use consensus_service::cli::{self, DemoSpec};
+use consensus_coord::load::{self, LoadOptions, WriteOp};
 use consensus_service::ops::MetricsArgs;
 
 #[derive(Parser)]
@@ -173,6 +174,32 @@ enum Commands {
         command: Vec<String>,
         #[command(flatten)]
         target: Target,
+    },
+    /// Closed-loop write load: each client is a session on its own
+    /// connection writing one operation at a time (like `consensus-kv bench`).
+    Bench {
+        /// Concurrent clients (sessions).
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// The write: `set` (data of the client's own node) or `create`
+        /// (ephemeral sequential nodes).
+        #[arg(long, value_enum, default_value = "set")]
+        op: WriteOp,
+        /// Measured duration, e.g. 10s, 500ms, 2m.
+        #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
+        duration: Duration,
+        /// Unmeasured warm-up.
+        #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
+        warmup: Duration,
+        /// Bytes per written value.
+        #[arg(long, default_value_t = 100)]
+        value_bytes: usize,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The cluster configuration file.
+        #[arg(long, default_value = "cluster.toml")]
+        config: PathBuf,
     },
 }
 
@@ -334,8 +361,43 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command,
             target,
         } => return cmd_lock(&name, &command, &target).await,
+        Commands::Bench {
+            clients,
+            op,
+            duration,
+            warmup,
+            value_bytes,
+            json,
+            config,
+        } => {
+            let options = LoadOptions {
+                clients,
+                duration,
+                warmup,
+                value_bytes,
+                op,
+            };
+            cmd_bench(&config, &options, json).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bench`: the closed-loop write load; one line (or JSON) of results.
+async fn cmd_bench(config: &Path, options: &LoadOptions, json: bool) -> Result<()> {
+    let config = ClusterConfig::load(config)?;
+    let report = load::run(&config, options).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} on {}: {}",
+            config.protocol,
+            config.cluster_id,
+            report.describe()
+        );
+    }
+    Ok(())
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.
