@@ -10,11 +10,11 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use consensus_coord::client::{ClientError, ClientOptions, CoordClient, Read};
+use consensus_coord::load::{self, LoadOptions, WriteOp};
 use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
 use consensus_service::cli::{self, DemoSpec};
-use consensus_coord::load::{self, LoadOptions, WriteOp};
 use consensus_service::ops::MetricsArgs;
 
 #[derive(Parser)]

@@ -121,6 +121,11 @@ pub(crate) struct LeaderState {
     pub(crate) round: u64,
     /// Send heartbeats at the next flush.
     pub(crate) heartbeat_due: bool,
+    /// The frontier moved since the last flush: a peer that gets no Accept
+    /// (which carries the frontier) in that flush gets a heartbeat, so
+    /// followers learn what is chosen one round trip after it is, not a
+    /// heartbeat interval later.
+    pub(crate) commit_unannounced: bool,
     /// Ticks since the last heartbeat.
     pub(crate) heartbeat_elapsed: u64,
     /// Send Prepares to voters that have not promised `ballot` yet, at the
@@ -206,6 +211,7 @@ impl MultiPaxosCore {
             reads: Vec::new(),
             round: 0,
             heartbeat_due: true,
+            commit_unannounced: false,
             heartbeat_elapsed: 0,
             prepare_due: true,
         }));
@@ -488,6 +494,7 @@ impl MultiPaxosCore {
             } else {
                 config.inflight_messages_max
             };
+            let mut accepts_sent = false;
             while peer.inflight.len() < window && peer.next <= leader.last_proposed {
                 let mut entries = Vec::new();
                 let mut bytes = 0;
@@ -520,8 +527,9 @@ impl MultiPaxosCore {
                     sent_at: *now,
                 });
                 peer.next = last + 1;
+                accepts_sent = true;
             }
-            if leader.heartbeat_due {
+            if leader.heartbeat_due || (leader.commit_unannounced && !accepts_sent) {
                 let heartbeat = Heartbeat {
                     ballot,
                     commit,
@@ -531,6 +539,7 @@ impl MultiPaxosCore {
             }
         }
         leader.heartbeat_due = false;
+        leader.commit_unannounced = false;
     }
 
     /// Phase 2b at the leader.
@@ -625,6 +634,7 @@ impl MultiPaxosCore {
         };
         leader.slots = leader.slots.split_off(&(commit + 1));
         leader.last_proposed = leader.last_proposed.max(commit);
+        leader.commit_unannounced = true;
         let Some(slot) = leader.pending_config.filter(|s| *s <= commit) else {
             self.leader_evaluate();
             self.drain_waiting();

@@ -657,3 +657,18 @@ fn malformed_messages_are_dropped_without_panicking() {
     assert_eq!(h.applied_texts(3), ["a", "b", "c"]);
     h.check_agreement();
 }
+
+// Liveness, not safety: when the chosen frontier moves, a follower that gets
+// no Accept in that flush gets a heartbeat carrying it, so followers apply
+// one round trip after a value is chosen, not at the next heartbeat tick.
+#[test]
+fn followers_learn_the_frontier_without_waiting_for_a_heartbeat() {
+    let mut h = Harness::new(3);
+    h.elect(1);
+    h.stabilize();
+    h.propose(1, "a").expect("leader accepts");
+    h.stabilize();
+    for id in 1..=3 {
+        assert_eq!(h.applied_texts(id), vec!["a"], "node {id} without a tick");
+    }
+}

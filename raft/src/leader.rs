@@ -323,6 +323,7 @@ impl RaftCore {
             self.send_appends(peer);
         }
         self.flush_read_round();
+        self.announce_commit();
     }
 
     /// Fails every request a deposed leader still holds: they may or may

@@ -53,6 +53,10 @@ pub(crate) struct Progress {
     pub(crate) ticks_since_heard: u64,
     /// Highest ReadIndex round the peer acknowledged.
     pub(crate) read_round_acked: u64,
+    /// Highest commit index the leader has told the peer (in an
+    /// `AppendEntries` or a heartbeat): a larger one it may apply is
+    /// announced at the next flush.
+    pub(crate) commit_sent: LogIndex,
     /// Ticks since the match index last advanced or the state last changed
     /// (detects a replication stream whose batches were lost).
     stalled_ticks: u64,
@@ -68,6 +72,7 @@ impl Progress {
             state: ProgressState::Probe { paused: false },
             ticks_since_heard: 0,
             read_round_acked: 0,
+            commit_sent: 0,
             stalled_ticks: 0,
         }
     }

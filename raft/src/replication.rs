@@ -70,6 +70,7 @@ impl RaftCore {
         }
         let count = entries.len();
         progress.on_sent(prev_log_index + count as u64, count);
+        progress.commit_sent = progress.commit_sent.max(self.commit_index);
         let message = AppendEntries {
             term: self.term,
             prev_log_index,
@@ -153,17 +154,54 @@ impl RaftCore {
         }
     }
 
+    /// Tells each peer a commit index it may apply and has not been told
+    /// (no `AppendEntries` carried it in this flush): a heartbeat without a
+    /// read round. So a follower applies, and answers reads served from its
+    /// replica, one round trip after the commit rather than up to a
+    /// heartbeat interval later (etcd's leader likewise sends on every
+    /// commit). The commit is `min(commit, match)`, as in every heartbeat.
+    pub(crate) fn announce_commit(&mut self) {
+        let term = self.term;
+        let commit_index = self.commit_index;
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let mut announcements = Vec::new();
+        for (peer, progress) in leader.progress.iter_mut() {
+            let commit = progress.match_index.min(commit_index);
+            if commit > progress.commit_sent {
+                progress.commit_sent = commit;
+                announcements.push((*peer, commit));
+            }
+        }
+        for (peer, commit) in announcements {
+            self.send(
+                peer,
+                Message::Heartbeat(Heartbeat {
+                    term,
+                    commit,
+                    read_round: 0,
+                }),
+            );
+        }
+    }
+
     /// Broadcasts a heartbeat carrying a new ReadIndex round (§5.2; thesis
     /// §6.4 step 3).
     pub(crate) fn broadcast_heartbeat(&mut self) {
         let round = self.start_read_round();
-        let Role::Leader(leader) = &self.role else {
+        let commit_index = self.commit_index;
+        let Role::Leader(leader) = &mut self.role else {
             return;
         };
         let heartbeats: Vec<(NodeId, LogIndex)> = leader
             .progress
-            .iter()
-            .map(|(peer, p)| (*peer, p.match_index.min(self.commit_index)))
+            .iter_mut()
+            .map(|(peer, p)| {
+                let commit = p.match_index.min(commit_index);
+                p.commit_sent = p.commit_sent.max(commit);
+                (*peer, commit)
+            })
             .collect();
         for (peer, commit) in heartbeats {
             self.send(

@@ -52,6 +52,24 @@ fn leader_replicates_commits_and_everyone_applies() {
     net.check_applied_agree();
 }
 
+// Liveness, not safety (etcd's leader does the same): when the commit index
+// moves, every follower is told at once, so followers apply — and serve
+// reads from their replica — one round trip after the commit, without
+// waiting for the next heartbeat (no tick happens here).
+#[test]
+fn followers_learn_a_commit_without_waiting_for_a_heartbeat() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.run(3);
+    let ticket = net.propose(1, "a").expect("leader accepts");
+    net.deliver_all();
+    assert_eq!(net.outcome(1, ticket), Some(&Ok(2)));
+    for id in 2..=3 {
+        assert_eq!(net.status(id).commit_index, 2, "node {id} without a tick");
+        assert_eq!(net.applied_commands(id), vec!["a"]);
+    }
+}
+
 // Reference: section 5.3
 // "If a follower's log is inconsistent with the leader's, the AppendEntries
 // consistency check will fail": with a conflict hint (the term at
