@@ -41,8 +41,9 @@
 //!
 //! What every core needs and no protocol owns is written here once: the
 //! configuration rules ([`CoreConfig::validate`]), the seeded randomized
-//! timeout ([`CoreConfig::random_election_timeout`], [`random_ticks`]) and
-//! the ticket counter ([`TicketCounter`]).
+//! timeout ([`CoreConfig::random_election_timeout`], [`random_ticks`]), the
+//! ticket counter ([`TicketCounter`]) and chunked snapshot transfer
+//! ([`SnapshotChunks`], [`snapshot_chunk`]).
 //!
 //! This crate has no async runtime dependency: [`ReplicatedLog`] and
 //! [`Transport`] are `async-trait` traits, implemented elsewhere with tokio.
@@ -68,7 +69,7 @@ pub use membership::{Membership, MembershipError};
 pub use replicated::{Applied, ReadConsistency, ReplicatedLog, StateMachine};
 pub use sessions::{SessionCommand, SessionError, Sessions};
 pub use store::LogStore;
-pub use toolkit::{random_ticks, TicketCounter};
+pub use toolkit::{random_ticks, snapshot_chunk, ChunkError, SnapshotChunks, TicketCounter};
 pub use transport::{Transport, TransportEvent};
 pub use types::{Entry, LogIndex, NodeId, Payload, PeerProgress, Role, Snapshot, Status, Ticket};
 

@@ -5,9 +5,13 @@
 //!   cores (a core with an extra rule of its own checks it after these);
 //! * [`random_ticks`] and [`CoreConfig::random_election_timeout`]: the
 //!   seeded randomized timeout, drawn from the core's own RNG;
-//! * [`TicketCounter`]: the counter that numbers the tickets a core hands out.
+//! * [`TicketCounter`]: the counter that numbers the tickets a core hands out;
+//! * [`SnapshotChunks`] and [`snapshot_chunk`]: both ends of a chunked
+//!   snapshot transfer, with one behaviour on a bad transfer.
 
+use bytes::Bytes;
 use rand::Rng;
+use thiserror::Error;
 
 use crate::core::CoreConfig;
 use crate::error::RecoverError;
@@ -102,6 +106,128 @@ impl TicketCounter {
     }
 }
 
+/// The receiving side of a chunked snapshot transfer, written once for the
+/// four cores: the bytes received so far of one snapshot, announced with
+/// its total size and the CRC32C of the whole data. The protocol decides
+/// which transfer a chunk belongs to (its own key: index, term or zxid,
+/// sender) and what to answer; this only assembles and verifies.
+///
+/// Chunks are accepted strictly in order: a chunk at any other offset than
+/// [`SnapshotChunks::received_bytes`] (a duplicate, or one after a gap) is
+/// refused, and the core answers with where it stands.
+///
+/// **A bad transfer is dropped whole and asked again from offset 0**: when
+/// the last byte arrived and the data does not match the announced checksum
+/// (or the size), [`SnapshotChunks::finish`] returns
+/// [`ChunkError::ChecksumMismatch`]; every core then forgets the partial
+/// snapshot and asks its sender for the chunk at offset 0 (Raft:
+/// `Receiving { next_offset: 0 }`; Multi-Paxos: a `SnapshotChunkResponse`
+/// with `next_offset` 0; Paxos: a `CatchUp` without a cursor; ZAB:
+/// `AckSnap` at offset 0). Nothing of a bad transfer is ever installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunks {
+    total_bytes: u64,
+    checksum: u32,
+    data: Vec<u8>,
+}
+
+/// Why a chunk or a finished transfer was refused.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Error)]
+pub enum ChunkError {
+    /// The chunk does not start where the received bytes end.
+    #[error("chunk at offset {offset}, expected {expected}")]
+    OutOfOrder {
+        /// The chunk's offset.
+        offset: u64,
+        /// The offset the transfer needs next.
+        expected: u64,
+    },
+    /// The chunk would end beyond the announced total size.
+    #[error("chunk ends beyond the snapshot's {total_bytes} bytes")]
+    TooLong {
+        /// The announced total size.
+        total_bytes: u64,
+    },
+    /// The whole data does not match the announced size and checksum.
+    #[error("snapshot data does not match its checksum")]
+    ChecksumMismatch,
+}
+
+impl SnapshotChunks {
+    /// A new transfer of `total_bytes` bytes whose CRC32C is `checksum`.
+    pub fn new(total_bytes: u64, checksum: u32) -> Self {
+        SnapshotChunks {
+            total_bytes,
+            checksum,
+            data: Vec::new(),
+        }
+    }
+
+    /// Whether a chunk of `len` bytes at `offset` fits in a snapshot of
+    /// `total_bytes` (the well-formedness check every core makes on a
+    /// chunk before anything else).
+    pub fn fits(offset: u64, len: usize, total_bytes: u64) -> bool {
+        offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= total_bytes)
+    }
+
+    /// The announced total size.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// The announced CRC32C of the whole data.
+    pub fn checksum(&self) -> u32 {
+        self.checksum
+    }
+
+    /// Bytes received so far: the offset of the next chunk wanted.
+    pub fn received_bytes(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// Whether every announced byte has arrived.
+    pub fn is_complete(&self) -> bool {
+        self.received_bytes() >= self.total_bytes
+    }
+
+    /// Appends the chunk at `offset` if it is the next one; returns the
+    /// bytes received so far.
+    pub fn push(&mut self, offset: u64, data: &[u8]) -> Result<u64, ChunkError> {
+        let expected = self.received_bytes();
+        if offset != expected {
+            return Err(ChunkError::OutOfOrder { offset, expected });
+        }
+        if !Self::fits(offset, data.len(), self.total_bytes) {
+            return Err(ChunkError::TooLong {
+                total_bytes: self.total_bytes,
+            });
+        }
+        self.data.extend_from_slice(data);
+        Ok(self.received_bytes())
+    }
+
+    /// The whole data, if it has the announced size and checksum (see the
+    /// type's docs for what a core does otherwise).
+    pub fn finish(self) -> Result<Bytes, ChunkError> {
+        if self.received_bytes() != self.total_bytes || crc32c::crc32c(&self.data) != self.checksum
+        {
+            return Err(ChunkError::ChecksumMismatch);
+        }
+        Ok(Bytes::from(self.data))
+    }
+}
+
+/// The sending side: the chunk of at most `chunk_bytes` bytes of `data`
+/// starting at `offset` (clamped to the end), and whether it is the last.
+pub fn snapshot_chunk(data: &Bytes, offset: u64, chunk_bytes: usize) -> (Bytes, bool) {
+    let total = data.len();
+    let start = usize::try_from(offset).unwrap_or(total).min(total);
+    let end = start.saturating_add(chunk_bytes.max(1)).min(total);
+    (data.slice(start..end), end == total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +265,33 @@ mod tests {
         let mut c = config();
         c.uncommitted_entries_max = 0;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn chunks_assemble_in_order_and_verify() {
+        let data = Bytes::from_static(b"hello snapshot");
+        let mut chunks = SnapshotChunks::new(data.len() as u64, crc32c::crc32c(&data));
+        let (first, last) = snapshot_chunk(&data, 0, 5);
+        assert!(!last);
+        assert_eq!(chunks.push(0, &first), Ok(5));
+        assert_eq!(
+            chunks.push(0, &first),
+            Err(ChunkError::OutOfOrder {
+                offset: 0,
+                expected: 5
+            })
+        );
+        let (rest, last) = snapshot_chunk(&data, 5, 100);
+        assert!(last);
+        assert_eq!(chunks.push(5, &rest), Ok(data.len() as u64));
+        assert!(chunks.is_complete());
+        assert_eq!(chunks.finish(), Ok(data.clone()));
+
+        let mut bad = SnapshotChunks::new(data.len() as u64, 0);
+        bad.push(0, &data).unwrap();
+        assert_eq!(bad.finish(), Err(ChunkError::ChecksumMismatch));
+        assert!(!SnapshotChunks::fits(10, 5, 14));
+        assert!(SnapshotChunks::fits(9, 5, 14));
     }
 
     #[test]

@@ -69,8 +69,8 @@ impl MultiPaxosCore {
         if let Some(incoming) = self.incoming_snapshot.as_ref().filter(|i| i.from == target) {
             let response = SnapshotChunkResponse {
                 index: incoming.index,
-                checksum: incoming.checksum,
-                next_offset: incoming.data.len() as u64,
+                checksum: incoming.chunks.checksum(),
+                next_offset: incoming.chunks.received_bytes(),
             };
             self.send(target, Message::SnapshotChunkResponse(response));
         } else {

@@ -15,8 +15,10 @@
 //! the snapshot only if it is ahead of its chosen frontier: a snapshot never
 //! moves `commit` or `applied` backwards.
 
-use bytes::{Bytes, BytesMut};
-use consensus_api::{LogIndex, Membership, NodeId, Rejected, Snapshot};
+use bytes::Bytes;
+use consensus_api::{
+    snapshot_chunk, LogIndex, Membership, NodeId, Rejected, Snapshot, SnapshotChunks,
+};
 
 use crate::core::MultiPaxosCore;
 use crate::message::{CatchUp, Message, SnapshotChunk, SnapshotChunkResponse};
@@ -34,12 +36,8 @@ pub(crate) struct IncomingSnapshot {
     pub(crate) membership: Membership,
     /// Protocol metadata.
     pub(crate) protocol_state: Bytes,
-    /// Total data size announced.
-    pub(crate) total_bytes: u64,
-    /// CRC32C announced.
-    pub(crate) checksum: u32,
-    /// Data received so far.
-    pub(crate) data: BytesMut,
+    /// The bytes so far, with the announced size and CRC32C.
+    pub(crate) chunks: SnapshotChunks,
 }
 
 impl MultiPaxosCore {
@@ -82,7 +80,6 @@ impl MultiPaxosCore {
         let data = self.log.snapshot_data();
         let total = data.len() as u64;
         let offset = if offset > total { 0 } else { offset };
-        let end = (offset + self.config.snapshot_chunk_bytes as u64).min(total);
         let chunk = SnapshotChunk {
             index: snapshot.index,
             epoch: snapshot.epoch,
@@ -91,7 +88,7 @@ impl MultiPaxosCore {
             total_bytes: total,
             checksum: self.log.snapshot_checksum(),
             offset,
-            data: data.slice(offset as usize..end as usize),
+            data: snapshot_chunk(&data, offset, self.config.snapshot_chunk_bytes).0,
         };
         self.send(to, Message::SnapshotChunk(chunk));
     }
@@ -118,8 +115,9 @@ impl MultiPaxosCore {
 
     /// A chunk arrives: append it if it is the next one, install when whole.
     pub(crate) fn on_snapshot_chunk(&mut self, from: NodeId, chunk: SnapshotChunk) {
-        let end = chunk.offset.checked_add(chunk.data.len() as u64);
-        if end.is_none_or(|end| end > chunk.total_bytes) || chunk.index == 0 {
+        if !SnapshotChunks::fits(chunk.offset, chunk.data.len(), chunk.total_bytes)
+            || chunk.index == 0
+        {
             tracing::warn!(
                 node = self.config.id,
                 from,
@@ -139,9 +137,7 @@ impl MultiPaxosCore {
                 epoch: chunk.epoch,
                 membership: chunk.membership.clone(),
                 protocol_state: chunk.protocol_state.clone(),
-                total_bytes: chunk.total_bytes,
-                checksum: chunk.checksum,
-                data: BytesMut::new(),
+                chunks: SnapshotChunks::new(chunk.total_bytes, chunk.checksum),
             });
         }
         let Some(incoming) = self.incoming_snapshot.as_mut() else {
@@ -150,23 +146,21 @@ impl MultiPaxosCore {
             self.send(from, Message::CatchUp(CatchUp { from: from_slot }));
             return;
         };
-        let in_sequence = incoming.from == from
+        let same_transfer = incoming.from == from
             && incoming.index == chunk.index
-            && incoming.checksum == chunk.checksum
-            && incoming.total_bytes == chunk.total_bytes
-            && incoming.data.len() as u64 == chunk.offset;
-        if !in_sequence {
+            && incoming.chunks.checksum() == chunk.checksum
+            && incoming.chunks.total_bytes() == chunk.total_bytes;
+        if !same_transfer || incoming.chunks.push(chunk.offset, &chunk.data).is_err() {
             return;
         }
-        incoming.data.extend_from_slice(&chunk.data);
         if let Some(state) = &mut self.catch_up {
             state.requested_at = self.now;
         }
-        if (incoming.data.len() as u64) < incoming.total_bytes {
+        if !incoming.chunks.is_complete() {
             let response = SnapshotChunkResponse {
                 index: incoming.index,
-                checksum: incoming.checksum,
-                next_offset: incoming.data.len() as u64,
+                checksum: incoming.chunks.checksum(),
+                next_offset: incoming.chunks.received_bytes(),
             };
             self.send(from, Message::SnapshotChunkResponse(response));
             return;
@@ -174,16 +168,23 @@ impl MultiPaxosCore {
         let Some(incoming) = self.incoming_snapshot.take() else {
             return;
         };
-        let data = incoming.data.freeze();
-        if crc32c::crc32c(&data) != incoming.checksum {
+        let checksum = incoming.chunks.checksum();
+        // A bad transfer restarts from offset 0 (see `SnapshotChunks`).
+        let Ok(data) = incoming.chunks.finish() else {
             tracing::warn!(
                 node = self.config.id,
                 from,
                 index = incoming.index,
-                "snapshot checksum mismatch: discarded"
+                "snapshot checksum mismatch: transfer restarts"
             );
+            let response = SnapshotChunkResponse {
+                index: incoming.index,
+                checksum,
+                next_offset: 0,
+            };
+            self.send(from, Message::SnapshotChunkResponse(response));
             return;
-        }
+        };
         let snapshot = Snapshot {
             index: incoming.index,
             epoch: incoming.epoch,
@@ -191,7 +192,7 @@ impl MultiPaxosCore {
             protocol_state: incoming.protocol_state,
             data,
         };
-        self.install_received_snapshot(snapshot, incoming.checksum);
+        self.install_received_snapshot(snapshot, checksum);
         self.catch_up_progressed(from, incoming.index);
     }
 

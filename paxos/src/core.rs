@@ -277,6 +277,7 @@ impl PaxosCore {
                 .all(|s| !self.learner.chosen_above.contains(s)),
             "a decided slot has no instance"
         );
+        self.check_proposer_invariants();
     }
 
     /// The membership in force for the next slot to be chosen.

@@ -309,7 +309,11 @@ impl PaxosCore {
             attempts: 0,
             deadline: self.now + self.retry_ticks(),
         };
-        self.proposer.instances.insert(slot, instance);
+        let previous = self.proposer.instances.insert(slot, instance);
+        assert!(
+            previous.is_none(),
+            "a fresh slot is above every slot with an instance"
+        );
         self.observe_slot(slot);
         self.send_prepare(slot);
     }
@@ -343,7 +347,11 @@ impl PaxosCore {
                 attempts: 0,
                 deadline: self.now + self.retry_ticks(),
             };
-            self.proposer.instances.insert(slot, instance);
+            let previous = self.proposer.instances.insert(slot, instance);
+            assert!(
+                previous.is_none(),
+                "a gap filler never replaces an instance"
+            );
             self.send_prepare(slot);
         }
     }
@@ -461,6 +469,11 @@ impl PaxosCore {
         } else {
             instance.own.take()
         };
+        assert_eq!(
+            instance.bound,
+            !instance.origin.is_zero(),
+            "Phase 2 starts with a value bound exactly when it has an origin"
+        );
         instance.phase = Phase::Accept {
             payload,
             origin,
@@ -529,6 +542,7 @@ impl PaxosCore {
             }
             let backoff = self.backoff_ticks(attempts);
             if let Some(instance) = self.proposer.instances.get_mut(&item.slot) {
+                assert!(instance.drive, "only a driven instance backs off");
                 instance.phase = Phase::Wait;
                 instance.deadline = self.now + backoff;
             }
@@ -645,6 +659,10 @@ impl PaxosCore {
                 Phase::Wait => {
                     let ballot = self.next_ballot();
                     if let Some(instance) = self.proposer.instances.get_mut(&slot) {
+                        assert!(
+                            ballot > instance.ballot,
+                            "a new Phase 1 runs under a higher ballot"
+                        );
                         instance.ballot = ballot;
                         instance.phase = Phase::Prepare {
                             promises: BTreeMap::new(),
@@ -754,6 +772,81 @@ impl PaxosCore {
             tracing::debug!(node = self.me, %ticket, %error, "request failed");
             self.output.complete(ticket, Err(error));
         }
+    }
+
+    /// The proposer's invariants, checked at the end of every `step` and
+    /// `tick` with the core's own (`PaxosCore::check_invariants`): what
+    /// each phase of an instance implies, and that every outstanding ticket
+    /// is held in exactly one place. O(instances + tickets): debug builds
+    /// (and the simulator) only.
+    pub(crate) fn check_proposer_invariants(&self) {
+        let current = self.current_ballot();
+        for (slot, instance) in &self.proposer.instances {
+            debug_assert!(*slot > 0, "slot 0 is never driven");
+            debug_assert_eq!(
+                instance.ballot.owner(),
+                self.me,
+                "an instance runs under this node's own ballots"
+            );
+            debug_assert!(
+                instance.ballot <= current,
+                "an instance's ballot was handed out by this node's counter"
+            );
+            debug_assert_eq!(
+                instance.bound,
+                !instance.origin.is_zero(),
+                "a value is bound exactly when it has an origin"
+            );
+            debug_assert!(
+                !instance.bound || instance.origin <= instance.ballot,
+                "a bound value's origin is one of the instance's own ballots"
+            );
+            debug_assert!(
+                !instance.bound || instance.drive,
+                "a bound value is driven until its slot is decided"
+            );
+            match &instance.phase {
+                Phase::Prepare { .. } => {}
+                Phase::Accept { .. } => debug_assert!(
+                    instance.drive,
+                    "an instance in Phase 2 is driven until decided"
+                ),
+                Phase::Wait => debug_assert!(
+                    instance.drive,
+                    "only a driven instance backs off (others are dropped)"
+                ),
+            }
+            debug_assert!(
+                matches!(instance.phase, Phase::Prepare { .. }) || instance.reads.is_empty(),
+                "read barriers leave an instance when its Phase 1 ends"
+            );
+        }
+        debug_assert!(
+            {
+                let mut tickets = BTreeSet::new();
+                let queued = self.proposer.queue.iter().map(OwnValue::ticket);
+                let riding = self
+                    .proposer
+                    .instances
+                    .values()
+                    .flat_map(|i| i.own.iter().map(OwnValue::ticket));
+                let reads = self
+                    .proposer
+                    .reads
+                    .iter()
+                    .chain(self.proposer.instances.values().flat_map(|i| &i.reads))
+                    .map(|r| r.ticket);
+                let awaiting = self.proposer.awaiting.values().flatten().map(|a| a.ticket);
+                let changes = self.proposer.membership_waiting.values().copied();
+                queued
+                    .chain(riding)
+                    .chain(reads)
+                    .chain(awaiting)
+                    .chain(changes)
+                    .all(|ticket| tickets.insert(ticket))
+            },
+            "every outstanding ticket is held in exactly one place"
+        );
     }
 
     /// Drops the instances of slots now covered by an installed snapshot.

@@ -15,7 +15,9 @@
 //! Installing never moves the frontier or the applied index backwards.
 
 use bytes::Bytes;
-use consensus_api::{LogIndex, Membership, NodeId, Rejected, Snapshot};
+use consensus_api::{
+    snapshot_chunk, LogIndex, Membership, NodeId, Rejected, Snapshot, SnapshotChunks,
+};
 
 use crate::core::PaxosCore;
 use crate::membership::{Configs, PendingConfigs};
@@ -28,9 +30,7 @@ pub(crate) struct IncomingSnapshot {
     epoch: u64,
     membership: Membership,
     protocol_state: Bytes,
-    total_bytes: u64,
-    checksum: u32,
-    data: Vec<u8>,
+    chunks: SnapshotChunks,
 }
 
 impl PaxosCore {
@@ -75,7 +75,7 @@ impl PaxosCore {
     pub(crate) fn incoming_cursor(&self) -> Option<SnapshotCursor> {
         self.incoming.as_ref().map(|i| SnapshotCursor {
             index: i.index,
-            offset: i.data.len() as u64,
+            offset: i.chunks.received_bytes(),
         })
     }
 
@@ -90,8 +90,6 @@ impl PaxosCore {
             Some(c) if c.index == snapshot.index && c.offset <= total => c.offset,
             _ => 0,
         };
-        let chunk_bytes = self.config.snapshot_chunk_bytes.max(1) as u64;
-        let end = (offset + chunk_bytes).min(total);
         let chunk = SnapshotChunk {
             index: snapshot.index,
             epoch: snapshot.epoch,
@@ -100,7 +98,7 @@ impl PaxosCore {
             total_bytes: total,
             checksum: crc32c::crc32c(&snapshot.data),
             offset,
-            data: snapshot.data.slice(offset as usize..end as usize),
+            data: snapshot_chunk(&snapshot.data, offset, self.config.snapshot_chunk_bytes).0,
         };
         self.output.to(to).snapshot_chunk = Some(chunk);
     }
@@ -111,15 +109,14 @@ impl PaxosCore {
         if chunk.index <= self.frontier {
             return;
         }
-        let end = chunk.offset.checked_add(chunk.data.len() as u64);
-        if end.is_none_or(|end| end > chunk.total_bytes) {
+        if !SnapshotChunks::fits(chunk.offset, chunk.data.len(), chunk.total_bytes) {
             tracing::debug!(node = self.me, from, "malformed snapshot chunk dropped");
             return;
         }
         let same = self.incoming.as_ref().is_some_and(|i| {
             i.index == chunk.index
-                && i.checksum == chunk.checksum
-                && i.total_bytes == chunk.total_bytes
+                && i.chunks.checksum() == chunk.checksum
+                && i.chunks.total_bytes() == chunk.total_bytes
         });
         if !same {
             if chunk.offset != 0 {
@@ -132,32 +129,32 @@ impl PaxosCore {
                 epoch: chunk.epoch,
                 membership: chunk.membership.clone(),
                 protocol_state: chunk.protocol_state.clone(),
-                total_bytes: chunk.total_bytes,
-                checksum: chunk.checksum,
-                data: Vec::new(),
+                chunks: SnapshotChunks::new(chunk.total_bytes, chunk.checksum),
             });
         }
         let incoming = self.incoming.as_mut().expect("set above");
-        if chunk.offset != incoming.data.len() as u64 {
+        if incoming.chunks.push(chunk.offset, &chunk.data).is_err() {
             // A duplicate or a gap: ask again from where we are.
             self.send_catch_up(from);
             return;
         }
-        incoming.data.extend_from_slice(&chunk.data);
-        if (incoming.data.len() as u64) < incoming.total_bytes {
+        if !incoming.chunks.is_complete() {
             self.send_catch_up(from);
             return;
         }
         let incoming = self.incoming.take().expect("set above");
-        if crc32c::crc32c(&incoming.data) != incoming.checksum {
+        // A bad transfer restarts from offset 0 (see `SnapshotChunks`):
+        // without a transfer in progress the catch-up carries no cursor.
+        let Ok(data) = incoming.chunks.finish() else {
             tracing::warn!(
                 node = self.me,
                 from,
                 index = incoming.index,
-                "snapshot checksum mismatch"
+                "snapshot checksum mismatch: transfer restarts"
             );
+            self.send_catch_up(from);
             return;
-        }
+        };
         let pending: PendingConfigs = if incoming.protocol_state.is_empty() {
             PendingConfigs::default()
         } else {
@@ -178,7 +175,7 @@ impl PaxosCore {
             epoch: incoming.epoch,
             membership: incoming.membership,
             protocol_state: incoming.protocol_state,
-            data: Bytes::from(incoming.data),
+            data,
         };
         self.install_snapshot(snapshot, pending);
     }

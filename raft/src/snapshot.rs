@@ -13,7 +13,9 @@
 //! keeps its log and only advances its commit index. Commit and applied
 //! indexes only ever move forward (`max`).
 
-use consensus_api::{Bytes, LogIndex, Membership, NodeId, Rejected, Snapshot};
+use consensus_api::{
+    snapshot_chunk, Bytes, LogIndex, Membership, NodeId, Rejected, Snapshot, SnapshotChunks,
+};
 
 use crate::message::{InstallSnapshot, InstallSnapshotResponse, Message, SnapshotOutcome};
 use crate::node::{RaftCore, Role};
@@ -34,7 +36,7 @@ pub(crate) struct IncomingSnapshot {
     key: SnapshotKey,
     membership: Membership,
     protocol_state: Bytes,
-    data: Vec<u8>,
+    chunks: SnapshotChunks,
 }
 
 impl RaftCore {
@@ -84,7 +86,7 @@ impl RaftCore {
         }
         let total = snapshot.data.len();
         let start = usize::try_from(transfer.offset).unwrap_or(total).min(total);
-        let end = start.saturating_add(chunk_bytes).min(total);
+        let (data, done) = snapshot_chunk(&snapshot.data, start as u64, chunk_bytes);
         let chunk = InstallSnapshot {
             term,
             snapshot_index: snapshot.index,
@@ -94,8 +96,8 @@ impl RaftCore {
             offset: start as u64,
             total_bytes: total as u64,
             checksum,
-            data: snapshot.data.slice(start..end),
-            done: end == total,
+            data,
+            done,
         };
         transfer.awaiting = true;
         transfer.ticks_since_sent = 0;
@@ -189,10 +191,7 @@ impl RaftCore {
             return;
         }
         let well_formed = chunk.snapshot_index < u64::MAX
-            && chunk
-                .offset
-                .checked_add(chunk.data.len() as u64)
-                .is_some_and(|end| end <= chunk.total_bytes)
+            && SnapshotChunks::fits(chunk.offset, chunk.data.len(), chunk.total_bytes)
             && chunk.snapshot_term <= chunk.term
             && chunk.membership.validate().is_ok();
         if !well_formed {
@@ -237,24 +236,25 @@ impl RaftCore {
                 key,
                 membership: chunk.membership.clone(),
                 protocol_state: chunk.protocol_state.clone(),
-                data: Vec::new(),
+                chunks: SnapshotChunks::new(chunk.total_bytes, chunk.checksum),
             });
         }
         let Some(incoming) = self.incoming_snapshot.as_mut() else {
             return;
         };
-        let have = incoming.data.len() as u64;
-        if chunk.offset != have {
-            // A duplicate or a gap: tell the leader where we are.
-            self.respond_snapshot(
-                from,
-                index,
-                SnapshotOutcome::Receiving { next_offset: have },
-            );
-            return;
-        }
-        incoming.data.extend_from_slice(&chunk.data);
-        let have = incoming.data.len() as u64;
+        let have = match incoming.chunks.push(chunk.offset, &chunk.data) {
+            Ok(have) => have,
+            Err(_) => {
+                // A duplicate or a gap: tell the leader where we are.
+                let have = incoming.chunks.received_bytes();
+                self.respond_snapshot(
+                    from,
+                    index,
+                    SnapshotOutcome::Receiving { next_offset: have },
+                );
+                return;
+            }
+        };
         if !chunk.done {
             self.respond_snapshot(
                 from,
@@ -263,12 +263,11 @@ impl RaftCore {
             );
             return;
         }
-        let complete = have == incoming.key.total_bytes
-            && crc32c::crc32c(&incoming.data) == incoming.key.checksum;
         let Some(incoming) = self.incoming_snapshot.take() else {
             return;
         };
-        if !complete {
+        // A bad transfer restarts from offset 0 (see `SnapshotChunks`).
+        let Ok(data) = incoming.chunks.finish() else {
             tracing::warn!(
                 id = self.id,
                 from,
@@ -277,13 +276,13 @@ impl RaftCore {
             );
             self.respond_snapshot(from, index, SnapshotOutcome::Receiving { next_offset: 0 });
             return;
-        }
+        };
         self.install_snapshot(Snapshot {
             index,
             epoch: incoming.key.term,
             membership: incoming.membership,
             protocol_state: incoming.protocol_state,
-            data: Bytes::from(incoming.data),
+            data,
         });
         self.respond_snapshot(from, index, SnapshotOutcome::Done { match_index: index });
     }

@@ -15,7 +15,10 @@
 //! last chunk arrives (a mismatch restarts the transfer). A lost chunk or ack
 //! is resent on the next heartbeat.
 
-use consensus_api::{Bytes, LogIndex, Membership, NodeId, RecoverError, Rejected, Snapshot};
+use consensus_api::{
+    snapshot_chunk, Bytes, LogIndex, Membership, NodeId, RecoverError, Rejected, Snapshot,
+    SnapshotChunks,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::message::{AckSnap, Message, Snap};
@@ -67,18 +70,16 @@ pub(crate) struct IncomingSnapshot {
     index: LogIndex,
     membership: Membership,
     config_zxid: Zxid,
-    total_bytes: u64,
-    checksum: u32,
-    data: Vec<u8>,
+    chunks: SnapshotChunks,
 }
 
 impl IncomingSnapshot {
     fn same_transfer(&self, chunk: &Snap) -> bool {
         self.zxid == chunk.zxid
             && self.index == chunk.index
-            && self.total_bytes == chunk.total_bytes
+            && self.chunks.total_bytes() == chunk.total_bytes
             && self.config_zxid == chunk.config_zxid
-            && self.checksum == chunk.checksum
+            && self.chunks.checksum() == chunk.checksum
     }
 }
 
@@ -159,7 +160,7 @@ impl ZabCore {
 
     /// Leader: send the chunk at the acknowledged offset.
     pub(crate) fn send_snapshot_chunk(&mut self, follower: NodeId) {
-        let chunk_bytes = self.config.snapshot_chunk_bytes.max(1) as u64;
+        let chunk_bytes = self.config.snapshot_chunk_bytes;
         let ZabRole::Leading(leader) = &self.role else {
             return;
         };
@@ -171,7 +172,6 @@ impl ZabCore {
         };
         let total_bytes = send.snapshot.data.len() as u64;
         let offset = send.acked.min(total_bytes);
-        let end = (offset + chunk_bytes).min(total_bytes);
         let chunk = Snap {
             epoch: leader.epoch,
             zxid: send.zxid,
@@ -181,7 +181,7 @@ impl ZabCore {
             offset,
             total_bytes,
             checksum: send.checksum,
-            data: send.snapshot.data.slice(offset as usize..end as usize),
+            data: snapshot_chunk(&send.snapshot.data, offset, chunk_bytes).0,
         };
         self.send(follower, Message::Snap(chunk));
     }
@@ -243,7 +243,7 @@ impl ZabCore {
                     .incoming
                     .as_ref()
                     .filter(|i| i.same_transfer(&message))
-                    .map_or(0, |i| i.data.len() as u64);
+                    .map_or(0, |i| i.chunks.received_bytes());
                 let ack = AckSnap {
                     epoch,
                     zxid: message.zxid,
@@ -256,7 +256,8 @@ impl ZabCore {
 
     /// Follower: the last chunk arrived; check and install.
     fn install_received(&mut self, from: NodeId, epoch: u64, incoming: IncomingSnapshot) {
-        if crc32c::crc32c(&incoming.data) != incoming.checksum {
+        // A bad transfer restarts from offset 0 (see `SnapshotChunks`).
+        let Ok(data) = incoming.chunks.finish() else {
             tracing::warn!(
                 node = self.config.id,
                 "snapshot checksum mismatch: restarting transfer"
@@ -268,7 +269,7 @@ impl ZabCore {
             };
             self.send(from, Message::AckSnap(ack));
             return;
-        }
+        };
         let snapshot = Snapshot {
             index: incoming.index,
             epoch: incoming.zxid.epoch(),
@@ -278,7 +279,7 @@ impl ZabCore {
                 config_zxid: incoming.config_zxid,
             }
             .encode(),
-            data: Bytes::from(incoming.data),
+            data,
         };
         tracing::debug!(
             node = self.config.id,
@@ -293,11 +294,10 @@ impl ZabCore {
 
 /// A chunk's fields are consistent.
 fn well_formed(chunk: &Snap) -> bool {
-    let end = chunk.offset.checked_add(chunk.data.len() as u64);
     chunk.index > 0
         && chunk.zxid != Zxid::ZERO
         && chunk.zxid.epoch() <= chunk.epoch
-        && end.is_some_and(|end| end <= chunk.total_bytes)
+        && SnapshotChunks::fits(chunk.offset, chunk.data.len(), chunk.total_bytes)
         && chunk.membership.validate().is_ok()
 }
 
@@ -314,17 +314,14 @@ fn receive_chunk(
             index: chunk.index,
             membership: chunk.membership.clone(),
             config_zxid: chunk.config_zxid,
-            total_bytes: chunk.total_bytes,
-            checksum: chunk.checksum,
-            data: Vec::new(),
+            chunks: SnapshotChunks::new(chunk.total_bytes, chunk.checksum),
         });
     }
     let transfer = incoming.as_mut().ok_or(())?;
-    if !transfer.same_transfer(chunk) || transfer.data.len() as u64 != chunk.offset {
+    if !transfer.same_transfer(chunk) || transfer.chunks.push(chunk.offset, &chunk.data).is_err() {
         return Err(());
     }
-    transfer.data.extend_from_slice(&chunk.data);
-    if (transfer.data.len() as u64) < transfer.total_bytes {
+    if !transfer.chunks.is_complete() {
         return Ok(None);
     }
     Ok(incoming.take())
