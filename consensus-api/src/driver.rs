@@ -344,6 +344,35 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_without_writes_still_comes_before_the_messages() {
+        let mut driver = Recorder::default();
+        let mut ready = Ready::new(1);
+        ready.must_sync = true;
+        ready.messages = vec![(2, "ack")];
+        assert_eq!(handle_ready_now(&mut driver, ready), Ok(Handled::Done));
+        assert_eq!(driver.steps, ["persist", "send 2 ack"]);
+    }
+
+    #[test]
+    fn an_entry_at_or_below_the_applied_index_without_a_snapshot_is_an_error() {
+        let mut driver = Recorder {
+            applied: 2,
+            ..Recorder::default()
+        };
+        let mut repeat = Ready::new(1);
+        repeat.committed = vec![entry(2)];
+        assert!(matches!(
+            handle_ready_now(&mut driver, repeat),
+            Err(ReadyError::NotContiguous {
+                index: 2,
+                applied: 2,
+                ..
+            })
+        ));
+        assert!(driver.steps.is_empty());
+    }
+
+    #[test]
     fn gaps_repeats_and_malformed_batches_are_errors() {
         let mut driver = Recorder::default();
         let mut gap = Ready::new(1);

@@ -218,6 +218,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn roles_of_voters_learners_and_outgoing_voters() {
+        let stable = Membership::with_learners([1, 2, 3], [4]);
+        assert!(!stable.is_joint());
+        assert!(stable.is_voter(1) && !stable.is_voter(4) && !stable.is_voter(9));
+        assert!(stable.is_learner(4) && !stable.is_learner(1) && !stable.is_learner(9));
+        assert!(stable.contains(1) && stable.contains(4) && !stable.contains(9));
+        assert_eq!(stable.all_nodes(), BTreeSet::from([1, 2, 3, 4]));
+        assert_eq!(stable.node_count(), 4);
+        // Node 3 is demoted to learner and node 5 joins: while joint, 3 still
+        // votes in the outgoing half and is not counted a learner.
+        let joint = stable.joint_to(&Membership::with_learners([1, 2, 5], [3, 4]));
+        assert!(joint.is_joint());
+        assert!(joint.is_voter(3) && joint.is_voter(5));
+        assert!(!joint.is_learner(3) && joint.is_learner(4));
+        assert!(joint.contains(3) && joint.contains(5));
+        assert_eq!(joint.all_nodes(), BTreeSet::from([1, 2, 3, 4, 5]));
+        assert_eq!(joint.node_count(), 5);
+        let after = joint.leave_joint();
+        assert!(!after.is_joint() && after.is_learner(3) && !after.is_voter(3));
+        assert!(format!("{joint:?}").contains('5'));
+    }
+
+    #[test]
     fn majority_quorums() {
         let m = Membership::new([1, 2, 3, 4, 5]);
         assert!(m.is_quorum_set(&[1, 2, 3].into()));

@@ -348,6 +348,44 @@ mod tests {
     }
 
     #[test]
+    fn a_session_envelope_too_short_for_its_header_is_malformed() {
+        let mut sm = Sessions::new(Counter::default(), 16);
+        let full = cmd(7, 1, 5);
+        for cut in 1..17 {
+            let short = full.slice(..cut);
+            let answer = Sessions::<Counter>::decode_response(&sm.apply(1, &short));
+            assert_eq!(answer, Err(SessionError::Malformed), "{cut} bytes");
+        }
+        assert_eq!(sm.inner().0, 0);
+    }
+
+    #[test]
+    fn the_record_of_evicted_clients_is_bounded_by_the_capacity() {
+        let mut sm = Sessions::new(Counter::default(), 2);
+        for (index, client) in (1..=5).enumerate() {
+            sm.apply(index as u64 + 1, &cmd(client, 1, 1));
+        }
+        // Clients 1, 2 and 3 were evicted; at most 2 of them are remembered,
+        // the smallest ids forgotten first: 2 and 3 refuse a late retry...
+        for client in [2, 3] {
+            let late = Sessions::<Counter>::decode_response(&sm.apply(9, &cmd(client, 1, 1)));
+            assert_eq!(late, Err(SessionError::Expired(client)));
+        }
+        // ...and client 1 is unknown again (its retry counts as new).
+        assert_eq!(total(sm.apply(10, &cmd(1, 1, 1))), 6);
+    }
+
+    #[test]
+    fn queries_reach_the_inner_state_machine() {
+        let mut sm = Sessions::new(Counter::default(), 2);
+        sm.apply(1, &cmd(1, 1, 4));
+        assert_eq!(
+            sm.query(&Bytes::new()),
+            Bytes::from(4u64.to_le_bytes().to_vec())
+        );
+    }
+
+    #[test]
     fn snapshot_round_trip_keeps_the_table() {
         let mut sm = Sessions::new(Counter::default(), 16);
         sm.apply(1, &cmd(7, 1, 5));
