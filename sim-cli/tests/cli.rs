@@ -55,7 +55,7 @@ fn an_unsafe_core_fails_with_a_reproducing_message() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("simulation failed: seed "), "{stderr}");
-    assert!(stderr.contains("reproduce with: cargo run --release --bin consensus-sim -- run --protocol unsafe-lowest-id"), "{stderr}");
+    assert!(stderr.contains("reproduce with: cargo run --profile sim -p consensus-sim-cli -- run --protocol unsafe-lowest-id"), "{stderr}");
     assert!(
         std::fs::metadata(&history).is_ok(),
         "the failing run's history is kept"
