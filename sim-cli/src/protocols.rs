@@ -16,7 +16,7 @@ use consensus_sim::testing::{LeaderLocalReads, StaleReadRaft, TinyRaft, UnsafeLo
 use consensus_sim::{catch_panic, run, run_with, Cluster, SimConfig, SimFailure, SimReport};
 
 use crate::scenario::{run_core, ProtocolRun, ScenarioConfig, ScenarioName};
-use crate::testing_cores::RaftLeaseReads;
+use crate::testing_cores::{PanickingRaft, RaftLeaseReads};
 
 // ZAB's primary-order and catch-up invariants, the same source file the zab
 // crate's simulator tests use.
@@ -37,6 +37,7 @@ pub const TESTING: &[&str] = &[
     "multipaxos-local-reads",
     "zab-local-reads",
     "raft-lease-reads",
+    "panicking-raft",
 ];
 
 /// The invariants a run of the named protocol checks besides the built-in
@@ -117,6 +118,8 @@ pub fn runner(protocol: &str) -> Result<Runner, ProtocolError> {
         "zab-local-reads" => Ok(run_seed::<LeaderLocalReads<zab::ZabCore>>),
         // Raft's optional lease reads (thesis §6.4.1), which trust clocks.
         "raft-lease-reads" => Ok(run_seed_raft_like::<RaftLeaseReads>),
+        // A planted panic, to show panics are reported with their seed.
+        "panicking-raft" => Ok(run_seed::<PanickingRaft>),
         name if PROTOCOLS.contains(&name) => Err(ProtocolError::NotLinked(name.to_owned())),
         name => Err(ProtocolError::Unknown(name.to_owned())),
     }
