@@ -20,15 +20,25 @@ use consensus_sim::{run_with, FaultMode, FaultTally, SimConfig, SimReport};
 use primary_order::{add_catch_up_invariant, add_primary_order_invariants};
 use zab::ZabCore;
 
-/// Seeds that once failed, with the fault mode and cluster size they failed
-/// in (kept as regression tests; see the commit that fixed each).
-const REGRESSIONS: &[(u64, FaultMode, usize)] = &[
+/// Seeds that once failed, with the fault mode, cluster size and client
+/// operations they failed with (kept as regression tests; see the commit
+/// that fixed each).
+const REGRESSIONS: &[(u64, FaultMode, usize, usize)] = &[
     // A follower installed a SNAP whose prefix it already held and dropped
     // proposals it had acked; the leader, still believing them acked, left
     // it stuck behind a gap (caught by the catch-up invariant).
     // (Found under `all` before clock faults existed: `all-but-clock`
     // replays that run.)
-    (240, FaultMode::AllButClock, 5),
+    (240, FaultMode::AllButClock, 5, 2000),
+    // A follower truncated its history on TRUNC, its report of the new last
+    // zxid was lost, and it then dropped every retransmitted TRUNC as stale
+    // without reporting again: the leader kept planning from the old report
+    // and the follower never synced (caught by the catch-up checks of the
+    // campaign of issue 16; `sim` profile, 500 operations, 3 nodes).
+    (26, FaultMode::Partitions, 3, 500),
+    (296, FaultMode::Partitions, 3, 500),
+    (300, FaultMode::Partitions, 3, 500),
+    (227, FaultMode::All, 3, 500),
 ];
 
 fn run_seed(seed: u64, faults: FaultMode, nodes: usize, ops: usize) -> SimReport {
@@ -69,8 +79,8 @@ fn seeds(default: &str) -> std::ops::RangeInclusive<u64> {
 
 #[test]
 fn regression_seeds() {
-    for (seed, faults, nodes) in REGRESSIONS {
-        run_seed(*seed, *faults, *nodes, 2000);
+    for (seed, faults, nodes, ops) in REGRESSIONS {
+        run_seed(*seed, *faults, *nodes, *ops);
     }
 }
 
