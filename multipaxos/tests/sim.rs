@@ -5,7 +5,7 @@
 //! sweep goes through the CLI:
 //! `cargo run --release --bin consensus-sim -- run --protocol multipaxos --nodes 5 --faults all --seeds 1..2000`.
 
-use consensus_sim::{run, FaultMode, SimConfig};
+use consensus_sim::{run, FaultMode, FaultTally, SimConfig};
 use multipaxos::MultiPaxosCore;
 
 fn seeds(default: u64) -> std::ops::RangeInclusive<u64> {
@@ -21,10 +21,18 @@ fn seeds(default: u64) -> std::ops::RangeInclusive<u64> {
 }
 
 fn sweep(faults: FaultMode, default_seeds: u64, ops: usize) {
+    sweep_sized(5, faults, seeds(default_seeds), ops);
+}
+
+/// Runs the seeds at `nodes` nodes, fails with every failing seed, and
+/// checks that each kind of fault the mode claims was injected at least
+/// once.
+fn sweep_sized(nodes: usize, faults: FaultMode, seeds: impl IntoIterator<Item = u64>, ops: usize) {
     let mut failures = Vec::new();
-    for seed in seeds(default_seeds) {
+    let mut tally = FaultTally::default();
+    for seed in seeds {
         let config = SimConfig {
-            nodes: 5,
+            nodes,
             seed,
             ops,
             clients: 8,
@@ -33,6 +41,7 @@ fn sweep(faults: FaultMode, default_seeds: u64, ops: usize) {
         };
         match run::<MultiPaxosCore>(&config) {
             Ok(report) => {
+                tally.add(&report);
                 if std::env::var("MULTIPAXOS_SIM_VERBOSE").is_ok() {
                     println!("{report}");
                 }
@@ -46,6 +55,7 @@ fn sweep(faults: FaultMode, default_seeds: u64, ops: usize) {
         failures.len(),
         failures.join("\n")
     );
+    tally.assert_covers(faults);
 }
 
 #[test]
@@ -66,6 +76,20 @@ fn crashes() {
 #[test]
 fn all_faults() {
     sweep(FaultMode::All, 20, 2000);
+}
+
+#[test]
+fn clock_faults() {
+    sweep(FaultMode::Clock, 10, 1000);
+}
+
+/// Even sizes, where an off-by-one quorum would let both halves of an
+/// even split choose values.
+#[test]
+fn even_sizes() {
+    sweep_sized(4, FaultMode::Partitions, 1..=10, 1000);
+    sweep_sized(4, FaultMode::Crashes, 1..=3, 1000);
+    sweep_sized(6, FaultMode::Partitions, 1..=14, 1000);
 }
 
 /// Random membership changes (the randomized runner does none) mixed with

@@ -5,7 +5,7 @@
 //! paxos --nodes 5 --faults all --seeds 1..2000`, or here
 //! `PAXOS_SIM_SEEDS=200 cargo test --release -p paxos --test sim`.
 
-use consensus_sim::{run, FaultMode, SimConfig};
+use consensus_sim::{run, FaultMode, FaultTally, SimConfig};
 use paxos::PaxosCore;
 
 fn config(seed: u64, faults: FaultMode, ops: usize) -> SimConfig {
@@ -20,15 +20,28 @@ fn config(seed: u64, faults: FaultMode, ops: usize) -> SimConfig {
 }
 
 fn run_slice(faults: FaultMode, first: u64, default_seeds: u64, ops: usize) {
+    run_sized(5, faults, first, default_seeds, ops);
+}
+
+/// Runs the seeds and checks that each kind of fault the mode claims was
+/// injected at least once.
+fn run_sized(nodes: usize, faults: FaultMode, first: u64, default_seeds: u64, ops: usize) {
     let seeds: u64 = std::env::var("PAXOS_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default_seeds);
+    let mut tally = FaultTally::default();
     for seed in first..first + seeds {
-        if let Err(failure) = run::<PaxosCore>(&config(seed, faults, ops)) {
-            panic!("{failure}");
+        let config = SimConfig {
+            nodes,
+            ..config(seed, faults, ops)
+        };
+        match run::<PaxosCore>(&config) {
+            Ok(report) => tally.add(&report),
+            Err(failure) => panic!("{failure}"),
         }
     }
+    tally.assert_covers(faults);
 }
 
 #[test]
@@ -38,7 +51,7 @@ fn randomized_runs_without_faults() {
 
 #[test]
 fn randomized_runs_with_partitions() {
-    run_slice(FaultMode::Partitions, 100, 4, 500);
+    run_slice(FaultMode::Partitions, 100, 14, 500);
 }
 
 #[test]
@@ -48,7 +61,7 @@ fn randomized_runs_with_crashes() {
 
 #[test]
 fn randomized_runs_with_all_faults() {
-    run_slice(FaultMode::All, 300, 6, 500);
+    run_slice(FaultMode::All, 300, 30, 500);
 }
 
 #[test]
@@ -62,4 +75,18 @@ fn a_three_node_cluster_with_all_faults() {
             panic!("{failure}");
         }
     }
+}
+
+#[test]
+fn randomized_runs_with_clock_faults() {
+    run_sized(3, FaultMode::Clock, 500, 8, 300);
+}
+
+/// Even sizes, where an off-by-one quorum would let both halves of an
+/// even split choose values.
+#[test]
+fn even_sizes() {
+    run_sized(4, FaultMode::Partitions, 600, 14, 300);
+    run_sized(4, FaultMode::Crashes, 650, 3, 300);
+    run_sized(6, FaultMode::Partitions, 700, 14, 300);
 }

@@ -14,9 +14,11 @@
 //! --faults all --seeds 1..2000`, or this test with more seeds:
 //! `RAFT_SIM_SEEDS=500 RAFT_SIM_OPS=2000 cargo test --release -p raft --test sim`.
 
-use consensus_api::{Core, CoreConfig, Membership, NodeId, Role};
+use consensus_api::{Core, CoreConfig, Membership, NodeId};
 use consensus_sim::kv::KvResponse;
-use consensus_sim::{run_with, Cluster, FaultMode, NetworkConfig, SimConfig, SimFailure};
+use consensus_sim::{
+    run_with, Cluster, FaultMode, FaultTally, NetworkConfig, SimConfig, SimFailure,
+};
 use raft::RaftCore;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,52 +31,10 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// Raft's Leader Completeness (§5.4), checked live: a leader holds every
-/// entry that any node of its term or earlier has applied (by Log Matching,
-/// checking the last applied entry's index and term suffices), unless it is
-/// covered by the leader's snapshot.
+/// entry that any node of its term or earlier has applied. The check is
+/// shared with the command line (`consensus_sim::invariants`).
 fn leader_completeness(cluster: &Cluster<RaftCore>) -> Result<(), String> {
-    for leader in cluster.node_ids() {
-        if !cluster.is_alive(leader) {
-            continue;
-        }
-        let status = cluster.status(leader);
-        if status.role != Role::Leader {
-            continue;
-        }
-        let log = cluster.store(leader).durable();
-        for other in cluster.node_ids() {
-            let Some(last) = cluster.applied(other).last() else {
-                continue;
-            };
-            // Entries committed in a later term than the leader's need not
-            // be in a stale leader's log.
-            if cluster
-                .try_status(other)
-                .is_none_or(|s| s.epoch > status.epoch)
-            {
-                continue;
-            }
-            if last.index <= log.snapshot_index() {
-                continue;
-            }
-            match log.entries.get(&last.index) {
-                Some(entry) if entry.epoch == last.epoch => {}
-                Some(entry) => {
-                    return Err(format!(
-                        "leader {leader} (term {}) holds {}@{} where node {other} applied {}@{}",
-                        status.epoch, entry.index, entry.epoch, last.index, last.epoch
-                    ))
-                }
-                None => {
-                    return Err(format!(
-                        "leader {leader} (term {}) lacks index {} that node {other} applied",
-                        status.epoch, last.index
-                    ))
-                }
-            }
-        }
-    }
-    Ok(())
+    consensus_sim::invariants::leader_completeness(cluster)
 }
 
 fn run_slice(faults: FaultMode, seeds: std::ops::Range<u64>, ops: usize) {
@@ -88,10 +48,24 @@ fn run_configured(
     configure: Option<fn(&mut CoreConfig)>,
     network: Option<NetworkConfig>,
 ) {
+    run_sized(5, faults, seeds, ops, configure, network);
+}
+
+/// Runs the seeds, fails with every failing seed, and checks that each
+/// kind of fault the mode claims was injected at least once.
+fn run_sized(
+    nodes: usize,
+    faults: FaultMode,
+    seeds: std::ops::Range<u64>,
+    ops: usize,
+    configure: Option<fn(&mut CoreConfig)>,
+    network: Option<NetworkConfig>,
+) {
     let mut failures: Vec<SimFailure> = Vec::new();
+    let mut tally = FaultTally::default();
     for seed in seeds {
         let config = SimConfig {
-            nodes: 5,
+            nodes,
             seed,
             ops,
             clients: 6,
@@ -100,10 +74,11 @@ fn run_configured(
             network: network.clone(),
             ..SimConfig::default()
         };
-        if let Err(failure) = run_with::<RaftCore>(&config, |cluster| {
+        match run_with::<RaftCore>(&config, |cluster| {
             cluster.add_invariant("leader completeness", leader_completeness);
         }) {
-            failures.push(failure);
+            Ok(report) => tally.add(&report),
+            Err(failure) => failures.push(failure),
         }
     }
     assert!(
@@ -116,6 +91,7 @@ fn run_configured(
             .collect::<Vec<_>>()
             .join("\n")
     );
+    tally.assert_covers(faults);
 }
 
 fn slice(faults: FaultMode, default_seeds: u64) {
@@ -142,6 +118,21 @@ fn randomized_crashes() {
 #[test]
 fn randomized_all_faults() {
     slice(FaultMode::All, 150);
+}
+
+#[test]
+fn randomized_clock_faults() {
+    slice(FaultMode::Clock, 40);
+}
+
+/// Even sizes, where an off-by-one quorum (`yes * 2 >= n`) would let both
+/// halves of an even split elect and commit.
+#[test]
+fn randomized_even_sizes() {
+    let ops = env_or("RAFT_SIM_OPS", 300) as usize;
+    run_sized(4, FaultMode::Partitions, 1..41, ops, None, None);
+    run_sized(4, FaultMode::Crashes, 1..11, ops, None, None);
+    run_sized(6, FaultMode::Partitions, 1..21, ops, None, None);
 }
 
 /// Classic Raft: no pre-vote, no check-quorum (terms inflate, isolated

@@ -9,3 +9,4 @@
 pub mod protocols;
 pub mod render;
 pub mod scenario;
+pub mod testing_cores;

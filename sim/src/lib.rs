@@ -65,7 +65,11 @@
 //! message to or from a node takes a multiple of its delay). Nodes: crash,
 //! crash between write and sync, restart, stop-the-world pause (resumed with
 //! its mail handled at once, or after the caller's own input with
-//! [`Cluster::resume_queued`]). [`FaultMode`] selects what the nemesis draws
+//! [`Cluster::resume_queued`]). Clocks: a node's ticks at 1/3 to 3 times
+//! the nominal rate ([`Cluster::set_clock_rate`]), and a stale pause in
+//! which client requests wait in the node's socket and are answered on its
+//! stale view when it wakes, before its mail ([`Cluster::pause_stale`],
+//! [`Cluster::resume_stale`]). [`FaultMode`] selects what the nemesis draws
 //! in a randomized run; scripted tests call the [`Cluster`] methods.
 //!
 //! ## Checks
@@ -85,8 +89,11 @@
 //! * every invariant added with [`Cluster::add_invariant`] (protocol-specific
 //!   ones through [`run_with`]).
 //!
-//! After the main phase of a randomized run every fault heals and a fresh
-//! write must commit within [`SimConfig::liveness_ticks`]. At the end, every
+//! After the main phase of a randomized run every fault heals, a fresh
+//! write must commit within [`SimConfig::liveness_ticks`], and then every
+//! node must apply everything any node applied, within the same bound
+//! (`catch-up-after-heal`). A panic inside a run becomes a failure with
+//! the seed through [`catch_panic`]. At the end, every
 //! acknowledged write is in the final state or overwritten by a write that
 //! did not finish before it started, and the history
 //! ([`history`], the JSONL format of `shared/HISTORY.md`) must be
@@ -115,6 +122,7 @@ mod checks;
 mod cluster;
 mod failure;
 pub mod history;
+pub mod invariants;
 pub mod kv;
 pub mod linearizability;
 mod nemesis;
@@ -132,5 +140,5 @@ pub use failure::SimFailure;
 pub use nemesis::{Fault, FaultMode, UnknownFaultMode};
 pub use network::{Links, NetworkConfig};
 pub use ops::{KvOutcome, OpError};
-pub use run::{run, run_with, SimConfig, SimReport};
+pub use run::{catch_panic, run, run_with, FaultTally, SimConfig, SimReport};
 pub use workload::WorkloadSummary;

@@ -4,7 +4,8 @@
 //! random duration, heal, repeat, until the workload ends. Which faults are
 //! drawn depends on [`FaultMode`]:
 //!
-//! * **partitions**: a majority / minority split (random sides), one node
+//! * **partitions**: a majority / minority split (random sides; at even
+//!   sizes also an even split, where neither side holds a majority), one node
 //!   isolated (often the leader), one-way (asymmetric) cuts around the leader,
 //!   random link failures, and the three *partial connectivity* scenarios of
 //!   Jensen, Howard and Mortier, "Examining Raft's behaviour during partial
@@ -19,8 +20,23 @@
 //!     to its neighbours, so `a` and `c` never hear each other directly;
 //! * **crashes**: crash one node or a minority (sometimes a majority), often
 //!   between a `write` and its `sync`, restart them at heal time;
-//! * **all**: both, plus stop-the-world pauses (GC) and bursts of network
-//!   loss and duplication.
+//! * **clock**: one node's clock runs up to 3x slower or faster for a while
+//!   (its timers fire at a skewed rate relative to everyone else's: a slow
+//!   leader believes a quorum answered more recently than it did, a fast
+//!   follower times out early); a stop-the-world pause during which client
+//!   requests wait in the node's socket and after which it resumes at once
+//!   with its stale view, answering them before it reads the mail that
+//!   queued up ([`Cluster::pause_stale`]); and the case a
+//!   leader lease must survive, a leader with a slow clock cut off from
+//!   every peer (its clients still reach it). A core that serves reads or
+//!   acknowledges anything on an expired belief of leadership (check-quorum
+//!   step-down taken as a lease) fails here; see `docs/testing.md`;
+//! * **all**: partitions, crashes and clock faults, plus stop-the-world
+//!   pauses (resumed with the mail handled first) and bursts of network
+//!   loss and duplication;
+//! * **all-but-clock**: `all` without the clock faults, which is what `all`
+//!   meant before they existed: the seeds recorded under the old `all`
+//!   replay bit for bit under this name.
 
 use std::fmt;
 use std::str::FromStr;
@@ -42,8 +58,14 @@ pub enum FaultMode {
     Partitions,
     /// Crashes and restarts (including crashes between write and sync).
     Crashes,
-    /// Everything: partitions, crashes, pauses, lossy bursts.
+    /// Clock faults: skewed tick rates, pauses resumed with a stale view, a
+    /// slow-clocked leader cut off from its peers.
+    Clock,
+    /// Everything: partitions, crashes, clock faults, pauses, lossy bursts.
     All,
+    /// Everything but the clock faults (the `all` of before clock faults
+    /// existed; its seeds replay unchanged).
+    AllButClock,
 }
 
 impl FaultMode {
@@ -53,16 +75,71 @@ impl FaultMode {
             FaultMode::None => "none",
             FaultMode::Partitions => "partitions",
             FaultMode::Crashes => "crashes",
+            FaultMode::Clock => "clock",
             FaultMode::All => "all",
+            FaultMode::AllButClock => "all-but-clock",
         }
     }
 
+    /// Every mode, in the order the command line lists them.
+    pub const ALL_MODES: [FaultMode; 6] = [
+        FaultMode::None,
+        FaultMode::Partitions,
+        FaultMode::Crashes,
+        FaultMode::Clock,
+        FaultMode::All,
+        FaultMode::AllButClock,
+    ];
+
     fn partitions(self) -> bool {
-        matches!(self, FaultMode::Partitions | FaultMode::All)
+        matches!(
+            self,
+            FaultMode::Partitions | FaultMode::All | FaultMode::AllButClock
+        )
     }
 
     fn crashes(self) -> bool {
-        matches!(self, FaultMode::Crashes | FaultMode::All)
+        matches!(
+            self,
+            FaultMode::Crashes | FaultMode::All | FaultMode::AllButClock
+        )
+    }
+
+    fn clock(self) -> bool {
+        matches!(self, FaultMode::Clock | FaultMode::All)
+    }
+
+    fn pauses_and_loss(self) -> bool {
+        matches!(self, FaultMode::All | FaultMode::AllButClock)
+    }
+
+    /// The kinds of fault ([`Fault::kind`]) this mode can inject. A
+    /// randomized test that claims to exercise a mode checks that each of
+    /// them was injected at least once over its slice
+    /// ([`SimReport::fault_kinds`](crate::SimReport::fault_kinds)).
+    pub fn fault_kinds(self) -> Vec<&'static str> {
+        let mut kinds = Vec::new();
+        if self.partitions() {
+            kinds.extend([
+                "partition",
+                "isolate",
+                "one-way",
+                "random-links",
+                "quorum-loss",
+                "constrained-election",
+                "chained",
+            ]);
+        }
+        if self.crashes() {
+            kinds.push("crash");
+        }
+        if self.clock() {
+            kinds.extend(["clock-skew", "stale-pause", "slow-isolated-leader"]);
+        }
+        if self.pauses_and_loss() {
+            kinds.extend(["pause", "lossy-network"]);
+        }
+        kinds
     }
 }
 
@@ -74,7 +151,9 @@ impl fmt::Display for FaultMode {
 
 /// An unknown fault mode name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault mode `{0}` (expected none, partitions, crashes or all)")]
+#[error(
+    "unknown fault mode `{0}` (expected none, partitions, crashes, clock, all or all-but-clock)"
+)]
 pub struct UnknownFaultMode(pub String);
 
 impl FromStr for FaultMode {
@@ -85,14 +164,16 @@ impl FromStr for FaultMode {
             "none" => Ok(FaultMode::None),
             "partitions" => Ok(FaultMode::Partitions),
             "crashes" => Ok(FaultMode::Crashes),
+            "clock" => Ok(FaultMode::Clock),
             "all" => Ok(FaultMode::All),
+            "all-but-clock" => Ok(FaultMode::AllButClock),
             other => Err(UnknownFaultMode(other.to_owned())),
         }
     }
 }
 
 /// One injected fault, as reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// A clean split into groups.
     Partition(Vec<Vec<NodeId>>),
@@ -124,6 +205,48 @@ pub enum Fault {
     Pause(NodeId),
     /// A burst of loss and duplication.
     LossyNetwork,
+    /// The node's clock runs at `rate` times the nominal speed.
+    ClockSkew {
+        /// The node.
+        node: NodeId,
+        /// Ticks per nominal tick (1/3 to 3).
+        rate: f64,
+    },
+    /// A pause after which the node resumes at once with its stale view
+    /// ([`Cluster::resume_stale`]).
+    StalePause(NodeId),
+    /// The leader's clock runs slow and every link of it is cut (clients
+    /// still reach it).
+    SlowIsolatedLeader {
+        /// The leader (or a random node when there is none).
+        node: NodeId,
+        /// Its clock rate (below 1).
+        rate: f64,
+    },
+}
+
+impl Eq for Fault {}
+
+impl Fault {
+    /// A short name of the fault's kind (`partition`, `crash`,
+    /// `clock-skew` ...), as listed by [`FaultMode::fault_kinds`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Partition(_) => "partition",
+            Fault::Isolate(_) => "isolate",
+            Fault::OneWay(_) => "one-way",
+            Fault::RandomLinks(_) => "random-links",
+            Fault::QuorumLoss { .. } => "quorum-loss",
+            Fault::ConstrainedElection { .. } => "constrained-election",
+            Fault::Chained(_) => "chained",
+            Fault::Crash(_) => "crash",
+            Fault::Pause(_) => "pause",
+            Fault::LossyNetwork => "lossy-network",
+            Fault::ClockSkew { .. } => "clock-skew",
+            Fault::StalePause(_) => "stale-pause",
+            Fault::SlowIsolatedLeader { .. } => "slow-isolated-leader",
+        }
+    }
 }
 
 impl fmt::Display for Fault {
@@ -146,6 +269,11 @@ impl fmt::Display for Fault {
             Fault::Crash(nodes) => write!(f, "crash {nodes:?}"),
             Fault::Pause(node) => write!(f, "pause {node}"),
             Fault::LossyNetwork => write!(f, "lossy network burst"),
+            Fault::ClockSkew { node, rate } => write!(f, "clock of {node} at {rate:.2}x"),
+            Fault::StalePause(node) => write!(f, "pause {node} (resumes with a stale view)"),
+            Fault::SlowIsolatedLeader { node, rate } => {
+                write!(f, "isolate {node} with its clock at {rate:.2}x")
+            }
         }
     }
 }
@@ -156,6 +284,9 @@ pub(crate) struct Nemesis {
     base_network: NetworkConfig,
     pub(crate) injected: Vec<(u64, Fault)>,
     active: bool,
+    /// Nodes paused by a stale-pause fault (resumed with
+    /// [`Cluster::resume_stale`] at heal time).
+    stale_paused: Vec<NodeId>,
 }
 
 impl Nemesis {
@@ -165,6 +296,7 @@ impl Nemesis {
             base_network,
             injected: Vec::new(),
             active: false,
+            stale_paused: Vec::new(),
         }
     }
 
@@ -183,7 +315,17 @@ impl Nemesis {
 
     /// Ticks to hold a fault.
     pub(crate) fn hold_ticks<C: Core>(&self, cluster: &mut Cluster<C>) -> u64 {
+        let clock_fault = matches!(
+            self.injected.last(),
+            Some((_, Fault::StalePause(_) | Fault::SlowIsolatedLeader { .. }))
+        );
         let rng = cluster.rng();
+        if clock_fault {
+            // Long enough for the others to elect a new leader and commit
+            // (a few election timeouts), so the stale view has something
+            // to be stale about.
+            return rng.random_range(40..300);
+        }
         if rng.random_bool(0.2) {
             rng.random_range(120..400)
         } else {
@@ -200,8 +342,11 @@ impl Nemesis {
         if self.mode.crashes() {
             kinds.extend([7, 7, 7]);
         }
-        if self.mode == FaultMode::All {
+        if self.mode.pauses_and_loss() {
             kinds.extend([7, 8, 9]);
+        }
+        if self.mode.clock() {
+            kinds.extend([10, 10, 11, 11, 12, 12]);
         }
         if kinds.is_empty() {
             return;
@@ -225,6 +370,20 @@ impl Nemesis {
                 cluster.pause(node);
                 Fault::Pause(node)
             }
+            10 => self.clock_skew(cluster),
+            11 => {
+                let node = self.leader_or_random(cluster);
+                cluster.pause_stale(node);
+                self.stale_paused.push(node);
+                Fault::StalePause(node)
+            }
+            12 => {
+                let node = self.leader_or_random(cluster);
+                let rate = cluster.rng().random_range(1.0 / 3.0..0.5);
+                cluster.set_clock_rate(node, rate);
+                cluster.isolate(node);
+                Fault::SlowIsolatedLeader { node, rate }
+            }
             _ => {
                 let mut lossy = NetworkConfig::faulty();
                 lossy.drop_rate = cluster.rng().random_range(0.05..0.3);
@@ -245,7 +404,13 @@ impl Nemesis {
         tracing::debug!(tick = cluster.now_ticks(), "nemesis: heal");
         cluster.heal();
         cluster.set_network(self.base_network.clone());
+        for id in std::mem::take(&mut self.stale_paused) {
+            cluster.resume_stale(id);
+        }
         for id in cluster.node_ids() {
+            if cluster.clock_rate(id) != 1.0 {
+                cluster.set_clock_rate(id, 1.0);
+            }
             if cluster.crash_armed(id) {
                 cluster.crash(id);
             }
@@ -276,10 +441,14 @@ impl Nemesis {
     fn split<C: Core>(&self, cluster: &mut Cluster<C>) -> Fault {
         let ids = Self::shuffled(cluster);
         let n = ids.len();
+        // At most half the nodes on the small side: at an even size that
+        // includes the even split (2 | 2, 3 | 3), where neither side holds a
+        // majority and an off-by-one quorum lets both elect and commit. At
+        // odd sizes `n / 2 == (n - 1) / 2`, so their runs are unchanged.
         let minority = if n <= 1 {
             0
         } else {
-            cluster.rng().random_range(1..=(n - 1) / 2).max(1)
+            cluster.rng().random_range(1..=n / 2).max(1)
         };
         let (small, large) = ids.split_at(minority.min(n));
         let mut groups = vec![small.to_vec(), large.to_vec()];
@@ -289,6 +458,21 @@ impl Nemesis {
         let refs: Vec<&[NodeId]> = groups.iter().map(Vec::as_slice).collect();
         cluster.partition(&refs);
         Fault::Partition(groups)
+    }
+
+    /// One node's clock runs between 3x slower and 3x faster (log-uniform).
+    /// A leader is more often slowed (its check-quorum timer then trusts
+    /// old answers), a follower more often sped up (it times out early).
+    fn clock_skew<C: Core>(&self, cluster: &mut Cluster<C>) -> Fault {
+        let node = self.leader_or_random(cluster);
+        let is_leader = cluster.leader() == Some(node);
+        let slow = cluster
+            .rng()
+            .random_bool(if is_leader { 0.75 } else { 0.25 });
+        let factor = 3.0_f64.powf(cluster.rng().random_range(0.2..=1.0));
+        let rate = if slow { 1.0 / factor } else { factor };
+        cluster.set_clock_rate(node, rate);
+        Fault::ClockSkew { node, rate }
     }
 
     fn one_way<C: Core>(&self, cluster: &mut Cluster<C>) -> Fault {

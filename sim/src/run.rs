@@ -85,7 +85,7 @@ impl SimConfig {
     /// The command line that reproduces this run.
     pub fn command_line(&self, protocol: &str) -> String {
         let mut line = format!(
-            "cargo run --release --bin consensus-sim -- run --protocol {protocol} --nodes {} --seed {} --ops {} --clients {} --faults {}",
+            "cargo run --profile sim -p consensus-sim-cli -- run --protocol {protocol} --nodes {} --seed {} --ops {} --clients {} --faults {}",
             self.nodes, self.seed, self.ops, self.clients, self.faults
         );
         if let Some(path) = &self.history {
@@ -118,6 +118,98 @@ pub struct SimReport {
     pub history_events: usize,
     /// Wall-clock time of the run (not part of the deterministic result).
     pub wall: std::time::Duration,
+}
+
+impl SimReport {
+    /// The distinct kinds of fault injected ([`Fault::kind`]), sorted.
+    pub fn fault_kinds(&self) -> std::collections::BTreeSet<&'static str> {
+        self.faults.iter().map(|(_, fault)| fault.kind()).collect()
+    }
+}
+
+/// Runs the healed cluster until every node has applied at least the
+/// highest index any node applied when it was called, for at most
+/// `max_ticks` ticks.
+fn catch_up<C: Core>(cluster: &mut Cluster<C>, max_ticks: u64) -> Result<(), String> {
+    let ids = cluster.node_ids();
+    let target = ids
+        .iter()
+        .map(|&id| cluster.applied_index(id))
+        .max()
+        .unwrap_or(0);
+    let started = cluster.now_ticks();
+    let deadline = cluster
+        .now_ns()
+        .saturating_add(max_ticks.saturating_mul(cluster.tick_duration_ns()));
+    loop {
+        let behind: Vec<(u64, u64)> = ids
+            .iter()
+            .map(|&id| (id, cluster.applied_index(id)))
+            .filter(|&(_, applied)| applied < target)
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if cluster.failure().is_some() {
+            return Ok(());
+        }
+        set_position(cluster.steps(), cluster.now_ticks());
+        // Timers of the finished workload are stale: ignore them.
+        if cluster.step_event(deadline) == Stepped::Idle {
+            return Err(format!(
+                "after the heal (tick {started}) and a committed write, node(s) {} had not applied index {target} within {max_ticks} ticks (node, applied): {behind:?}",
+                behind
+                    .iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+}
+
+thread_local! {
+    /// (step, tick) of the run in progress on this thread, for reporting
+    /// where a panic happened.
+    static POSITION: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn set_position(step: u64, tick: u64) {
+    POSITION.with(|position| position.set((step, tick)));
+}
+
+/// Runs `run` (one seed of a randomized run) and turns a panic inside it
+/// (a core's `assert!`, an overflow under the `sim` profile, a bug in the
+/// simulator) into a [`SimFailure`] with check `panic`, the seed, the panic
+/// message and the command line that reproduces it. The panic hook still
+/// prints the location first.
+pub fn catch_panic(
+    config: &SimConfig,
+    protocol: &str,
+    run: impl FnOnce(&SimConfig) -> Result<SimReport, SimFailure>,
+) -> Result<SimReport, SimFailure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(config))) {
+        Ok(result) => result,
+        Err(payload) => {
+            let (step, tick) = POSITION.with(|position| position.get());
+            let message = if let Some(text) = payload.downcast_ref::<&str>() {
+                (*text).to_owned()
+            } else if let Some(text) = payload.downcast_ref::<String>() {
+                text.clone()
+            } else {
+                "a panic with a non-text payload".to_owned()
+            };
+            Err(SimFailure {
+                seed: config.seed,
+                step,
+                tick,
+                time_ns: tick.saturating_mul(crate::cluster::DEFAULT_TICK_NS),
+                check: "panic".to_owned(),
+                message: format!("the run panicked: {message}"),
+                reproduce: config.command_line(config.protocol_name.as_deref().unwrap_or(protocol)),
+            })
+        }
+    }
 }
 
 impl fmt::Display for SimReport {
@@ -209,7 +301,9 @@ pub fn run_with<C: Core>(
     workload.start(&mut cluster, &mut nemesis);
 
     let limit_ns = config.max_ticks.saturating_mul(cluster.tick_duration_ns());
+    set_position(0, 0);
     loop {
+        set_position(cluster.steps(), cluster.now_ticks());
         let stepped = cluster.step_event(limit_ns);
         if let Some(failure) = cluster.failure() {
             return Err(failure.clone());
@@ -241,6 +335,15 @@ pub fn run_with<C: Core>(
         }
     }
 
+    // Catch-up after heal: every member applies everything applied anywhere
+    // (the liveness write needs only a quorum; a node that can never rejoin
+    // would pass it). The clients are done, so the history is final; a
+    // safety violation found below is reported before a catch-up failure.
+    let caught_up = catch_up(&mut cluster, config.liveness_ticks);
+    if let Some(failure) = cluster.failure() {
+        return Err(failure.clone());
+    }
+
     // End-of-run checks.
     let events: Vec<Event> = workload.history().to_vec();
     if let Err(message) = workload.check_final_state(&cluster) {
@@ -250,6 +353,9 @@ pub fn run_with<C: Core>(
         if let Err((check, message)) = crate::checks::check_linearizable(&events) {
             return Err(fail(&cluster, check, message));
         }
+    }
+    if let Err(message) = caught_up {
+        return Err(fail(&cluster, "catch-up-after-heal", message));
     }
     Ok(SimReport {
         seed: config.seed,
@@ -263,4 +369,52 @@ pub fn run_with<C: Core>(
         history_events: events.len(),
         wall: started.elapsed(),
     })
+}
+
+/// The fault kinds injected over a slice of randomized runs, so a test
+/// that claims to exercise a [`FaultMode`] can show that it did
+/// ([`FaultTally::assert_covers`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultTally {
+    /// Runs added.
+    pub runs: u64,
+    /// Faults injected, by kind ([`Fault::kind`]).
+    pub by_kind: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl FaultTally {
+    /// Counts the faults of one run.
+    pub fn add(&mut self, report: &SimReport) {
+        self.runs += 1;
+        for (_, fault) in &report.faults {
+            *self.by_kind.entry(fault.kind()).or_default() += 1;
+        }
+    }
+
+    /// The kinds `mode` can inject that were never injected.
+    pub fn missing(&self, mode: FaultMode) -> Vec<&'static str> {
+        mode.fault_kinds()
+            .into_iter()
+            .filter(|kind| !self.by_kind.contains_key(kind))
+            .collect()
+    }
+
+    /// Panics unless every kind of fault `mode` can inject was injected at
+    /// least once (and, for `FaultMode::None`, none was).
+    pub fn assert_covers(&self, mode: FaultMode) {
+        let missing = self.missing(mode);
+        assert!(
+            missing.is_empty(),
+            "over {} run(s) under --faults {mode}, these fault kinds were never injected: {missing:?} (injected: {:?}); add seeds or operations",
+            self.runs,
+            self.by_kind
+        );
+        if mode == FaultMode::None {
+            assert!(
+                self.by_kind.is_empty(),
+                "faults injected under --faults none: {:?}",
+                self.by_kind
+            );
+        }
+    }
 }

@@ -169,7 +169,15 @@ impl ZabCore {
             return;
         };
         if self.log.history.last_zxid() != message.follower_last {
+            // A retransmission of a TRUNC already carried out (or overtaken):
+            // the leader still plans from the old report, so the report
+            // that followed the truncation was lost. Report again (at most
+            // once per heartbeat), or the leader keeps resending this TRUNC
+            // while the pings keep us following it, and we never sync
+            // (found by the simulator's catch-up check: zab/tests/sim.rs,
+            // seeds 296 and 300 under partitions at 3 nodes).
             tracing::debug!(node = self.id(), "stale TRUNC dropped");
+            self.report(epoch, true);
             return;
         }
         let Some(keep) = self.log.history.floor_index(message.zxid) else {

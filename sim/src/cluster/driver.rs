@@ -12,7 +12,9 @@ impl<C: Core> Cluster<C> {
     // ------------------------------------------------------------------
 
     pub(super) fn after_input(&mut self, index: usize) {
-        if !self.defer_ready {
+        // A paused node's output waits for its resume (only a stale pause
+        // lets input reach a paused core).
+        if !self.defer_ready && !self.nodes[index].paused {
             self.drain_ready(index);
         }
         self.check_node(index);

@@ -89,10 +89,9 @@ impl<C: Core> Cluster<C> {
         let Some(index) = self.index_of(id) else {
             return;
         };
-        let jitter = self
-            .rng
-            .random_range(0..=self.nodes[index].tick_period_ns / 50);
-        let next = self.now_ns + self.nodes[index].tick_period_ns + jitter;
+        let period = self.nodes[index].effective_tick_period_ns();
+        let jitter = self.rng.random_range(0..=period / 50);
+        let next = self.now_ns + period + jitter;
         self.schedule(next, Event::Tick(id));
         let node = &mut self.nodes[index];
         if node.paused {

@@ -52,6 +52,7 @@ impl<C: Core> Cluster<C> {
         node.commit_seen = 0;
         node.epoch_seen = 0;
         node.paused = false;
+        node.frozen = false;
         node.crash_armed = None;
         self.applied_progress.insert(id);
         self.after_input(index);
@@ -95,6 +96,7 @@ impl<C: Core> Cluster<C> {
         node.core = None;
         node.store.crash_keeping(keep_unsynced);
         node.paused = false;
+        node.frozen = false;
         node.paused_inbox.clear();
         node.outcomes.clear();
         node.responses.clear();
@@ -123,8 +125,93 @@ impl<C: Core> Cluster<C> {
     /// handling; messages queue until [`Cluster::resume`].
     pub fn pause(&mut self, id: NodeId) {
         if self.node(id).core.is_some() {
+            if !self.node(id).paused {
+                self.stats.pauses += 1;
+            }
             self.node_mut(id).paused = true;
         }
+    }
+
+    /// A stop-the-world pause as clients see it (GC, VM migration, a
+    /// stopped process): no ticks and no peer messages are handled, but a
+    /// client request sent to the node is not refused either: it waits in
+    /// the node's socket. The simulator hands it to the core at once (the
+    /// core's state cannot change during the pause, so that is the state it
+    /// would see on waking) and holds the core's output back until
+    /// [`Cluster::resume_stale`]. The request is thus handled before the
+    /// mail that queued up during the pause, on the stale view.
+    pub fn pause_stale(&mut self, id: NodeId) {
+        if self.node(id).core.is_some() {
+            if !self.node(id).paused {
+                self.stats.pauses += 1;
+            }
+            let node = self.node_mut(id);
+            node.paused = true;
+            node.frozen = true;
+        }
+    }
+
+    /// Ends a pause the way a real process wakes up: at once, with the view
+    /// it had when it stopped. First the output it produced for the client
+    /// requests it took during a [`Cluster::pause_stale`] goes out (a read
+    /// answered from a lease that expired during the pause reaches the
+    /// client now); its ticks resume (the ticks it missed are not replayed,
+    /// as with an interval timer that skips missed ticks); the messages that
+    /// queued up during the pause arrive over the next moments, each after a
+    /// fresh network delay, while it is already serving. A leader deposed
+    /// meanwhile keeps believing it leads until one of them tells it
+    /// otherwise.
+    pub fn resume_stale(&mut self, id: NodeId) {
+        let index = self.index_of(id).unwrap_or_else(|| panic!("no node {id}"));
+        if !self.nodes[index].paused {
+            return;
+        }
+        self.nodes[index].paused = false;
+        self.nodes[index].frozen = false;
+        if self.nodes[index].core.is_some() {
+            self.after_input(index);
+        }
+        let inbox = std::mem::take(&mut self.nodes[index].paused_inbox);
+        for (from, message) in inbox {
+            if self.manual {
+                self.in_flight.push_back(InFlight {
+                    from,
+                    to: id,
+                    message,
+                });
+            } else {
+                let delay = self.draw_delay_ns();
+                self.schedule(
+                    self.now_ns + delay,
+                    Event::Deliver {
+                        from,
+                        to: id,
+                        message,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Makes the node's clock run at `rate` times its nominal speed (a
+    /// clock fault: 3.0 ticks three times as often, so its timers fire
+    /// early; 1/3 ticks a third as often, so a leader's sense of how long
+    /// ago a quorum answered runs slow). Rates are clamped to
+    /// `[0.01, 100]`; 1.0 restores the nominal clock. Takes effect from the
+    /// node's next tick.
+    pub fn set_clock_rate(&mut self, id: NodeId, rate: f64) {
+        let rate = rate.clamp(0.01, 100.0);
+        let node = self.node_mut(id);
+        let skewed = node.clock_rate == 1.0 && rate != 1.0;
+        node.clock_rate = rate;
+        if skewed {
+            self.stats.clock_skews += 1;
+        }
+    }
+
+    /// The node's clock rate ([`Cluster::set_clock_rate`]; 1.0 nominal).
+    pub fn clock_rate(&self, id: NodeId) -> f64 {
+        self.node(id).clock_rate
     }
 
     /// Ends a pause: queued messages are handled now, in arrival order.

@@ -141,6 +141,10 @@ pub struct ClusterStats {
     pub entries_applied: u64,
     /// Distinct (epoch, leader) pairs seen.
     pub leaders_elected: u64,
+    /// Stop-the-world pauses started ([`Cluster::pause`]).
+    pub pauses: u64,
+    /// Clock rate changes away from nominal ([`Cluster::set_clock_rate`]).
+    pub clock_skews: u64,
 }
 
 /// What survives a crash armed between a write and its sync.
@@ -162,6 +166,9 @@ struct Node<C: Core> {
     sm: Sessions<KvStore>,
     incarnation: u64,
     paused: bool,
+    /// A stale pause ([`Cluster::pause_stale`]): client requests still reach
+    /// the core, its output waits for the resume.
+    frozen: bool,
     paused_inbox: Vec<(NodeId, C::Message)>,
     /// Entries handed to the state machine in this incarnation.
     applied: Vec<Entry>,
@@ -174,6 +181,22 @@ struct Node<C: Core> {
     /// Crash at the next durable write, between `write` and `sync`.
     crash_armed: Option<TornCrash>,
     ticks: u64,
+    /// How fast the node's clock runs relative to its nominal tick period
+    /// ([`Cluster::set_clock_rate`]): 2.0 ticks twice as often, 0.5 half as
+    /// often. 1.0 outside clock faults.
+    clock_rate: f64,
+}
+
+impl<C: Core> Node<C> {
+    /// The node's tick period under its current clock rate (exactly the
+    /// nominal period at rate 1, so runs without clock faults are unchanged).
+    fn effective_tick_period_ns(&self) -> u64 {
+        if self.clock_rate == 1.0 {
+            self.tick_period_ns
+        } else {
+            ((self.tick_period_ns as f64 / self.clock_rate) as u64).max(1)
+        }
+    }
 }
 
 /// A simulated cluster of nodes running the core `C`.
@@ -313,6 +336,7 @@ impl<C: Core> Cluster<C> {
             sm: Sessions::new(KvStore::new(), SESSION_CAPACITY),
             incarnation: 0,
             paused: false,
+            frozen: false,
             paused_inbox: Vec::new(),
             applied: Vec::new(),
             applied_index: 0,
@@ -323,6 +347,7 @@ impl<C: Core> Cluster<C> {
             epoch_seen: 0,
             crash_armed: None,
             ticks: 0,
+            clock_rate: 1.0,
         };
         self.nodes.push(node);
         self.nodes.sort_by_key(|n| n.id);
@@ -742,7 +767,7 @@ impl<C: Core> Cluster<C> {
             return self.violation("epoch-monotone", message);
         }
         node.epoch_seen = status.epoch;
-        if !self.defer_ready && status.applied_index != node.applied_index {
+        if !self.defer_ready && !node.paused && status.applied_index != node.applied_index {
             let message = format!(
                 "node {id} reports applied index {} but handed out entries up to {}",
                 status.applied_index, node.applied_index

@@ -14,7 +14,7 @@ impl<C: Core> Cluster<C> {
     ) -> Result<T, Rejected> {
         let index = self.index_of(id).unwrap_or_else(|| panic!("no node {id}"));
         let node = &mut self.nodes[index];
-        if node.paused {
+        if node.paused && !node.frozen {
             return Err(Rejected::Unavailable);
         }
         let Some(core) = node.core.as_mut() else {

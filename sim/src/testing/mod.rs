@@ -16,15 +16,22 @@
 //!   harness is tested against (no false alarms) and the core the shared
 //!   golden scripts are verified with.
 //!
+//! * [`LeaderLocalReads`]: wraps any real core; once it leads an epoch, its
+//!   reads are answered from local state without confirming leadership
+//!   (check-quorum step-down taken as a lease). Caught only by the clock
+//!   faults ([`FaultMode::Clock`](crate::FaultMode)).
+//!
 //! And rule tests every core runs against itself:
 //!
 //! * [`leader_crash_before_own_sync`]: the leader's write in parallel with
 //!   replication loses nothing a client was told about.
 
+mod leader_local_reads;
 mod parallel_write;
 mod tiny_raft;
 mod unsafe_lowest_id;
 
+pub use leader_local_reads::LeaderLocalReads;
 pub use parallel_write::leader_crash_before_own_sync;
 pub use tiny_raft::{RaftMessage, StaleReadRaft, TinyRaft, TinyRaftCore};
 pub use unsafe_lowest_id::{UnsafeLowestIdCore, UnsafeMessage};
