@@ -17,7 +17,9 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use consensus_service::usage::{latency_histogram, record_latency, CpuWindow, LatencyReport};
+use consensus_service::usage::{
+    describe_errors, latency_histogram, record_latency, CpuWindow, LatencyReport,
+};
 
 use crate::client::{ClientError, ClientOptions, CoordClient};
 use crate::types::CreateMode;
@@ -76,15 +78,7 @@ pub struct LoadReport {
 impl LoadReport {
     /// A human-readable summary.
     pub fn describe(&self) -> String {
-        let errors = if self.errors.is_empty() {
-            "none".to_string()
-        } else {
-            self.errors
-                .iter()
-                .map(|(kind, count)| format!("{kind}={count}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let errors = describe_errors(&self.errors);
         let op = match self.op {
             Some(WriteOp::Create) => "create",
             _ => "set",

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub use consensus_service::usage::LatencyReport;
-use consensus_service::usage::{latency_histogram, record_latency, CpuWindow};
+use consensus_service::usage::{describe_errors, latency_histogram, record_latency, CpuWindow};
 
 use crate::client::{client_endpoint, read_ca, ClientOptions, KvClient, KvError, CLOSE_WAIT_MAX};
 use crate::config::ClusterConfig;
@@ -76,15 +76,7 @@ pub struct LoadReport {
 impl LoadReport {
     /// A human-readable summary.
     pub fn describe(&self) -> String {
-        let errors = if self.errors.is_empty() {
-            "none".to_string()
-        } else {
-            self.errors
-                .iter()
-                .map(|(kind, count)| format!("{kind}={count}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let errors = describe_errors(&self.errors);
         format!(
             "{} clients on {} connections, {:.1} s: {:.0} ops/s ({} reads, {} writes); latency p50 \
              {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; errors: {errors}; load \

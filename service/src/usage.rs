@@ -51,6 +51,18 @@ pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
+/// Failed operations by kind as `kind=count ...`, or `none`.
+pub fn describe_errors(errors: &std::collections::BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return "none".to_string();
+    }
+    errors
+        .iter()
+        .map(|(kind, count)| format!("{kind}={count}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Records the time from `began` to `finished` into `histogram`.
 pub fn record_latency(histogram: &mut Histogram<u64>, began: Instant, finished: Instant) {
     let micros = u64::try_from((finished - began).as_micros()).unwrap_or(u64::MAX);
