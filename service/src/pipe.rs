@@ -307,6 +307,13 @@ impl PipeClient {
                 return Err(PipeError::Closed(reason.clone()));
             }
             let id = state.next_id;
+            // Queued under the same lock that hands out the id: ids must
+            // reach the wire in increasing order (the server closes a pipe
+            // whose ids go back), and two callers on two threads would
+            // otherwise queue in either order.
+            if self.outgoing.send((id, request)).is_err() {
+                return Err(PipeError::Closed("the pipe's writer stopped".into()));
+            }
             state.next_id += 1;
             state.waiting.insert(id, answer);
             id
@@ -315,9 +322,6 @@ impl PipeClient {
             state: &self.state,
             id,
         };
-        if self.outgoing.send((id, request)).is_err() {
-            return Err(PipeError::Closed("the pipe's writer stopped".into()));
-        }
         let result = waiting.await.map_err(|_| {
             let reason = lock(&self.state).closed.clone();
             PipeError::Lost(reason.unwrap_or_else(|| "the pipe closed".into()))
