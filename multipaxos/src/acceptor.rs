@@ -54,18 +54,18 @@ impl MultiPaxosCore {
 
     /// Advances the chosen frontier with what the leader of `ballot` says
     /// is chosen, and asks it for the slots this node cannot vouch for.
+    /// Called on a follower only (after [`follow`](Self::follow)), so an
+    /// advance needs no role-specific follow-up.
     pub(crate) fn learn_commit(&mut self, ballot: Ballot, leader_commit: LogIndex, leader: NodeId) {
+        debug_assert!(
+            matches!(self.role, Role::Follower { .. }),
+            "learn_commit on a node that does not follow"
+        );
         let epoch = ballot.epoch();
-        let before = self.log.commit();
-        let commit = self
-            .log
+        self.log
             .advance_commit_while(leader_commit, |entry| entry.epoch == epoch);
-        if commit < leader_commit {
-            self.want_catch_up(leader, leader_commit);
-        }
-        if commit > before {
-            self.after_commit_advance();
-        }
+        // Asks only when something below `leader_commit` is still missing.
+        self.want_catch_up(leader, leader_commit);
     }
 
     /// Pre-vote: grants when the ballot is above the promise and no live

@@ -5,7 +5,7 @@ mod harness;
 
 use consensus_api::{Bytes, Core, Entry, Payload, Role};
 use harness::{command, payload_text, Envelope, Harness};
-use multipaxos::{Accept, Ballot, Message, Prepare};
+use multipaxos::{Accept, Ballot, Message, Prepare, Probe};
 
 fn value(index: u64, ballot: Ballot, text: &str) -> Entry {
     Entry {
@@ -368,6 +368,53 @@ fn pre_vote_keeps_a_returning_node_from_deposing_the_leader() {
     h.propose(1, "x").unwrap();
     h.tick_all(5);
     assert_eq!(h.applied_texts(3), ["x"]);
+}
+
+// Pre-vote (crate docs, "Elections"): a probe is granted only for a ballot
+// above the promise, by a node that is not the leader and has not heard
+// from one for a minimum election timeout.
+#[test]
+fn probes_are_granted_only_when_the_leader_went_silent() {
+    let mut h = Harness::with_config(3, |c| c.pre_vote = true);
+    h.elect(1);
+    h.tick_all(3);
+    let ballot = h.core(1).leader_ballot().unwrap();
+    let probe = |h: &mut Harness, to, ballot: Ballot| -> bool {
+        h.drop_all();
+        h.deliver(Envelope {
+            from: ballot.node(),
+            to,
+            message: Message::Probe(Probe { ballot, commit: 0 }),
+        });
+        let answers = h.take(|e| e.from == to && matches!(e.message, Message::ProbeResponse(_)));
+        match answers.as_slice() {
+            [Envelope {
+                message: Message::ProbeResponse(response),
+                ..
+            }] => response.granted,
+            other => panic!("one answer expected, got {other:?}"),
+        }
+    };
+    let higher = Ballot::new(ballot.counter() + 5, 3);
+    assert!(!probe(&mut h, 1, higher), "the leader granted a probe");
+    assert!(
+        !probe(&mut h, 2, higher),
+        "a follower that hears its leader granted a probe"
+    );
+    // Node 2 stops hearing the leader; one tick short of the minimum
+    // election timeout (10 ticks) the leader still counts as alive.
+    h.cut.insert((1, 2));
+    for _ in 0..9 {
+        h.tick(2);
+    }
+    assert!(!probe(&mut h, 2, higher), "granted inside the timeout");
+    h.tick(2);
+    assert!(probe(&mut h, 2, higher), "the leader is silent: granted");
+    // Never for a ballot at or below the promise (the leader's own: let
+    // its probe through).
+    h.cut.clear();
+    let promised = h.core(2).promised();
+    assert!(!probe(&mut h, 2, promised), "granted the promised ballot");
 }
 
 // Check-quorum (crate docs, "Stepping down"): a leader cut off from the
