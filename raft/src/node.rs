@@ -325,7 +325,7 @@ impl RaftCore {
         let (mut previous_index, mut previous_term) =
             snapshot.map_or((0, 0), |s| (s.index, s.epoch));
         for entry in entries {
-            if entry.index != previous_index + 1 {
+            if previous_index.checked_add(1) != Some(entry.index) {
                 return Err(RecoverError::InconsistentLog(format!(
                     "entry {} follows {previous_index}: the log must be dense above the snapshot",
                     entry.index
@@ -339,6 +339,13 @@ impl RaftCore {
             }
             previous_index = entry.index;
             previous_term = entry.epoch;
+        }
+        if previous_index == LogIndex::MAX {
+            // The log's arithmetic needs room for a next index (found by
+            // raft/tests/bad_input.rs: a snapshot at u64::MAX overflowed).
+            return Err(RecoverError::InconsistentLog(format!(
+                "the log ends at index {previous_index}, which leaves no next index"
+            )));
         }
         if let Some(snapshot) = snapshot {
             if let Err(e) = snapshot.membership.validate() {
