@@ -340,11 +340,12 @@ impl RaftCore {
             previous_index = entry.index;
             previous_term = entry.epoch;
         }
-        if previous_index == LogIndex::MAX {
-            // The log's arithmetic needs room for a next index (found by
-            // raft/tests/bad_input.rs: a snapshot at u64::MAX overflowed).
+        if previous_index > RESTORED_INDEX_MAX {
+            // No real log gets there (2^63 entries); the log's arithmetic
+            // needs room above it (found by raft/tests/bad_input.rs: a
+            // snapshot at u64::MAX, or a log ending just below it, overflowed).
             return Err(RecoverError::InconsistentLog(format!(
-                "the log ends at index {previous_index}, which leaves no next index"
+                "the log ends at index {previous_index}, above {RESTORED_INDEX_MAX}: corrupt"
             )));
         }
         if let Some(snapshot) = snapshot {
@@ -357,6 +358,9 @@ impl RaftCore {
         Ok(())
     }
 }
+
+/// Highest last log index a store may hand to `restore`.
+const RESTORED_INDEX_MAX: LogIndex = 1 << 63;
 
 impl Core for RaftCore {
     type Message = Message;

@@ -529,9 +529,21 @@ pub type Hit = (u8, Vec<u8>, Vec<u8>, u8);
 /// delivered. Afterwards the cluster runs 80 more ticks (elections, catch
 /// up), still checked after each.
 pub fn attack<C: Core>(cluster: &mut Cluster<C>, hits: &[Hit], check: impl Fn(&C)) -> usize {
+    attack_where(cluster, hits, |_| true, check)
+}
+
+/// [`attack`] with the messages `keep` refuses left out (for a known,
+/// documented weakness that would otherwise end the test run, such as an
+/// allocation the size of a hostile number).
+pub fn attack_where<C: Core>(
+    cluster: &mut Cluster<C>,
+    hits: &[Hit],
+    keep: impl Fn(&C::Message) -> bool,
+    check: impl Fn(&C),
+) -> usize {
     let mut delivered = 0;
     for (target, from, message, ticks) in hits {
-        let Some(message) = value::<C::Message>(message) else {
+        let Some(message) = value::<C::Message>(message).filter(|m| keep(m)) else {
             continue;
         };
         let from = number(from);
