@@ -12,10 +12,17 @@ use consensus_testkit::hostile::{self, Cluster, Hit};
 use proptest::prelude::*;
 use raft::{HardState, Message, RaftCore};
 
+/// `PROPTEST_CASES` when set (the long run), else `default` (CI).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
-        // Overridden by PROPTEST_CASES.
-        cases: ProptestConfig::default().cases.min(256),
+        cases: cases(256),
         failure_persistence: None,
         ..ProptestConfig::default()
     }

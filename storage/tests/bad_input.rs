@@ -32,10 +32,17 @@ use proptest::prelude::*;
 /// Small segments, so that histories rotate through several.
 const SEGMENT_BYTES: u64 = 4096;
 
+/// `PROPTEST_CASES` when set (the long run), else `default` (CI).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
 fn config(default_cases: u32) -> ProptestConfig {
     ProptestConfig {
-        // PROPTEST_CASES, when set, replaces the default.
-        cases: ProptestConfig::default().cases.min(default_cases),
+        cases: cases(default_cases),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
