@@ -130,3 +130,36 @@ fn restore_refuses_a_snapshot_at_the_last_index() {
         Err(consensus_api::RecoverError::InconsistentLog(_))
     ));
 }
+
+/// The snapshot transfer the generator rarely builds whole: a complete
+/// (empty, checksum 0) `InstallSnapshot` at index `u64::MAX` (and just
+/// below), in the receiver's own term, from every node to every node.
+#[test]
+fn a_snapshot_at_the_last_index_from_the_network() {
+    for index in [u64::MAX, u64::MAX - 1, 1 << 63] {
+        for target in 0..3 {
+            for from in 1..=3 {
+                let mut cluster = Cluster::<RaftCore>::started(3, 3, 400, |_| {});
+                let term = consensus_api::Core::status(&cluster.nodes[target]).epoch;
+                let message = Message::InstallSnapshot(raft::InstallSnapshot {
+                    term,
+                    snapshot_index: index,
+                    snapshot_term: term,
+                    membership: consensus_api::Membership::new([1, 2, 3]),
+                    protocol_state: Default::default(),
+                    offset: 0,
+                    total_bytes: 0,
+                    checksum: 0,
+                    data: Default::default(),
+                    done: true,
+                });
+                cluster.inject(target, from, message);
+                for _ in 0..60 {
+                    cluster.tick_all();
+                    cluster.settle(16);
+                    cluster.nodes.iter().for_each(RaftCore::check_invariants);
+                }
+            }
+        }
+    }
+}

@@ -171,3 +171,35 @@ fn restore_refuses_a_snapshot_at_the_last_index() {
         Err(consensus_api::RecoverError::InconsistentLog(_))
     ));
 }
+
+/// The snapshot transfer the generator rarely builds whole: a complete
+/// (empty, checksum 0) `Snap` at index `u64::MAX` (and just below), in the
+/// receiver's epoch, from every node to every node.
+#[test]
+fn a_snapshot_at_the_last_index_from_the_network() {
+    for index in [u64::MAX, u64::MAX - 1, 1 << 63] {
+        for target in 0..3 {
+            for from in 1..=3 {
+                let mut cluster = Cluster::<ZabCore>::started(3, 3, 400, |_| {});
+                let epoch = consensus_api::Core::status(&cluster.nodes[target]).epoch;
+                let message = Message::Snap(zab::Snap {
+                    epoch,
+                    zxid: zab::Zxid::new(epoch, 5),
+                    index,
+                    membership: consensus_api::Membership::new([1, 2, 3]),
+                    config_zxid: zab::Zxid::new(0, 0),
+                    offset: 0,
+                    total_bytes: 0,
+                    checksum: 0,
+                    data: Default::default(),
+                });
+                cluster.inject(target, from, message);
+                for _ in 0..60 {
+                    cluster.tick_all();
+                    cluster.settle(16);
+                    cluster.nodes.iter().for_each(ZabCore::check_invariants);
+                }
+            }
+        }
+    }
+}
