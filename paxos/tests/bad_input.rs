@@ -194,18 +194,20 @@ fn a_catch_up_from_past_the_frontier() {
 /// at `u64::MAX` overflowed `restore`; a typed error now.
 #[test]
 fn restore_refuses_a_snapshot_at_the_last_index() {
-    let snapshot = consensus_api::Snapshot {
-        index: u64::MAX,
-        epoch: 1,
-        membership: consensus_api::Membership::new([1, 2, 3]),
-        protocol_state: Default::default(),
-        data: Default::default(),
-    };
-    let state = consensus_api::InitialState {
-        snapshot: Some(snapshot),
-        ..Default::default()
-    };
-    assert!(hostile::restore_from::<PaxosCore>(state).is_err());
+    for index in [u64::MAX, u64::MAX - 1, (1 << 63) + 1] {
+        let snapshot = consensus_api::Snapshot {
+            index,
+            epoch: 1,
+            membership: consensus_api::Membership::new([1, 2, 3]),
+            protocol_state: Default::default(),
+            data: Default::default(),
+        };
+        let state = consensus_api::InitialState {
+            snapshot: Some(snapshot),
+            ..Default::default()
+        };
+        assert!(hostile::restore_from::<PaxosCore>(state).is_err());
+    }
 }
 
 /// Regression (found by `restore_takes_hostile_state`, minimal input): an

@@ -110,25 +110,27 @@ fn hostile_messages_cover_every_variant() {
 }
 
 /// Regression (found by `restore_takes_hostile_state`): a store holding a
-/// snapshot at index `u64::MAX` overflowed `RaftLog::restore` (a panic with
+/// snapshot at index `u64::MAX` (or a log ending just below it) overflowed `RaftLog::restore` (a panic with
 /// overflow checks, a wrapped index without). It is a typed error now.
 #[test]
 fn restore_refuses_a_snapshot_at_the_last_index() {
-    let snapshot = consensus_api::Snapshot {
-        index: u64::MAX,
-        epoch: 1,
-        membership: consensus_api::Membership::new([1, 2, 3]),
-        protocol_state: Default::default(),
-        data: Default::default(),
-    };
-    let state = consensus_api::InitialState {
-        snapshot: Some(snapshot),
-        ..Default::default()
-    };
-    assert!(matches!(
-        hostile::restore_from::<RaftCore>(state),
-        Err(consensus_api::RecoverError::InconsistentLog(_))
-    ));
+    for index in [u64::MAX, u64::MAX - 1, (1 << 63) + 1] {
+        let snapshot = consensus_api::Snapshot {
+            index,
+            epoch: 1,
+            membership: consensus_api::Membership::new([1, 2, 3]),
+            protocol_state: Default::default(),
+            data: Default::default(),
+        };
+        let state = consensus_api::InitialState {
+            snapshot: Some(snapshot),
+            ..Default::default()
+        };
+        assert!(matches!(
+            hostile::restore_from::<RaftCore>(state),
+            Err(consensus_api::RecoverError::InconsistentLog(_))
+        ));
+    }
 }
 
 /// The snapshot transfer the generator rarely builds whole: a complete

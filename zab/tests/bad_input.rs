@@ -140,36 +140,38 @@ fn hostile_messages_cover_every_variant() {
 }
 
 /// Regression (found by `restore_takes_hostile_snapshot_meta`): a stored
-/// snapshot at index `u64::MAX` overflowed `restore` (`base_index + 1`);
+/// snapshot at index `u64::MAX` (or a log ending just below it) overflowed `restore` (`base_index + 1`);
 /// a typed error now.
 #[test]
 fn restore_refuses_a_snapshot_at_the_last_index() {
-    let snapshot = consensus_api::Snapshot {
-        index: u64::MAX,
-        epoch: 1,
-        membership: consensus_api::Membership::new([1, 2, 3]),
-        protocol_state: SnapshotMeta {
-            zxid: zab::Zxid::new(1, 1),
-            config_zxid: zab::Zxid::new(0, 0),
-        }
-        .encode(),
-        data: Default::default(),
-    };
-    let state = consensus_api::InitialState {
-        snapshot: Some(snapshot),
-        hard_state: Some(
-            HardState {
-                accepted_epoch: 1,
-                current_epoch: 1,
+    for index in [u64::MAX, u64::MAX - 1, (1 << 63) + 1] {
+        let snapshot = consensus_api::Snapshot {
+            index,
+            epoch: 1,
+            membership: consensus_api::Membership::new([1, 2, 3]),
+            protocol_state: SnapshotMeta {
+                zxid: zab::Zxid::new(1, 1),
+                config_zxid: zab::Zxid::new(0, 0),
             }
             .encode(),
-        ),
-        ..Default::default()
-    };
-    assert!(matches!(
-        hostile::restore_from::<ZabCore>(state),
-        Err(consensus_api::RecoverError::InconsistentLog(_))
-    ));
+            data: Default::default(),
+        };
+        let state = consensus_api::InitialState {
+            snapshot: Some(snapshot),
+            hard_state: Some(
+                HardState {
+                    accepted_epoch: 1,
+                    current_epoch: 1,
+                }
+                .encode(),
+            ),
+            ..Default::default()
+        };
+        assert!(matches!(
+            hostile::restore_from::<ZabCore>(state),
+            Err(consensus_api::RecoverError::InconsistentLog(_))
+        ));
+    }
 }
 
 /// The snapshot transfer the generator rarely builds whole: a complete
