@@ -282,6 +282,9 @@ impl MultiPaxosCore {
     }
 }
 
+/// Highest slot (snapshot or entry) a store may hand to `restore`.
+const RESTORED_INDEX_MAX: LogIndex = 1 << 63;
+
 impl Core for MultiPaxosCore {
     type Message = Message;
 
@@ -294,6 +297,15 @@ impl Core for MultiPaxosCore {
             None => HardState::default(),
         };
         let mut log = match &state.snapshot {
+            // No real log gets there (2^63 slots); the log's arithmetic needs
+            // room above it (found by multipaxos/tests/bad_input.rs: overflows
+            // in install_snapshot and max_epoch_above).
+            Some(snapshot) if snapshot.index > RESTORED_INDEX_MAX => {
+                return Err(RecoverError::CorruptSnapshot(format!(
+                    "snapshot at index {}, above {RESTORED_INDEX_MAX}",
+                    snapshot.index
+                )));
+            }
             Some(snapshot) => {
                 let mut log = Log::new(snapshot.membership.clone());
                 let checksum = crc32c::crc32c(&snapshot.data);
@@ -312,7 +324,7 @@ impl Core for MultiPaxosCore {
         let mut previous = floor;
         let mut max_epoch = 0;
         for entry in state.entries {
-            if entry.index <= previous {
+            if entry.index <= previous || entry.index > RESTORED_INDEX_MAX {
                 return Err(RecoverError::InconsistentLog(format!(
                     "entry {} after {} (snapshot at {floor})",
                     entry.index, previous

@@ -295,6 +295,10 @@ impl PaxosCore {
     }
 }
 
+/// Highest slot (snapshot or entry) a store may hand to `restore`, and the
+/// highest snapshot index installed from a peer.
+pub(crate) const RESTORED_INDEX_MAX: LogIndex = 1 << 63;
+
 impl Core for PaxosCore {
     type Message = Message;
 
@@ -331,6 +335,16 @@ impl Core for PaxosCore {
         };
         for node in configs.everyone() {
             Self::check_id(node, "member")?;
+        }
+        // No real log gets above 2^63 slots, and the slot arithmetic needs
+        // room above the last one (found by paxos/tests/bad_input.rs: a
+        // snapshot at u64::MAX overflowed `snapshot_index + 1`).
+        let last_stored = state.entries.iter().map(|e| e.index).max().unwrap_or(0);
+        if snapshot_index.max(last_stored) > RESTORED_INDEX_MAX {
+            return Err(RecoverError::InconsistentLog(format!(
+                "stored slot {} is above {RESTORED_INDEX_MAX}: corrupt",
+                snapshot_index.max(last_stored)
+            )));
         }
         let mut log = BTreeMap::new();
         for entry in state.entries {

@@ -333,7 +333,11 @@ impl PaxosCore {
         }
         let limits = self.limits();
         let mut bytes = 0;
-        let known = self.log.range(first..=self.frontier).map(|(_, e)| e).chain(
+        // A peer may ask from any slot: past the frontier the chosen prefix
+        // has nothing (`range` panics on an empty inclusive range whose start
+        // exceeds its end; found by paxos/tests/bad_input.rs).
+        let prefix = (first <= self.frontier).then(|| self.log.range(first..=self.frontier));
+        let known = prefix.into_iter().flatten().map(|(_, e)| e).chain(
             self.learner
                 .chosen_above
                 .range(first..)
@@ -449,7 +453,9 @@ impl PaxosCore {
                 if let Some((peer, frontier)) = ahead {
                     if frontier > self.frontier {
                         self.send_catch_up(peer);
-                        from = frontier + 1;
+                        // A peer's beacon may claim any frontier, even
+                        // u64::MAX (found by paxos/tests/bad_input.rs).
+                        from = frontier.saturating_add(1);
                     }
                 }
                 self.fill_gaps(from, target);

@@ -261,7 +261,13 @@ impl PaxosCore {
 
     /// The next slot nobody is known to use.
     fn next_fresh_slot(&self) -> LogIndex {
-        self.learner.highest_seen.max(self.frontier) + 1
+        // Saturating: a peer may report any slot, even u64::MAX (found by
+        // paxos/tests/bad_input.rs); that slot is beyond the configuration
+        // window, so `pump` starts nothing there.
+        self.learner
+            .highest_seen
+            .max(self.frontier)
+            .saturating_add(1)
     }
 
     /// Starts instances for queued values, read barriers and window
@@ -659,10 +665,20 @@ impl PaxosCore {
                 Phase::Wait => {
                     let ballot = self.next_ballot();
                     if let Some(instance) = self.proposer.instances.get_mut(&slot) {
-                        assert!(
-                            ballot > instance.ballot,
-                            "a new Phase 1 runs under a higher ballot"
-                        );
+                        if ballot <= instance.ballot {
+                            // The ballot counter is exhausted: a peer (or the
+                            // store) reported counter u32::MAX, and no higher
+                            // ballot exists. Waiting is all that is safe
+                            // (found by paxos/tests/bad_input.rs; this was an
+                            // assert!, so one such message stopped the node).
+                            tracing::error!(
+                                node = self.me,
+                                slot,
+                                %ballot,
+                                "ballot counter exhausted: no higher ballot to retry with"
+                            );
+                            continue;
+                        }
                         instance.ballot = ballot;
                         instance.phase = Phase::Prepare {
                             promises: BTreeMap::new(),

@@ -325,7 +325,7 @@ impl RaftCore {
         let (mut previous_index, mut previous_term) =
             snapshot.map_or((0, 0), |s| (s.index, s.epoch));
         for entry in entries {
-            if entry.index != previous_index + 1 {
+            if previous_index.checked_add(1) != Some(entry.index) {
                 return Err(RecoverError::InconsistentLog(format!(
                     "entry {} follows {previous_index}: the log must be dense above the snapshot",
                     entry.index
@@ -340,6 +340,14 @@ impl RaftCore {
             previous_index = entry.index;
             previous_term = entry.epoch;
         }
+        if previous_index > RESTORED_INDEX_MAX {
+            // No real log gets there (2^63 entries); the log's arithmetic
+            // needs room above it (found by raft/tests/bad_input.rs: a
+            // snapshot at u64::MAX, or a log ending just below it, overflowed).
+            return Err(RecoverError::InconsistentLog(format!(
+                "the log ends at index {previous_index}, above {RESTORED_INDEX_MAX}: corrupt"
+            )));
+        }
         if let Some(snapshot) = snapshot {
             if let Err(e) = snapshot.membership.validate() {
                 return Err(RecoverError::CorruptSnapshot(format!(
@@ -350,6 +358,9 @@ impl RaftCore {
         Ok(())
     }
 }
+
+/// Highest last log index a store may hand to `restore`.
+const RESTORED_INDEX_MAX: LogIndex = 1 << 63;
 
 impl Core for RaftCore {
     type Message = Message;

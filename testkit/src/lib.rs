@@ -83,6 +83,7 @@
 //! | `raw-log NODE` | the node's durable log (trace) |
 #![deny(missing_docs)]
 
+pub mod hostile;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;

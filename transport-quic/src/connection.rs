@@ -275,3 +275,7 @@ async fn bulk_reader<M: ProtocolMessage>(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "connection_proptests.rs"]
+mod proptests;

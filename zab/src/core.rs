@@ -190,6 +190,9 @@ impl std::fmt::Debug for ZabCore {
     }
 }
 
+/// Highest index (snapshot or entry) a store may hand to `restore`.
+const RESTORED_INDEX_MAX: LogIndex = 1 << 63;
+
 impl ZabCore {
     /// This node.
     pub fn id(&self) -> NodeId {
@@ -367,6 +370,16 @@ impl ZabCore {
         }
         let (base_index, base_zxid, base_membership, base_version) =
             Self::restore_base(&config, &state)?;
+        // No real log gets above 2^63 entries; the index arithmetic needs room
+        // above the last one (found by zab/tests/bad_input.rs: a snapshot at
+        // u64::MAX overflowed `base_index + 1`).
+        let last_stored = state.entries.iter().map(|e| e.index).max().unwrap_or(0);
+        if base_index.max(last_stored) > RESTORED_INDEX_MAX {
+            return Err(RecoverError::InconsistentLog(format!(
+                "stored index {} is above {RESTORED_INDEX_MAX}: corrupt",
+                base_index.max(last_stored)
+            )));
+        }
         let entries: Vec<Entry> = state
             .entries
             .into_iter()

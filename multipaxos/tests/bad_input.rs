@@ -1,0 +1,211 @@
+//! Bad input at scale (issue 16): arbitrary bytes into every Multi-Paxos decoder,
+//! and well-formed but hostile values (terms and indexes at `u64::MAX`,
+//! entry batches far beyond the log, votes from unknown nodes, snapshot
+//! chunks past their total) into running cores through `step` and
+//! `restore`. No input may panic; `check_invariants` must hold on every
+//! node after every message.
+//!
+//! Cases per property: `PROPTEST_CASES` (default below, a few seconds in
+//! debug). The long run is in docs/testing.md, "Bad input at scale".
+
+use consensus_testkit::hostile::{self, Cluster, Hit};
+use multipaxos::{HardState, Message, MultiPaxosCore};
+use proptest::prelude::*;
+
+/// `PROPTEST_CASES` when set (the long run), else `default` (CI).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(256),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// KNOWN ISSUE (found by these tests, not fixed): an accepted value at a
+/// slot far above the chosen frontier (from a store, or from an `Accept` of
+/// a ballot's owner, which acceptors store at any slot) makes the next
+/// Phase 1 fill every slot of the gap with a no-op
+/// (`election::evaluate_phase1`): an allocation the size of a hostile
+/// number, which aborts the process. See `far_accepted_slot_*` below
+/// (ignored). Until it is fixed the properties leave such slots out.
+const FAR_SLOTS: u64 = 1 << 16;
+
+fn near_slots(message: &Message) -> bool {
+    let entries = match message {
+        Message::Accept(m) => &m.entries,
+        Message::Promise(m) => &m.entries,
+        Message::Chosen(m) => &m.entries,
+        _ => return true,
+    };
+    entries.iter().all(|e| e.index <= FAR_SLOTS)
+}
+
+fn hits() -> impl Strategy<Value = Vec<Hit>> {
+    prop::collection::vec(
+        (
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..10),
+            prop::collection::vec(any::<u8>(), 0..160),
+            any::<u8>(),
+        ),
+        1..12,
+    )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// What the transport does with a frame payload (`decode_payload` is
+    /// postcard's `take_from_bytes` plus a trailing-bytes check; the
+    /// transport's own tests run it too): any bytes give a message or an
+    /// error, and a decoded message re-encodes to itself.
+    #[test]
+    fn message_decoder_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok((message, _)) = postcard::take_from_bytes::<Message>(&bytes) {
+            let encoded = postcard::to_stdvec(&message).expect("a message encodes");
+            prop_assert_eq!(postcard::from_bytes::<Message>(&encoded).ok(), Some(message));
+        }
+    }
+
+    /// The hard-state decoder, and a core restored from those bytes.
+    #[test]
+    fn hard_state_decoder_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let decoded = HardState::decode(&bytes);
+        let restored = hostile::restore_with_hard_state::<MultiPaxosCore>(&bytes);
+        if decoded.is_err() {
+            prop_assert!(restored.is_err(), "a corrupt hard state must be refused");
+        }
+    }
+
+    /// Hostile but well-formed hard states, snapshots and entries, as a
+    /// store could return them: a typed error or a core that runs.
+    #[test]
+    fn restore_takes_hostile_state(
+        hard_state in prop::collection::vec(any::<u8>(), 0..40),
+        rest in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let hard_state = hostile::value::<HardState>(&hard_state).map(|h| h.encode());
+        let mut state = hostile::initial_state(hard_state, &rest);
+        let floor = state.snapshot.as_ref().map_or(0, |s| s.index);
+        state.entries.retain(|e| e.index - floor <= FAR_SLOTS);
+        if let Ok(core) = hostile::restore_from::<MultiPaxosCore>(state) {
+            core.check_invariants();
+        }
+    }
+
+    /// Hostile messages from anyone to the nodes of a running 3-node
+    /// cluster (leader and followers), with ticks in between.
+    #[test]
+    fn cores_take_hostile_messages(hits in hits()) {
+        let mut cluster = Cluster::<MultiPaxosCore>::started(3, 3, 400, |_| {});
+        hostile::attack_where(&mut cluster, &hits, near_slots, MultiPaxosCore::check_invariants);
+    }
+}
+
+/// The generator reaches every message type with hostile values (a property
+/// that skipped most inputs would prove little).
+#[test]
+fn hostile_messages_cover_every_variant() {
+    let mut seen = Vec::new();
+    for seed in 0..4096u32 {
+        let entropy: Vec<u8> = (0..64u32)
+            .map(|i| (seed.wrapping_mul(2_654_435_761).wrapping_add(i * 40_503) >> 13) as u8)
+            .collect();
+        if let Some(message) = hostile::value::<Message>(&entropy) {
+            let kind = std::mem::discriminant(&message);
+            if !seen.contains(&kind) {
+                seen.push(kind);
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        13,
+        "every Multi-Paxos message type is generated"
+    );
+}
+
+/// Regression (found by `restore_takes_hostile_state`): a store holding a
+/// snapshot at index `u64::MAX` (or a log ending just below it) overflowed `Log::install_snapshot`. It is a
+/// typed error now.
+#[test]
+fn restore_refuses_a_snapshot_at_the_last_index() {
+    for index in [u64::MAX, u64::MAX - 1, (1 << 63) + 1] {
+        let snapshot = consensus_api::Snapshot {
+            index,
+            epoch: 1,
+            membership: consensus_api::Membership::new([1, 2, 3]),
+            protocol_state: Default::default(),
+            data: Default::default(),
+        };
+        let state = consensus_api::InitialState {
+            snapshot: Some(snapshot),
+            ..Default::default()
+        };
+        assert!(matches!(
+            hostile::restore_from::<MultiPaxosCore>(state),
+            Err(consensus_api::RecoverError::CorruptSnapshot(_))
+        ));
+    }
+}
+
+/// The same snapshot from the network: a complete (empty, checksum 0)
+/// snapshot transfer at index `u64::MAX`, from every node to every node.
+#[test]
+fn a_snapshot_chunk_at_the_last_index_is_dropped() {
+    for target in 0..3 {
+        for from in 1..=3 {
+            let mut cluster = Cluster::<MultiPaxosCore>::started(3, 3, 400, |_| {});
+            let chunk = multipaxos::SnapshotChunk {
+                index: u64::MAX,
+                epoch: 1,
+                membership: consensus_api::Membership::new([1, 2, 3]),
+                protocol_state: Default::default(),
+                total_bytes: 0,
+                checksum: 0,
+                offset: 0,
+                data: Default::default(),
+            };
+            cluster.inject(target, from, Message::SnapshotChunk(chunk));
+            cluster.settle(16);
+            cluster
+                .nodes
+                .iter()
+                .for_each(MultiPaxosCore::check_invariants);
+        }
+    }
+}
+
+/// KNOWN ISSUE, the minimal input the property found: a single-voter node
+/// restored with an accepted value at slot `u64::MAX - 1` campaigns, and
+/// Phase 1 allocates a no-op for every slot from 6 to there. Ignored: it
+/// aborts the test process (run it under `ulimit -v`). It must pass (a typed
+/// refusal, or a bounded Phase 1) once the issue is fixed.
+#[test]
+#[ignore = "known issue: Phase 1 allocates the gap up to a far accepted slot"]
+fn far_accepted_slot_from_the_store() {
+    let snapshot = consensus_api::Snapshot {
+        index: 5,
+        epoch: 0,
+        membership: consensus_api::Membership::new([1]),
+        protocol_state: Default::default(),
+        data: Default::default(),
+    };
+    let state = consensus_api::InitialState {
+        snapshot: Some(snapshot),
+        hard_state: None,
+        entries: vec![consensus_api::Entry {
+            index: u64::MAX - 1,
+            epoch: 6,
+            payload: consensus_api::Payload::Noop,
+        }],
+    };
+    let _ = hostile::restore_from::<MultiPaxosCore>(state);
+}
