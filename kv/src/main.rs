@@ -13,7 +13,7 @@ use consensus_kv::cli::{self, DemoSpec};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
 use consensus_kv::load::{self, LoadOptions};
-use consensus_kv::members::MemberClient;
+use consensus_kv::members::{fetch_view, MemberClient};
 use consensus_kv::server::Server;
 use consensus_kv::wire::AdminCommand;
 use consensus_kv::wire::{MemberAddrs, MemberCommand};
@@ -394,7 +394,23 @@ async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs, join: &JoinArg
         );
     }
     let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-    let server = Server::start_entry(&config, entry.clone())?;
+    // A joining node with an empty data directory starts from the
+    // membership the cluster has now (it learns the truth from the log).
+    let mut initial = None;
+    let fresh = std::fs::read_dir(&entry.data_dir).map_or(true, |mut d| d.next().is_none());
+    if entry.join && fresh {
+        if let Some(path) = &config.operator_token_file {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match fetch_view(&config, id, token.trim().to_string(), Duration::from_secs(10)).await {
+                Ok(view) => initial = Some(view.membership.leave_joint()),
+                Err(error) => eprintln!(
+                    "warning: no node answered with the membership ({error}); starting from the seeds"
+                ),
+            }
+        }
+    }
+    let server = Server::start_entry(&config, entry.clone(), initial)?;
     exporter
         .serve(server.node().clone(), id, &config.tuning)
         .map_err(anyhow::Error::msg)?;

@@ -41,6 +41,7 @@ pub struct MemberClient {
     endpoint: quinn::Endpoint,
     cluster: ClusterId,
     nodes: Mutex<BTreeMap<NodeId, SocketAddr>>,
+    leader: Mutex<Option<NodeId>>,
     token: String,
     /// How long a change may take (it waits for a learner to catch up).
     pub change_timeout: Duration,
@@ -61,9 +62,10 @@ impl MemberClient {
             endpoint,
             cluster,
             nodes: Mutex::new(config.nodes.iter().map(|n| (n.id, n.client_addr)).collect()),
+            leader: Mutex::new(None),
             token,
             change_timeout: Duration::from_secs(90),
-            list_timeout: Duration::from_secs(3),
+            list_timeout: Duration::from_secs(2),
         })
     }
 
@@ -91,6 +93,9 @@ impl MemberClient {
     }
 
     fn learn(&self, view: &MemberView) {
+        if view.leader.is_some() {
+            *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = view.leader;
+        }
         let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
         for member in &view.members {
             if let Some(addrs) = member.addrs {
@@ -172,14 +177,20 @@ impl MemberClient {
             };
         let mut tried = Vec::new();
         let mut problems = Vec::new();
-        let mut next: Option<NodeId> = None;
+        let mut next: Option<NodeId> = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
         let mut follower_view: Option<MemberView> = None;
         while Instant::now() < deadline {
-            let Some(target) = next
-                .take()
-                .or_else(|| self.node_ids().into_iter().find(|id| !tried.contains(id)))
-            else {
-                break;
+            let untried = || self.node_ids().into_iter().find(|id| !tried.contains(id));
+            let target = match next.take().or_else(untried) {
+                Some(target) => target,
+                None if change => {
+                    // Every node said no: an election is going on (e.g. the
+                    // leader removed itself). Ask again from the start.
+                    tried.clear();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                None => break,
             };
             tried.push(target);
             let timeout = if change {
@@ -249,6 +260,40 @@ impl MemberClient {
         self.endpoint.close(0u32.into(), b"member client closing");
         self.endpoint.wait_idle().await;
     }
+}
+
+/// The membership and addresses as some node of `config` (not `id`) sees
+/// them, asking each in turn for up to `within`; for a node that joins.
+pub async fn fetch_view(
+    config: &ClusterConfig,
+    id: NodeId,
+    token: String,
+    within: Duration,
+) -> Result<MemberView, MemberClientError> {
+    let client = MemberClient::new(config, token)?;
+    let deadline = Instant::now() + within;
+    let mut problems = Vec::new();
+    while Instant::now() < deadline {
+        for other in client.node_ids().into_iter().filter(|n| *n != id) {
+            match client
+                .send_to(other, MemberCommand::List, Duration::from_secs(2))
+                .await
+            {
+                Ok(Ok(view)) => {
+                    client.close().await;
+                    return Ok(view);
+                }
+                Ok(Err(error)) => {
+                    client.close().await;
+                    return Err(error.into());
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    client.close().await;
+    Err(MemberClientError::Unreachable(problems.join("; ")))
 }
 
 /// At start, asks the other nodes (the cluster file's, one after the

@@ -110,7 +110,7 @@ impl Server {
     /// cluster over QUIC and serves the client API.
     pub fn start(config: &ClusterConfig, id: NodeId) -> Result<Arc<Server>, ServeError> {
         let entry = config.node(id)?.clone();
-        Server::start_entry(config, entry)
+        Server::start_entry(config, entry, None)
     }
 
     /// Starts the node of `entry`, which the configuration need not list
@@ -120,9 +120,16 @@ impl Server {
     /// for the leader, whose log says the real membership (the operator
     /// runs `member add` for it). At start it asks the other nodes for the
     /// address book, so it can reach members the file does not list.
+    ///
+    /// `initial` replaces the seeds as the initial membership of a node with
+    /// an empty data directory: a joining node is given the membership the
+    /// cluster has now (ZAB's learners find the leader through the voters
+    /// they know). Classic Paxos must start from the seeds (the
+    /// configuration of slot 1), so it ignores `initial`.
     pub fn start_entry(
         config: &ClusterConfig,
         entry: NodeEntry,
+        initial: Option<consensus::Membership>,
     ) -> Result<Arc<Server>, ServeError> {
         let id = entry.id;
         let cluster =
@@ -153,11 +160,12 @@ impl Server {
             .map(read_admin_token)
             .transpose()?;
         let (machine, directory) = WithDirectory::new(Sessions::new(KvState::new(), SESSIONS_MAX));
-        let node = Arc::new(
-            config
-                .builder_for(&entry, material.clone())
-                .start(machine)?,
-        );
+        let mut builder = config.builder_for(&entry, material.clone());
+        if let Some(initial) = initial.filter(|_| config.protocol != consensus::Protocol::Paxos) {
+            tracing::info!(node = id, membership = %initial, "initial membership from the cluster");
+            builder = builder.membership(initial);
+        }
+        let node = Arc::new(builder.start(machine)?);
         let mut seeds: BTreeMap<NodeId, MemberAddrs> = config
             .nodes
             .iter()
