@@ -963,10 +963,19 @@ impl MemberService {
         done: &[String],
     ) -> Result<LogIndex, MemberError> {
         tracing::info!(node = self.id, to = %target, step, "changing the membership");
-        self.node
-            .change_membership(target)
+        let index = self
+            .node
+            .change_membership(target.clone())
             .await
-            .map_err(|error| cluster_error(step, error, done))
+            .map_err(|error| cluster_error(step, error, done))?;
+        // The change is in force; this node's published status may be one
+        // batch behind. Wait for it, so the next step and the answer see it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut status = self.node.status_watch();
+        while status.borrow_and_update().membership != target && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), status.changed()).await;
+        }
+        Ok(index)
     }
 }
 
