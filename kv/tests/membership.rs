@@ -497,3 +497,102 @@ membership_test!(membership_raft, "raft");
 membership_test!(membership_multipaxos, "multipaxos");
 membership_test!(membership_zab, "zab");
 membership_test!(membership_paxos, "paxos");
+
+/// A node whose certificate comes from another CA is refused by the
+/// members: added as a learner, it never receives an entry.
+#[test]
+fn a_node_with_a_foreign_certificate_never_joins() {
+    runtime().block_on(async {
+        tokio::time::timeout(Duration::from_secs(90), foreign_certificate())
+            .await
+            .expect("the foreign-certificate test finished in time")
+    });
+}
+
+async fn foreign_certificate() {
+    let harness = Harness::start("raft");
+    let client = harness.client();
+    client
+        .put("k", Bytes::from("v"))
+        .await
+        .unwrap_or_else(|e| panic!("first put: {e}\n{}", harness.logs(&[1, 2, 3])));
+    // Node 7 gets a certificate for the right cluster and id, from a CA of
+    // its own, and a copy of the cluster file pointing at it.
+    let dir = harness.dir.path();
+    let cluster = ClusterId::new(CLUSTER.to_string()).expect("cluster id");
+    certs::generate_cluster_dir(&dir.join("foreign"), &cluster, 7..=7).expect("foreign CA");
+    let text = std::fs::read_to_string(harness.cluster.config_path()).expect("config");
+    let foreign_config = dir.join("foreign.toml");
+    std::fs::write(
+        &foreign_config,
+        text.replace("certs_dir = \"certs\"", "certs_dir = \"foreign\""),
+    )
+    .expect("foreign config");
+    let addrs = free_udp_addrs(2).expect("ports");
+    let log = std::fs::File::create(dir.join("node-7.log")).expect("log");
+    let mut node7 = std::process::Command::new(env!("CARGO_BIN_EXE_consensus-kv"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&foreign_config)
+        .args(["--id", "7", "--join", "--peer-addr"])
+        .env("RUST_LOG", "info")
+        .arg(addrs[0].to_string())
+        .arg("--client-addr")
+        .arg(addrs[1].to_string())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start node 7");
+    // Node 7 first asks the cluster for the membership (in vain: it does
+    // not trust the cluster's certificates either), then starts.
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(dir.join("node-7.log"))
+        .unwrap_or_default()
+        .contains("key-value node started")
+    {
+        assert!(Instant::now() < deadline, "node 7 did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let members = harness.members();
+    let view = members
+        .run(MemberCommand::Add {
+            id: 7,
+            addrs: MemberAddrs {
+                peer_addr: addrs[0],
+                client_addr: addrs[1],
+            },
+            learner: true,
+        })
+        .await
+        .expect("add 7 as a learner");
+    assert!(view.membership.learners.contains(&7), "{view:#?}");
+    // Writes go on; node 7 stays at match index 0 on the leader.
+    for i in 0..20 {
+        client
+            .put(&format!("after-{i}"), Bytes::from("x"))
+            .await
+            .expect("put");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let view = members.list().await.expect("list");
+    let seven = view.member(7).expect("node 7 listed");
+    assert_eq!(
+        seven.match_index.unwrap_or(0),
+        0,
+        "a node with a foreign certificate received entries: {view:#?}"
+    );
+    let node7_log = std::fs::read_to_string(dir.join("node-7.log")).unwrap_or_default();
+    let _ = node7.kill();
+    let _ = node7.wait();
+    let view = members
+        .run(MemberCommand::Remove { id: 7 })
+        .await
+        .expect("remove 7");
+    assert!(!view.membership.contains(7), "{view:#?}");
+    assert!(
+        node7_log.contains("certificate") || node7_log.contains("TLS") || node7_log.contains("tls"),
+        "node 7's log shows the TLS failure:\n{node7_log}"
+    );
+    members.close().await;
+    client.close().await;
+}
