@@ -729,6 +729,55 @@ data_dir = "/tmp/elsewhere"
     }
 
     #[test]
+    fn joining_nodes_are_not_seeds_and_the_operator_token_is_optional() {
+        let config = ClusterConfig::parse(GOOD, Path::new("/etc/kv/cluster.toml")).unwrap();
+        assert_eq!(config.seed_ids(), vec![1, 2]);
+        assert_eq!(config.operator_token_file, None);
+        let joined = format!(
+            "{GOOD}{}{}",
+            ClusterConfig::render_join(
+                3,
+                "127.0.0.1:7003".parse().unwrap(),
+                "127.0.0.1:7103".parse().unwrap()
+            ),
+            ClusterConfig::render_operator("operator-token")
+        );
+        let config = ClusterConfig::parse(&joined, Path::new("/etc/kv/cluster.toml")).unwrap();
+        assert!(config.node(3).unwrap().join);
+        assert!(!config.node(1).unwrap().join);
+        assert_eq!(
+            config.seed_ids(),
+            vec![1, 2],
+            "a joining node is not a seed"
+        );
+        assert_eq!(
+            config.operator_token_file,
+            Some(PathBuf::from("/etc/kv/operator-token"))
+        );
+        let entry = config.joining_entry(
+            9,
+            "127.0.0.1:7009".parse().unwrap(),
+            "127.0.0.1:7109".parse().unwrap(),
+            None,
+        );
+        assert_eq!(entry.data_dir, PathBuf::from("/etc/kv/data/node-9"));
+        assert!(entry.join);
+        let only_joiners = GOOD
+            .replace(
+                "client_addr = \"127.0.0.1:7101\"\n",
+                "client_addr = \"127.0.0.1:7101\"\njoin = true\n",
+            )
+            .replace(
+                "data_dir = \"/tmp/elsewhere\"\n",
+                "data_dir = \"/tmp/elsewhere\"\njoin = true\n",
+            );
+        let error = ClusterConfig::parse(&only_joiners, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no seed"), "{error}");
+    }
+
+    #[test]
     fn a_timing_profile_then_overrides() {
         let fast = format!("{GOOD}\n[tuning]\nprofile = \"fast\"\n");
         let config = ClusterConfig::parse(&fast, Path::new("c.toml")).unwrap();
