@@ -10,31 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use consensus::{ClusterId, ConsensusNode, NodeId};
+use consensus_service::members::{run_on_leader, MemberSender};
 use consensus_service::pipe::PipeClient;
-use thiserror::Error;
+
+pub use consensus_service::members::MemberClientError;
 
 use crate::client::{client_endpoint, read_ca};
 use crate::config::ClusterConfig;
 use crate::tls;
 use crate::wire::{
-    self, MemberCommand, MemberError, MemberReply, MemberRequest, MemberView, Request,
-    MESSAGE_BYTES_MAX,
+    self, MemberCommand, MemberReply, MemberRequest, MemberView, Request, MESSAGE_BYTES_MAX,
 };
-
-/// Why a membership command did not give an answer.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum MemberClientError {
-    /// The cluster refused it, or a step failed (the error says which).
-    #[error(transparent)]
-    Refused(#[from] MemberError),
-    /// No node answered; for a change, its outcome is unknown (look with
-    /// `member list`).
-    #[error("no answer: {0}")]
-    Unreachable(String),
-    /// The client could not be set up (no token file, bad CA).
-    #[error("member client setup: {0}")]
-    Setup(String),
-}
 
 /// Sends membership commands to one cluster.
 pub struct MemberClient {
@@ -168,91 +154,7 @@ impl MemberClient {
     /// runs it (no blind retry: it is not idempotent); only `list` moves on
     /// to another node after a failure.
     pub async fn run(&self, command: MemberCommand) -> Result<MemberView, MemberClientError> {
-        let change = command.is_change();
-        let deadline = Instant::now()
-            + if change {
-                self.change_timeout
-            } else {
-                self.list_timeout * 4
-            };
-        let mut tried = Vec::new();
-        let mut problems = Vec::new();
-        let mut next: Option<NodeId> = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
-        let mut follower_view: Option<MemberView> = None;
-        while Instant::now() < deadline {
-            let untried = || self.node_ids().into_iter().find(|id| !tried.contains(id));
-            let target = match next.take().or_else(untried) {
-                Some(target) => target,
-                None if change => {
-                    // Every node said no: an election is going on (e.g. the
-                    // leader removed itself). Ask again from the start.
-                    tried.clear();
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-                None => break,
-            };
-            tried.push(target);
-            let timeout = if change {
-                deadline.saturating_duration_since(Instant::now())
-            } else {
-                self.list_timeout
-            };
-            // A list is a change-free question: ask it first, so a change
-            // goes only to a node that leads.
-            match self
-                .send_to(target, MemberCommand::List, self.list_timeout)
-                .await
-            {
-                Ok(Ok(view)) => {
-                    // The leader (or, without one, e.g. on classic Paxos, any
-                    // node) runs the command; a follower names the leader.
-                    match view.leader {
-                        Some(leader) if leader != target => {
-                            if !tried.contains(&leader) {
-                                next = Some(leader);
-                            }
-                            follower_view.get_or_insert(view);
-                            continue;
-                        }
-                        _ if !change => return Ok(view),
-                        _ => {}
-                    }
-                }
-                Ok(Err(error)) => return Err(error.into()),
-                Err(problem) => {
-                    problems.push(problem);
-                    continue;
-                }
-            }
-            match self.send_to(target, command.clone(), timeout).await {
-                Ok(Ok(view)) => return Ok(view),
-                Ok(Err(MemberError::NotLeader { leader })) => {
-                    problems.push(format!("node {target}: not the leader (leader {leader:?})"));
-                    if let Some(leader) = leader {
-                        tried.retain(|id| *id != leader);
-                        next = Some(leader);
-                    }
-                    // A leader that handed over before removing itself
-                    // answers with the new leader: give it a moment.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Ok(Err(error)) => return Err(error.into()),
-                Err(problem) => {
-                    return Err(MemberClientError::Unreachable(format!(
-                        "{problem}; the change may or may not have happened: check `member list`"
-                    )))
-                }
-            }
-        }
-        if let Some(view) = follower_view.filter(|_| !change) {
-            return Ok(view);
-        }
-        Err(MemberClientError::Unreachable(if problems.is_empty() {
-            "no node leads".into()
-        } else {
-            problems.join("; ")
-        }))
+        run_on_leader(self, command, self.list_timeout, self.change_timeout).await
     }
 
     /// Closes the endpoint.
@@ -351,4 +253,23 @@ pub fn spawn_address_fetch(
         );
         client.close().await;
     });
+}
+
+impl MemberSender for MemberClient {
+    fn node_ids(&self) -> Vec<NodeId> {
+        MemberClient::node_ids(self)
+    }
+
+    fn last_leader(&self) -> Option<NodeId> {
+        *self.leader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn send(
+        &self,
+        id: NodeId,
+        command: MemberCommand,
+        timeout: Duration,
+    ) -> Result<MemberReply, String> {
+        self.send_to(id, command, timeout).await
+    }
 }

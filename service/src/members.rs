@@ -166,6 +166,7 @@ pub struct WithDirectory<S> {
     inner: S,
     directory: Directory,
     published: watch::Sender<Directory>,
+    on_directory_entry: Option<Box<dyn FnMut(LogIndex) + Send>>,
 }
 
 impl<S: StateMachine> WithDirectory<S> {
@@ -178,9 +179,19 @@ impl<S: StateMachine> WithDirectory<S> {
                 inner,
                 directory: Directory::default(),
                 published,
+                on_directory_entry: None,
             },
             receiver,
         )
+    }
+
+    /// Calls `hook` with the index of every directory entry applied: the
+    /// inner state machine never sees those entries, so one that tracks the
+    /// applied index itself (to answer "applied up to i" waits) learns of
+    /// them here.
+    pub fn on_directory_entry(mut self, hook: impl FnMut(LogIndex) + Send + 'static) -> Self {
+        self.on_directory_entry = Some(Box::new(hook));
+        self
     }
 
     fn publish(&self) {
@@ -195,10 +206,16 @@ impl<S: StateMachine> StateMachine for WithDirectory<S> {
             Some(Ok(command)) => {
                 self.directory.apply(command);
                 self.publish();
+                if let Some(hook) = &mut self.on_directory_entry {
+                    hook(index);
+                }
                 Bytes::new()
             }
             Some(Err(error)) => {
                 tracing::warn!(index, %error, "a directory command does not decode; ignored");
+                if let Some(hook) = &mut self.on_directory_entry {
+                    hook(index);
+                }
                 Bytes::new()
             }
         }
@@ -977,6 +994,123 @@ impl MemberService {
         }
         Ok(index)
     }
+}
+
+/// Why a membership command gave no answer (the client side).
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum MemberClientError {
+    /// The cluster refused it, or a step failed (the error says which).
+    #[error(transparent)]
+    Refused(#[from] MemberError),
+    /// No node answered; for a change, its outcome is unknown (look with
+    /// `member list`).
+    #[error("no answer: {0}")]
+    Unreachable(String),
+    /// The client could not be set up (no token file, bad CA).
+    #[error("member client setup: {0}")]
+    Setup(String),
+}
+
+/// How a service's client sends one membership command to one node.
+pub trait MemberSender {
+    /// The nodes to try (the cluster file's, and those learned since).
+    fn node_ids(&self) -> Vec<NodeId>;
+    /// The leader last seen, tried first.
+    fn last_leader(&self) -> Option<NodeId>;
+    /// Sends `command` to node `id`: the node's answer, or why there was
+    /// none.
+    fn send(
+        &self,
+        id: NodeId,
+        command: MemberCommand,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Result<MemberView, MemberError>, String>> + Send;
+}
+
+/// Runs `command` on the leader (any node on classic Paxos): asks each
+/// node for its view first, follows a follower's leader hint, retries
+/// through an election (a leader that removed itself), and sends a change
+/// once to the node that runs it (no blind retry: a change is not
+/// idempotent). A `list` that finds no leader answers with a follower's
+/// view.
+pub async fn run_on_leader<S: MemberSender>(
+    sender: &S,
+    command: MemberCommand,
+    list_timeout: Duration,
+    change_timeout: Duration,
+) -> Result<MemberView, MemberClientError> {
+    let change = command.is_change();
+    let deadline = Instant::now()
+        + if change {
+            change_timeout
+        } else {
+            list_timeout * 4
+        };
+    let mut tried = Vec::new();
+    let mut problems = Vec::new();
+    let mut next = sender.last_leader();
+    let mut follower_view: Option<MemberView> = None;
+    while Instant::now() < deadline {
+        let untried = || sender.node_ids().into_iter().find(|id| !tried.contains(id));
+        let target = match next.take().or_else(untried) {
+            Some(target) => target,
+            None if change => {
+                // Every node said no: an election is going on (e.g. the
+                // leader removed itself). Ask again from the start.
+                tried.clear();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            None => break,
+        };
+        tried.push(target);
+        match sender.send(target, MemberCommand::List, list_timeout).await {
+            Ok(Ok(view)) => match view.leader {
+                Some(leader) if leader != target => {
+                    if !tried.contains(&leader) {
+                        next = Some(leader);
+                    }
+                    follower_view.get_or_insert(view);
+                    continue;
+                }
+                _ if !change => return Ok(view),
+                _ => {}
+            },
+            Ok(Err(error)) => return Err(error.into()),
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        match sender.send(target, command.clone(), timeout).await {
+            Ok(Ok(view)) => return Ok(view),
+            Ok(Err(MemberError::NotLeader { leader })) => {
+                problems.push(format!("node {target}: not the leader (leader {leader:?})"));
+                if let Some(leader) = leader {
+                    tried.retain(|id| *id != leader);
+                    next = Some(leader);
+                }
+                // A leader that handed over before removing itself answers
+                // with the new leader: give it a moment.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(Err(error)) => return Err(error.into()),
+            Err(problem) => {
+                return Err(MemberClientError::Unreachable(format!(
+                    "{problem}; the change may or may not have happened: check `member list`"
+                )))
+            }
+        }
+    }
+    if let Some(view) = follower_view.filter(|_| !change) {
+        return Ok(view);
+    }
+    Err(MemberClientError::Unreachable(if problems.is_empty() {
+        "no node leads".into()
+    } else {
+        problems.join("; ")
+    }))
 }
 
 fn role_of(membership: &Membership, id: NodeId) -> Option<MemberRole> {
