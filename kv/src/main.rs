@@ -16,7 +16,7 @@ use consensus_kv::load::{self, LoadOptions};
 use consensus_kv::members::{fetch_view, MemberClient};
 use consensus_kv::server::Server;
 use consensus_kv::wire::AdminCommand;
-use consensus_kv::wire::{MemberAddrs, MemberCommand};
+use consensus_service::members::MemberAction;
 use consensus_service::ops::MetricsArgs;
 
 #[derive(Parser)]
@@ -199,50 +199,6 @@ struct JoinArgs {
     /// (default: the file's data_root/node-ID).
     #[arg(long, requires = "peer_addr")]
     data_dir: Option<PathBuf>,
-}
-
-#[derive(Subcommand)]
-enum MemberAction {
-    /// Write a new random secret to the configuration's `[operator] token_file`.
-    Token {
-        /// Replace an existing secret.
-        #[arg(long)]
-        force: bool,
-    },
-    /// The members: id, addresses, voter or learner, and on the leader how
-    /// far each is behind.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Add node ID: its addresses to every node, then as a learner, then as
-    /// a voter once it has caught up (unless --learner). Start it with
-    /// `serve --join` (before or after).
-    Add {
-        /// The new node's id.
-        id: u64,
-        /// Its consensus address.
-        #[arg(long)]
-        peer_addr: std::net::SocketAddr,
-        /// Its client address.
-        #[arg(long)]
-        client_addr: std::net::SocketAddr,
-        /// Leave it a learner (promote it later with `member promote`).
-        #[arg(long)]
-        learner: bool,
-    },
-    /// Make learner ID a voter once it has caught up.
-    Promote {
-        /// The learner.
-        id: u64,
-    },
-    /// Remove node ID (the leader hands leadership over first when it is
-    /// the one removed).
-    Remove {
-        /// The node.
-        id: u64,
-    },
 }
 
 #[derive(Subcommand)]
@@ -690,29 +646,10 @@ async fn cmd_member(config_path: &Path, action: MemberAction) -> Result<()> {
         );
         return Ok(());
     }
-    let client = MemberClient::from_config(&config)?;
-    let (command, json) = match action {
-        MemberAction::Token { .. } => unreachable!("handled above"),
-        MemberAction::List { json } => (MemberCommand::List, json),
-        MemberAction::Add {
-            id,
-            peer_addr,
-            client_addr,
-            learner,
-        } => (
-            MemberCommand::Add {
-                id,
-                addrs: MemberAddrs {
-                    peer_addr,
-                    client_addr,
-                },
-                learner,
-            },
-            false,
-        ),
-        MemberAction::Promote { id } => (MemberCommand::Promote { id }, false),
-        MemberAction::Remove { id } => (MemberCommand::Remove { id }, false),
+    let Some((command, json)) = action.command() else {
+        bail!("unreachable: token is handled above");
     };
+    let client = MemberClient::from_config(&config)?;
     let result = client.run(command).await;
     client.close().await;
     let view = result?;

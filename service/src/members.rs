@@ -1149,6 +1149,96 @@ fn cluster_error(step: &str, error: ClientError, done: &[String]) -> MemberError
     }
 }
 
+/// The `member` subcommands, the same in every service's binary.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum MemberAction {
+    /// Write a new random secret to the configuration's `[operator] token_file`.
+    Token {
+        /// Replace an existing secret.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The members: id, addresses, voter or learner, and on the leader how
+    /// far each is behind.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add node ID: its addresses to every node, then as a learner, then as
+    /// a voter once it has caught up (unless --learner). Start it as a
+    /// joining node (before or after).
+    Add {
+        /// The new node's id.
+        id: NodeId,
+        /// Its consensus address.
+        #[arg(long)]
+        peer_addr: SocketAddr,
+        /// Its client address.
+        #[arg(long)]
+        client_addr: SocketAddr,
+        /// Leave it a learner (promote it later with `member promote`).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Make learner ID a voter once it has caught up.
+    Promote {
+        /// The learner.
+        id: NodeId,
+    },
+    /// Remove node ID (the leader hands leadership over first when it is
+    /// the one removed).
+    Remove {
+        /// The node.
+        id: NodeId,
+    },
+}
+
+impl MemberAction {
+    /// The command to send and whether to print JSON (`None` for `token`,
+    /// which the binary handles itself).
+    pub fn command(&self) -> Option<(MemberCommand, bool)> {
+        match self {
+            MemberAction::Token { .. } => None,
+            MemberAction::List { json } => Some((MemberCommand::List, *json)),
+            MemberAction::Add {
+                id,
+                peer_addr,
+                client_addr,
+                learner,
+            } => Some((
+                MemberCommand::Add {
+                    id: *id,
+                    addrs: MemberAddrs {
+                        peer_addr: *peer_addr,
+                        client_addr: *client_addr,
+                    },
+                    learner: *learner,
+                },
+                false,
+            )),
+            MemberAction::Promote { id } => Some((MemberCommand::Promote { id: *id }, false)),
+            MemberAction::Remove { id } => Some((MemberCommand::Remove { id: *id }, false)),
+        }
+    }
+}
+
+/// Writes a new random secret (64 hex characters) to `path`, readable by
+/// its owner only.
+pub fn write_secret(path: &std::path::Path) -> std::io::Result<()> {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(path, format!("{token}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
