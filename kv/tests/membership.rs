@@ -530,19 +530,21 @@ async fn foreign_certificate() {
     .expect("foreign config");
     let addrs = free_udp_addrs(2).expect("ports");
     let log = std::fs::File::create(dir.join("node-7.log")).expect("log");
-    let mut node7 = std::process::Command::new(env!("CARGO_BIN_EXE_consensus-kv"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&foreign_config)
-        .args(["--id", "7", "--join", "--peer-addr"])
-        .env("RUST_LOG", "info")
-        .arg(addrs[0].to_string())
-        .arg("--client-addr")
-        .arg(addrs[1].to_string())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("start node 7");
+    let mut node7 = Reaped(
+        std::process::Command::new(env!("CARGO_BIN_EXE_consensus-kv"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&foreign_config)
+            .args(["--id", "7", "--join", "--peer-addr"])
+            .env("RUST_LOG", "info")
+            .arg(addrs[0].to_string())
+            .arg("--client-addr")
+            .arg(addrs[1].to_string())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start node 7"),
+    );
     // Node 7 first asks the cluster for the membership (in vain: it does
     // not trust the cluster's certificates either), then starts.
     let deadline = Instant::now() + WAIT;
@@ -582,8 +584,7 @@ async fn foreign_certificate() {
         "a node with a foreign certificate received entries: {view:#?}"
     );
     let node7_log = std::fs::read_to_string(dir.join("node-7.log")).unwrap_or_default();
-    let _ = node7.kill();
-    let _ = node7.wait();
+    node7.stop();
     let view = members
         .run(MemberCommand::Remove { id: 7 })
         .await
@@ -595,4 +596,20 @@ async fn foreign_certificate() {
     );
     members.close().await;
     client.close().await;
+}
+
+/// A child process killed (and reaped) when the test ends, also on a panic.
+struct Reaped(std::process::Child);
+
+impl Reaped {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
