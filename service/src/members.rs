@@ -870,6 +870,18 @@ impl MemberService {
         let status = self.node.status();
         let membership = status.membership.clone();
         if !membership.contains(id) {
+            // Not a member, but its address is still known (a node that
+            // removed itself could not forget it): forget it now.
+            if id != self.id && self.addresses().contains_key(&id) {
+                let forgotten = self
+                    .append(
+                        DirectoryCommand::Forget { id },
+                        "forgetting its address",
+                        &[],
+                    )
+                    .await;
+                return forgotten;
+            }
             return Err(MemberError::NotMember { id });
         }
         if id == self.id && status.role == Role::Leader {
@@ -889,13 +901,19 @@ impl MemberService {
         self.change_membership(target, "removing it from the membership", &done)
             .await?;
         done.push(format!("node {id} removed from the membership"));
+        let forget = self.append(
+            DirectoryCommand::Forget { id },
+            "forgetting its address",
+            &done,
+        );
         if id != self.id {
-            self.append(
-                DirectoryCommand::Forget { id },
-                "forgetting its address",
-                &done,
-            )
-            .await?;
+            forget.await?;
+        } else if let Err(error) = forget.await {
+            // A node that removed itself (no leadership transfer in this
+            // protocol, or classic Paxos) may no longer get an entry
+            // committed: the members keep its address, and dial it in
+            // vain, until `member remove` is run again on the new leader.
+            tracing::warn!(node = self.id, %error, "removed this node, but could not forget its address; run `member remove` again to forget it");
         }
         Ok(())
     }
