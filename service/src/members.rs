@@ -691,6 +691,12 @@ impl MemberService {
     /// May this node run a change? (The leader; any node on classic Paxos.)
     fn check_leader(&self) -> Result<(), MemberError> {
         let status = self.node.status();
+        if !status.membership.contains(self.id) {
+            // A removed node (still running) must not run changes.
+            return Err(MemberError::NotLeader {
+                leader: status.leader.filter(|l| *l != self.id),
+            });
+        }
         match status.role {
             Role::Leader | Role::Peer => Ok(()),
             _ => Err(MemberError::NotLeader {
@@ -1083,6 +1089,11 @@ pub async fn run_on_leader<S: MemberSender>(
         };
         tried.push(target);
         match sender.send(target, MemberCommand::List, list_timeout).await {
+            Ok(Ok(view)) if !view.membership.contains(target) => {
+                // A removed node that still runs: its view is stale.
+                follower_view.get_or_insert(view);
+                continue;
+            }
             Ok(Ok(view)) => match view.leader {
                 Some(leader) if leader != target => {
                     if !tried.contains(&leader) {
