@@ -29,6 +29,7 @@ use consensus_service::accept;
 use consensus_service::config::ClusterConfig;
 use consensus_service::members::{MemberAddrs, MemberOptions, MemberService, WithDirectory};
 use consensus_service::ops::RequestMetrics;
+use consensus_service::pipe::{self, PipeClient, PipeError, PipeLimits};
 use consensus_service::retry::Backoff;
 use thiserror::Error;
 use tokio::sync::{mpsc, Mutex};
@@ -39,7 +40,7 @@ use crate::tls;
 use crate::types::{CoordError, Op, SessionId};
 use crate::wire::MemberReply;
 use crate::wire::{
-    self, Admin, AdminReply, Answer, AppendReply, Attached, BarrierReply, ClientFrame, Forward,
+    self, Admin, AdminReply, Answer, Attached, ClientFrame, Forward, ForwardReply, Forwarded,
     Hello, NodeReport, Open, Request, ServerFrame, ServiceError,
 };
 
@@ -48,6 +49,9 @@ use crate::wire::{
 const PROPOSE_DEADLINE: Duration = Duration::from_secs(8);
 /// How long a request forwarded to the leader may wait for its answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// QUIC stream error code with which a forwarding pipe from a connection
+/// without a node certificate is refused.
+const FORWARD_REFUSED: u32 = 0x46;
 /// How often a forwarded request checks that its target is still the leader.
 const LEADER_CHECK_INTERVAL: Duration = Duration::from_millis(25);
 /// How long a server waits to catch up with a reconnecting client's last
@@ -97,6 +101,7 @@ pub struct Server {
     cluster: ClusterId,
     forward_endpoint: quinn::Endpoint,
     forward_connections: Mutex<BTreeMap<NodeId, quinn::Connection>>,
+    forward_pipes: Mutex<BTreeMap<NodeId, PipeClient>>,
     touches: mpsc::UnboundedSender<SessionId>,
     touch_queue: std::sync::Mutex<Option<mpsc::UnboundedReceiver<SessionId>>>,
     next_conn: AtomicU64,
@@ -213,6 +218,7 @@ impl Server {
             cluster,
             forward_endpoint,
             forward_connections: Mutex::new(BTreeMap::new()),
+            forward_pipes: Mutex::new(BTreeMap::new()),
             touches,
             touch_queue: std::sync::Mutex::new(Some(touch_queue)),
             next_conn: AtomicU64::new(1),
@@ -272,35 +278,26 @@ impl Server {
         };
         match open {
             Open::Session(hello) => self.serve_session(send, recv, hello).await,
-            Open::Forward(request) => {
+            Open::ForwardPipe => {
                 if !tls::is_node_connection(&connection) {
-                    let refusal = ServiceError::Forbidden("only cluster nodes may forward".into());
-                    let _ = match request {
-                        Forward::Append(_) => {
-                            wire::write_frame(&mut send, &AppendReply::Err(refusal)).await
-                        }
-                        Forward::Barrier => {
-                            wire::write_frame(&mut send, &BarrierReply::Err(refusal)).await
-                        }
-                    };
-                } else {
-                    let _ = match request {
-                        Forward::Append(command) => {
-                            let reply: AppendReply = match self.node.append(command).await {
-                                Ok(applied) => Ok((applied.index, applied.response)),
-                                Err(error) => Err(redirect_error(error)),
-                            };
-                            wire::write_frame(&mut send, &reply).await
-                        }
-                        Forward::Barrier => {
-                            let reply: BarrierReply =
-                                self.node.read_barrier().await.map_err(redirect_error);
-                            wire::write_frame(&mut send, &reply).await
-                        }
-                    };
+                    tracing::debug!("refusing a forwarding pipe from a non-node connection");
+                    let _ = send.reset(FORWARD_REFUSED.into());
+                    let _ = recv.stop(FORWARD_REFUSED.into());
+                    return;
                 }
-                let _ = send.finish();
-                let _ = send.stopped().await;
+                let limits = PipeLimits {
+                    frame_bytes_max: wire::FRAME_BYTES_MAX,
+                    ..PipeLimits::default()
+                };
+                let server = &self;
+                let result =
+                    pipe::serve_pipe(&connection, send, recv, &limits, |body| async move {
+                        Bytes::from(wire::encode(&server.serve_forward(&body).await))
+                    })
+                    .await;
+                if let Err(error) = result {
+                    tracing::debug!(%error, "forwarding pipe closed");
+                }
             }
             Open::Member(request) => {
                 let started = std::time::Instant::now();
@@ -413,30 +410,55 @@ impl Server {
         Ok(connection)
     }
 
-    async fn forward<T: serde::de::DeserializeOwned>(
-        &self,
-        to: NodeId,
-        request: Forward,
-    ) -> Result<T, ForwardError> {
-        let connection = self
-            .forward_connection(to)
+    /// Runs one request that a follower's server forwarded here.
+    async fn serve_forward(&self, body: &[u8]) -> ForwardReply {
+        match wire::decode::<Forward>(body) {
+            Ok(Forward::Append(command)) => match self.node.append(command).await {
+                Ok(applied) => Ok(Forwarded::Appended {
+                    index: applied.index,
+                    response: applied.response,
+                }),
+                Err(error) => Err(redirect_error(error)),
+            },
+            Ok(Forward::Barrier) => match self.node.read_barrier().await {
+                Ok(index) => Ok(Forwarded::Barrier { index }),
+                Err(error) => Err(redirect_error(error)),
+            },
+            Err(error) => Err(ServiceError::Invalid(format!(
+                "a forwarded request that does not decode: {error}"
+            ))),
+        }
+    }
+
+    /// The forwarding pipe to node `to`'s server, opened on first use and
+    /// reopened once it closed.
+    async fn forward_pipe(&self, to: NodeId) -> Result<PipeClient, String> {
+        let mut pipes = self.forward_pipes.lock().await;
+        if let Some(pipe) = pipes.get(&to) {
+            if !pipe.is_closed() {
+                return Ok(pipe.clone());
+            }
+        }
+        pipes.remove(&to);
+        let connection = self.forward_connection(to).await?;
+        let preamble = wire::frame(&Open::ForwardPipe)?;
+        let pipe = PipeClient::open_after(connection, wire::FRAME_BYTES_MAX, preamble.into())
             .await
-            .map_err(ForwardError::NotSent)?;
-        let (mut send, mut recv) = connection
-            .open_bi()
-            .await
-            .map_err(|e| ForwardError::NotSent(e.to_string()))?;
-        wire::write_frame(&mut send, &Open::Forward(request))
-            .await
-            .map_err(ForwardError::MaybeSent)?;
-        let _ = send.finish();
+            .map_err(|e| e.to_string())?;
+        pipes.insert(to, pipe.clone());
+        Ok(pipe)
+    }
+
+    async fn forward(&self, to: NodeId, request: Forward) -> Result<Forwarded, ForwardError> {
+        let pipe = self.forward_pipe(to).await.map_err(ForwardError::NotSent)?;
         // Wait for the answer, but not for a leader that is gone: a leader
         // killed after the request left never answers, and its connection
         // only times out after the QUIC idle timeout. Once this node's own
         // view of the leader is no longer `to` (it noticed the loss, or
         // follows a newer leader), the request may or may not have been
         // committed: the caller retries (every command is idempotent).
-        let reply = wire::read_frame::<T>(&mut recv);
+        let body = Bytes::from(wire::encode(&request));
+        let reply = pipe.call(body);
         tokio::pin!(reply);
         let deadline = tokio::time::sleep(FORWARD_TIMEOUT);
         tokio::pin!(deadline);
@@ -445,11 +467,15 @@ impl Server {
             tokio::select! {
                 answer = &mut reply => {
                     return match answer {
-                        Ok(Some(reply)) => Ok(reply),
-                        Ok(None) => Err(ForwardError::MaybeSent(format!(
-                            "node {to} closed the stream"
-                        ))),
-                        Err(error) => Err(ForwardError::MaybeSent(error)),
+                        Ok(bytes) => match wire::decode::<ForwardReply>(&bytes) {
+                            Ok(Ok(done)) => Ok(done),
+                            Ok(Err(error)) => Err(ForwardError::Refused(error)),
+                            Err(error) => Err(ForwardError::MaybeSent(format!(
+                                "node {to} answered with bytes that do not decode: {error}"
+                            ))),
+                        },
+                        Err(PipeError::Closed(problem)) => Err(ForwardError::NotSent(problem)),
+                        Err(error) => Err(ForwardError::MaybeSent(error.to_string())),
                     };
                 }
                 _ = &mut deadline => {
@@ -484,12 +510,15 @@ impl Server {
                     Err(ClientError::NotLeader { hint: Some(leader) })
                         if leader != self.id && self.peers.contains_key(&leader) =>
                     {
-                        match self
-                            .forward::<AppendReply>(leader, Forward::Append(command.clone()))
-                            .await
-                        {
-                            Ok(Ok(done)) => Ok(done),
-                            Ok(Err(error)) => {
+                        match self.forward(leader, Forward::Append(command.clone())).await {
+                            Ok(Forwarded::Appended { index, response }) => Ok((index, response)),
+                            Ok(Forwarded::Barrier { .. }) => Err((
+                                ServiceError::OutcomeUnknown(format!(
+                                    "node {leader} answered a forwarded write with a barrier"
+                                )),
+                                true,
+                            )),
+                            Err(ForwardError::Refused(error)) => {
                                 let unknown = error.is_outcome_unknown();
                                 Err((error, unknown))
                             }
@@ -545,8 +574,12 @@ impl Server {
                 Err(ClientError::NotLeader { hint: Some(leader) })
                     if leader != self.id && self.peers.contains_key(&leader) =>
                 {
-                    match self.forward::<BarrierReply>(leader, Forward::Barrier).await {
-                        Ok(reply) => reply,
+                    match self.forward(leader, Forward::Barrier).await {
+                        Ok(Forwarded::Barrier { index }) => Ok(index),
+                        Ok(Forwarded::Appended { .. }) => Err(ServiceError::NotReady(format!(
+                            "node {leader} answered a forwarded barrier with a write"
+                        ))),
+                        Err(ForwardError::Refused(error)) => Err(error),
                         Err(ForwardError::NotSent(problem) | ForwardError::MaybeSent(problem)) => {
                             Err(ServiceError::NotReady(problem))
                         }
@@ -968,6 +1001,8 @@ enum ForwardError {
     NotSent(String),
     /// Maybe delivered.
     MaybeSent(String),
+    /// Delivered and answered with this error.
+    Refused(ServiceError),
 }
 
 /// A node's own refusal, as a retryable service error.

@@ -11,8 +11,11 @@
 //!   notice — all on this one ordered stream, so a client sees a watch event
 //!   before any reply that reflects the change behind it (per-session FIFO,
 //!   ZooKeeper's ordering guarantee).
-//! * [`Open::Forward`]: a server forwarding a write or a sync barrier to the
-//!   leader's server (one request, one reply). Allowed only to connections
+//! * [`Open::ForwardPipe`]: a server forwarding writes and sync barriers to
+//!   the leader's server. The rest of the stream is a pipe
+//!   (`consensus_service::pipe`): one long-lived stream per pair of nodes,
+//!   many [`Forward`] requests outstanding at once, each answered by a
+//!   [`ForwardReply`] under its request id. Allowed only to connections
 //!   that presented a node certificate of the cluster CA.
 //! * [`Open::Admin`]: a one-shot status or inspection request.
 
@@ -34,8 +37,8 @@ pub const FRAME_BYTES_MAX: usize = 4 << 20;
 pub enum Open {
     /// A client's session stream.
     Session(Hello),
-    /// A server-to-server forward.
-    Forward(Forward),
+    /// A server-to-server forwarding pipe (see the module docs).
+    ForwardPipe,
     /// A status / inspection request.
     Admin(Admin),
     /// A membership command (`consensus-coord member ...`), answered with
@@ -215,10 +218,28 @@ pub enum Forward {
     Barrier,
 }
 
-/// Reply to [`Forward::Append`].
-pub type AppendReply = Result<(LogIndex, Bytes), ServiceError>;
-/// Reply to [`Forward::Barrier`].
-pub type BarrierReply = Result<LogIndex, ServiceError>;
+/// What a forwarded request did on the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Forwarded {
+    /// [`Forward::Append`]: committed at `index`, with the state machine's
+    /// response.
+    Appended {
+        /// Where the command was committed.
+        index: LogIndex,
+        /// The state machine's response.
+        response: Bytes,
+    },
+    /// [`Forward::Barrier`]: every write committed before the request is at
+    /// or below `index`.
+    Barrier {
+        /// The barrier's index.
+        index: LogIndex,
+    },
+}
+
+/// The answer to a [`Forward`] request (a request that does not decode is
+/// answered `Err(ServiceError::Invalid)`).
+pub type ForwardReply = Result<Forwarded, ServiceError>;
 
 /// Status and inspection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,6 +399,13 @@ impl From<ClientError> for ServiceError {
             ClientError::Invalid(reason) => ServiceError::Invalid(reason),
         }
     }
+}
+
+/// One length-prefixed frame holding `value` (as [`write_frame`] sends it).
+pub fn frame<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    append_frame(&mut out, value)?;
+    Ok(out)
 }
 
 /// Encodes a value.

@@ -545,6 +545,118 @@ async fn operations_endpoint(cluster: &TestCluster) {
     assert!(writes >= 1.0, "{protocol}: no node counted a create");
 }
 
+/// The server-to-server forwarding pipe: refused to a connection without a
+/// node certificate; with one, many requests share one stream, a request
+/// that does not decode is answered with a typed error, a follower refuses
+/// an append it would have to forward again, and the leader answers.
+async fn forwarding_pipe(cluster: &TestCluster) {
+    use consensus::{certs, ClusterId};
+    use consensus_coord::tls;
+    use consensus_coord::wire::{self, Forward, ForwardReply, Forwarded, Open};
+    use consensus_service::pipe::PipeClient;
+
+    let config = &cluster.config;
+    let leader = eventually(Duration::from_secs(10), || cluster.leader())
+        .await
+        .expect("a leader");
+    let follower = config
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let cluster_id = ClusterId::new(config.cluster_id.clone()).expect("cluster id");
+    let addr = |id| config.node(id).expect("node").client_addr;
+    let connect = |client_config: quinn::ClientConfig, to| {
+        let name = tls::server_name(&cluster_id, to);
+        async move {
+            let mut endpoint =
+                quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
+            endpoint.set_default_client_config(client_config);
+            let connection = within(
+                "connecting",
+                endpoint.connect(addr(to), &name).expect("connect"),
+            )
+            .await
+            .expect("connected");
+            (endpoint, connection)
+        }
+    };
+    let preamble = || Bytes::from(wire::frame(&Open::ForwardPipe).expect("frame"));
+
+    // A client (no node certificate) may not forward: the stream is reset.
+    let ca = std::fs::read_to_string(config.certs_dir.join("ca.pem")).expect("ca");
+    let (_endpoint, connection) = connect(tls::client_config(&ca).unwrap(), leader).await;
+    let pipe = PipeClient::open_after(connection.clone(), wire::FRAME_BYTES_MAX, preamble())
+        .await
+        .expect("stream");
+    let refused = within(
+        "a refused forward",
+        pipe.call(Bytes::from(wire::encode(&Forward::Barrier))),
+    )
+    .await;
+    assert!(refused.is_err(), "a client forwarded: {refused:?}");
+
+    // A node certificate may.
+    let material = certs::load_node_tls(&config.certs_dir, &cluster_id, follower).expect("tls");
+    let node_config = tls::node_client_config(&material).expect("node config");
+    let (_endpoint, connection) = connect(node_config.clone(), leader).await;
+    let pipe = PipeClient::open_after(connection, wire::FRAME_BYTES_MAX, preamble())
+        .await
+        .expect("pipe");
+    let call = |request: Bytes| {
+        let pipe = pipe.clone();
+        async move {
+            let bytes = within("a forwarded request", pipe.call(request))
+                .await
+                .expect("an answer");
+            wire::decode::<ForwardReply>(&bytes).expect("a forward reply")
+        }
+    };
+    match call(Bytes::from_static(&[0xff, 0xff, 0xff])).await {
+        Err(consensus_coord::wire::ServiceError::Invalid(message)) => {
+            assert!(message.contains("does not decode"), "{message}")
+        }
+        other => panic!("garbage answered with {other:?}"),
+    }
+    // Many barriers outstanding at once on the one stream.
+    let mut barriers = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        barriers.spawn(call(Bytes::from(wire::encode(&Forward::Barrier))));
+    }
+    while let Some(reply) = barriers.join_next().await {
+        let reply = reply.expect("joined");
+        assert!(
+            matches!(reply, Ok(Forwarded::Barrier { index }) if index > 0),
+            "{reply:?}"
+        );
+    }
+    if cluster.protocol == "paxos" {
+        return; // no leader: every node runs barriers itself
+    }
+    // A follower does not forward a forwarded write again (it answers that
+    // it is not the leader; the sender retries with the leader).
+    let (_endpoint, connection) = connect(node_config, follower).await;
+    let to_follower = PipeClient::open_after(connection, wire::FRAME_BYTES_MAX, preamble())
+        .await
+        .expect("pipe");
+    let bytes = within(
+        "a forward to a follower",
+        to_follower.call(Bytes::from(wire::encode(&Forward::Append(
+            Bytes::from_static(b"never decoded: refused before"),
+        )))),
+    )
+    .await
+    .expect("an answer");
+    let reply = wire::decode::<ForwardReply>(&bytes).expect("a forward reply");
+    match reply {
+        Err(consensus_coord::wire::ServiceError::NotReady(message)) => {
+            assert!(message.contains("not the leader"), "{message}")
+        }
+        other => panic!("a follower answered a forwarded write with {other:?}"),
+    }
+}
+
 async fn service(protocol: &str) {
     if !enabled(protocol) {
         return;
@@ -556,6 +668,8 @@ async fn service(protocol: &str) {
     tree_and_watches(&cluster).await;
     eprintln!("{protocol}: operations_endpoint");
     operations_endpoint(&cluster).await;
+    eprintln!("{protocol}: forwarding_pipe");
+    forwarding_pipe(&cluster).await;
     eprintln!("{protocol}: watch_race");
     watch_race(&cluster).await;
     eprintln!("{protocol}: lock_with_fencing");

@@ -20,7 +20,7 @@
 //!   slot below the leader's frontier is fetched with a catch-up request.
 
 use crate::ballot::Ballot;
-use crate::core::{MultiPaxosCore, RoleState};
+use crate::core::{MultiPaxosCore, Role};
 use crate::message::{
     Accept, Accepted, Heartbeat, HeartbeatResponse, Message, Nack, Prepare, Probe, ProbeResponse,
     Promise,
@@ -41,11 +41,11 @@ impl MultiPaxosCore {
     /// A message of the leader of `ballot` (at least the promise) arrived:
     /// follow it and restart the failure detector.
     fn follow(&mut self, leader: NodeId) {
-        if !matches!(self.role, RoleState::Follower { .. }) {
+        if !matches!(self.role, Role::Follower { .. }) {
             // A probing candidate hears from a live leader: it gives up.
             self.become_follower(Some(leader));
         }
-        if let RoleState::Follower { leader: followed } = &mut self.role {
+        if let Role::Follower { leader: followed } = &mut self.role {
             *followed = Some(leader);
         }
         self.leader_contact = Some(self.now);
@@ -80,7 +80,7 @@ impl MultiPaxosCore {
             );
             return;
         }
-        let leader_alive = matches!(self.role, RoleState::Leader(_))
+        let leader_alive = matches!(self.role, Role::Leader(_))
             || self
                 .leader_contact
                 .is_some_and(|at| self.now - at < self.config.election_timeout_ticks_min);
@@ -195,9 +195,9 @@ impl MultiPaxosCore {
     pub(crate) fn on_nack(&mut self, from: NodeId, nack: Nack) {
         self.highest_seen = self.highest_seen.max(nack.promised);
         let current = match &self.role {
-            RoleState::Leader(leader) => Some(leader.ballot),
-            RoleState::Candidate(candidate) => candidate.prepared_ballot(),
-            RoleState::Follower { .. } => None,
+            Role::Leader(leader) => Some(leader.ballot),
+            Role::Candidate(candidate) => candidate.prepared_ballot(),
+            Role::Follower { .. } => None,
         };
         if current == Some(nack.ballot) && nack.promised > nack.ballot {
             tracing::debug!(node = self.config.id, from, promised = %nack.promised, "nacked");

@@ -15,7 +15,7 @@
 use consensus_api::{LogIndex, NodeId};
 
 use crate::ballot::Ballot;
-use crate::core::{MultiPaxosCore, RoleState};
+use crate::core::{MultiPaxosCore, Role};
 use crate::log::Stored;
 use crate::message::{CatchUp, Chosen, Message, SnapshotChunkResponse};
 
@@ -203,9 +203,9 @@ impl MultiPaxosCore {
     /// able to finish Phase 1.
     pub(crate) fn after_commit_advance(&mut self) {
         match &self.role {
-            RoleState::Candidate(_) => self.evaluate_candidacy(),
-            RoleState::Leader(_) => self.leader_commit_advanced(),
-            RoleState::Follower { .. } => {}
+            Role::Candidate(_) => self.evaluate_candidacy(),
+            Role::Leader(_) => self.leader_commit_advanced(),
+            Role::Follower { .. } => {}
         }
     }
 }

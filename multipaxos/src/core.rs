@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use consensus_api::{
     Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
-    RecoverError, Rejected, Role, Snapshot, Status, Ticket, TicketCounter,
+    RecoverError, Rejected, Role as StatusRole, Snapshot, Status, Ticket, TicketCounter,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -22,7 +22,7 @@ use crate::snapshot::IncomingSnapshot;
 
 /// The part a node plays, with the data only that part needs.
 #[derive(Debug)]
-pub(crate) enum RoleState {
+pub(crate) enum Role {
     /// An acceptor and learner following `leader` (if it knows one).
     Follower {
         /// The leader whose ballot this node last accepted messages from.
@@ -70,7 +70,7 @@ pub struct MultiPaxosCore {
     /// snapshot) in this incarnation.
     pub(crate) applied: LogIndex,
     /// The current role.
-    pub(crate) role: RoleState,
+    pub(crate) role: Role,
     /// Ticks since this incarnation started.
     pub(crate) now: u64,
     /// Ticks since the leader was last heard from (or since the last
@@ -111,7 +111,7 @@ impl MultiPaxosCore {
     /// The ballot this node leads with, if it is the leader.
     pub fn leader_ballot(&self) -> Option<Ballot> {
         match &self.role {
-            RoleState::Leader(leader) => Some(leader.ballot),
+            Role::Leader(leader) => Some(leader.ballot),
             _ => None,
         }
     }
@@ -166,10 +166,10 @@ impl MultiPaxosCore {
         }
         self.promised = ballot;
         self.out.hard_state_dirty = true;
-        if !matches!(self.role, RoleState::Follower { .. }) {
+        if !matches!(self.role, Role::Follower { .. }) {
             tracing::debug!(node = self.config.id, %ballot, "higher ballot seen: stepping down");
             self.become_follower(None);
-        } else if let RoleState::Follower { leader } = &mut self.role {
+        } else if let Role::Follower { leader } = &mut self.role {
             if *leader != Some(ballot.node()) {
                 *leader = None;
             }
@@ -181,8 +181,8 @@ impl MultiPaxosCore {
     /// requests finish: values not yet chosen with `OutcomeUnknown`, requests
     /// that never reached a slot with `NotLeader`.
     pub(crate) fn become_follower(&mut self, leader: Option<NodeId>) {
-        let previous = std::mem::replace(&mut self.role, RoleState::Follower { leader });
-        if let RoleState::Leader(state) = previous {
+        let previous = std::mem::replace(&mut self.role, Role::Follower { leader });
+        if let Role::Leader(state) = previous {
             self.abandon_leadership(*state, leader);
         }
         self.reset_election_timer();
@@ -198,9 +198,9 @@ impl MultiPaxosCore {
     /// The leader this node believes in.
     pub(crate) fn leader_hint(&self) -> Option<NodeId> {
         match &self.role {
-            RoleState::Follower { leader } => *leader,
-            RoleState::Candidate(_) => None,
-            RoleState::Leader(_) => Some(self.config.id),
+            Role::Follower { leader } => *leader,
+            Role::Candidate(_) => None,
+            Role::Leader(_) => Some(self.config.id),
         }
     }
 
@@ -275,9 +275,9 @@ impl MultiPaxosCore {
             self.promised
         );
         match &self.role {
-            RoleState::Follower { .. } => {}
-            RoleState::Candidate(candidate) => candidate.check(self),
-            RoleState::Leader(leader) => leader.check(self),
+            Role::Follower { .. } => {}
+            Role::Candidate(candidate) => candidate.check(self),
+            Role::Leader(leader) => leader.check(self),
         }
     }
 }
@@ -347,7 +347,7 @@ impl Core for MultiPaxosCore {
             highest_seen: promised,
             log,
             applied,
-            role: RoleState::Follower { leader: None },
+            role: Role::Follower { leader: None },
             now: 0,
             election_elapsed: 0,
             election_timeout: 0,
@@ -407,9 +407,9 @@ impl Core for MultiPaxosCore {
     fn tick(&mut self) {
         self.now += 1;
         match &self.role {
-            RoleState::Leader(_) => self.tick_leader(),
-            RoleState::Candidate(_) => self.tick_candidate(),
-            RoleState::Follower { .. } => self.tick_election(),
+            Role::Leader(_) => self.tick_leader(),
+            Role::Candidate(_) => self.tick_candidate(),
+            Role::Follower { .. } => self.tick_election(),
         }
         self.tick_catch_up();
         self.check_invariants();
@@ -471,7 +471,7 @@ impl Core for MultiPaxosCore {
         ready.snapshot = snapshot;
         ready.must_sync = ready.has_writes();
         ready.messages = std::mem::take(&mut self.out.messages);
-        if matches!(self.role, RoleState::Leader(_)) && !promise_changed {
+        if matches!(self.role, Role::Leader(_)) && !promise_changed {
             // An established leader whose promise is already durable sends
             // Accepts for its own ballot, commit notices and catch-up: none
             // of it answers for this batch's writes, so it may leave before
@@ -493,16 +493,16 @@ impl Core for MultiPaxosCore {
 
     fn status(&self) -> Status {
         let (role, peers) = match &self.role {
-            RoleState::Follower { .. } => {
+            Role::Follower { .. } => {
                 let role = if self.log.membership().is_learner(self.config.id) {
-                    Role::Learner
+                    StatusRole::Learner
                 } else {
-                    Role::Follower
+                    StatusRole::Follower
                 };
                 (role, BTreeMap::new())
             }
-            RoleState::Candidate(_) => (Role::Candidate, BTreeMap::new()),
-            RoleState::Leader(leader) => {
+            Role::Candidate(_) => (StatusRole::Candidate, BTreeMap::new()),
+            Role::Leader(leader) => {
                 let peers = leader
                     .peers
                     .iter()
@@ -516,7 +516,7 @@ impl Core for MultiPaxosCore {
                         )
                     })
                     .collect();
-                (Role::Leader, peers)
+                (StatusRole::Leader, peers)
             }
         };
         Status {

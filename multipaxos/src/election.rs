@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use consensus_api::{Entry, LogIndex, NodeId, Payload};
 
 use crate::ballot::Ballot;
-use crate::core::{MultiPaxosCore, RoleState};
+use crate::core::{MultiPaxosCore, Role};
 use crate::log::Log;
 use crate::message::{Message, Prepare, Probe, ProbeResponse, Promise};
 
@@ -216,7 +216,7 @@ impl MultiPaxosCore {
         let voters = self.log.membership().all_voters();
         let me = self.config.id;
         let resend: Vec<(NodeId, Message)> = match &self.role {
-            RoleState::Candidate(CandidateState::Probing { ballot, grants }) => voters
+            Role::Candidate(CandidateState::Probing { ballot, grants }) => voters
                 .iter()
                 .filter(|n| !grants.contains(n))
                 .map(|n| {
@@ -229,7 +229,7 @@ impl MultiPaxosCore {
                     )
                 })
                 .collect(),
-            RoleState::Candidate(CandidateState::Preparing { ballot, promises }) => voters
+            Role::Candidate(CandidateState::Preparing { ballot, promises }) => voters
                 .iter()
                 .filter(|n| **n != me && !promises.contains_key(n))
                 .map(|n| {
@@ -260,7 +260,7 @@ impl MultiPaxosCore {
         self.reset_election_timer();
         self.resend_elapsed = 0;
         self.leader_contact = None;
-        if let RoleState::Leader(_) = self.role {
+        if let Role::Leader(_) = self.role {
             self.become_follower(None);
         }
         let Some(ballot) = self.fresh_ballot() else {
@@ -277,7 +277,7 @@ impl MultiPaxosCore {
         }
         tracing::debug!(node = self.config.id, %ballot, "probing");
         let me = self.config.id;
-        self.role = RoleState::Candidate(CandidateState::Probing {
+        self.role = Role::Candidate(CandidateState::Probing {
             ballot,
             grants: BTreeSet::from([me]),
         });
@@ -291,7 +291,7 @@ impl MultiPaxosCore {
     }
 
     fn check_probe_quorum(&mut self) {
-        let RoleState::Candidate(CandidateState::Probing { grants, .. }) = &self.role else {
+        let Role::Candidate(CandidateState::Probing { grants, .. }) = &self.role else {
             return;
         };
         if self.log.membership().is_quorum(|n| grants.contains(&n)) {
@@ -302,7 +302,7 @@ impl MultiPaxosCore {
     /// Pre-vote answers.
     pub(crate) fn on_probe_response(&mut self, from: NodeId, response: ProbeResponse) {
         self.highest_seen = self.highest_seen.max(response.promised);
-        if let RoleState::Candidate(CandidateState::Probing { ballot, grants }) = &mut self.role {
+        if let Role::Candidate(CandidateState::Probing { ballot, grants }) = &mut self.role {
             if response.ballot == *ballot && response.granted {
                 grants.insert(from);
                 self.check_probe_quorum();
@@ -326,7 +326,7 @@ impl MultiPaxosCore {
         self.highest_seen = ballot;
         self.out.hard_state_dirty = true;
         self.resend_elapsed = 0;
-        self.role = RoleState::Candidate(CandidateState::Preparing {
+        self.role = Role::Candidate(CandidateState::Preparing {
             ballot,
             promises: BTreeMap::new(),
         });
@@ -358,13 +358,13 @@ impl MultiPaxosCore {
             entries: promise.entries.into_iter().map(|e| (e.index, e)).collect(),
         };
         match &mut self.role {
-            RoleState::Candidate(CandidateState::Preparing { ballot, promises })
+            Role::Candidate(CandidateState::Preparing { ballot, promises })
                 if *ballot == promise.ballot =>
             {
                 promises.insert(from, data);
                 self.evaluate_candidacy();
             }
-            RoleState::Leader(leader) if leader.ballot == promise.ballot => {
+            Role::Leader(leader) if leader.ballot == promise.ballot => {
                 leader.promises.entry(from).or_insert(data);
                 if let Some(peer) = leader.peers.get_mut(&from) {
                     peer.ticks_since_heard = 0;
@@ -377,8 +377,7 @@ impl MultiPaxosCore {
 
     /// Completes Phase 1 if the promises allow it.
     pub(crate) fn evaluate_candidacy(&mut self) {
-        let RoleState::Candidate(CandidateState::Preparing { ballot, promises }) = &self.role
-        else {
+        let Role::Candidate(CandidateState::Preparing { ballot, promises }) = &self.role else {
             return;
         };
         let ballot = *ballot;
@@ -398,8 +397,8 @@ impl MultiPaxosCore {
                 values,
                 ends_with_config,
             } => {
-                let role = std::mem::replace(&mut self.role, RoleState::Follower { leader: None });
-                let RoleState::Candidate(CandidateState::Preparing { promises, .. }) = role else {
+                let role = std::mem::replace(&mut self.role, Role::Follower { leader: None });
+                let Role::Candidate(CandidateState::Preparing { promises, .. }) = role else {
                     unreachable!("checked above");
                 };
                 self.become_leader(ballot, promises, values, ends_with_config);

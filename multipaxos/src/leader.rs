@@ -34,7 +34,7 @@ use consensus_api::{
 };
 
 use crate::ballot::Ballot;
-use crate::core::{MultiPaxosCore, RoleState};
+use crate::core::{MultiPaxosCore, Role};
 use crate::election::{evaluate_phase1, Phase1, PromiseData};
 use crate::message::{Accept, Accepted, Heartbeat, HeartbeatResponse, Message, Prepare};
 
@@ -198,7 +198,7 @@ impl MultiPaxosCore {
             .map(|n| (n, Progress::new(commit + 1)))
             .collect();
         self.leader_contact = None;
-        self.role = RoleState::Leader(Box::new(LeaderState {
+        self.role = Role::Leader(Box::new(LeaderState {
             ballot,
             promises,
             recovering: true,
@@ -220,14 +220,14 @@ impl MultiPaxosCore {
 
     fn leader_mut(&mut self) -> Option<&mut LeaderState> {
         match &mut self.role {
-            RoleState::Leader(leader) => Some(leader),
+            Role::Leader(leader) => Some(leader),
             _ => None,
         }
     }
 
     fn leader(&self) -> Option<&LeaderState> {
         match &self.role {
-            RoleState::Leader(leader) => Some(leader),
+            Role::Leader(leader) => Some(leader),
             _ => None,
         }
     }
@@ -475,7 +475,7 @@ impl MultiPaxosCore {
     /// Sends the Accepts the pipeline window allows, and heartbeats when due.
     pub(crate) fn flush_leader(&mut self) {
         let Self {
-            role: RoleState::Leader(leader),
+            role: Role::Leader(leader),
             log,
             out,
             config,

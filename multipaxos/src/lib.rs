@@ -188,15 +188,15 @@
 #![deny(missing_docs)]
 
 mod acceptor;
-pub mod ballot;
-pub mod catchup;
+mod ballot;
+mod catchup;
 mod core;
-pub mod election;
-pub mod hard_state;
+mod election;
+mod hard_state;
 mod leader;
 mod log;
-pub mod message;
-pub mod snapshot;
+mod message;
+mod snapshot;
 
 pub use crate::ballot::Ballot;
 pub use crate::core::MultiPaxosCore;

@@ -193,7 +193,7 @@ pub struct SnapshotChunk {
     pub epoch: u64,
     /// The membership in force after `index`.
     pub membership: Membership,
-    /// Protocol metadata of the snapshot (see [`crate::snapshot`]).
+    /// Protocol metadata of the snapshot (the `snapshot` module, `src/snapshot.rs`).
     pub protocol_state: Bytes,
     /// Total size of the state machine data.
     pub total_bytes: u64,

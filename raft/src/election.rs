@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use consensus_api::NodeId;
 
+use crate::core::{RaftCore, Role};
 use crate::message::{Message, RequestVote, RequestVoteResponse, TimeoutNow};
-use crate::node::{RaftCore, Role};
 use crate::read::ReadMode;
 
 /// Votes collected by a (pre-)candidate: `true` granted, `false` refused.

@@ -12,10 +12,10 @@
 
 use consensus_api::{LogIndex, NodeId};
 
+use crate::core::{RaftCore, Role};
 use crate::message::{
     AppendEntries, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse, Message,
 };
-use crate::node::{RaftCore, Role};
 
 impl RaftCore {
     /// Accepts `from` as the leader of the current term (a message of the

@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 
 use consensus_api::{Bytes, Entry, LogIndex, NodeId, Payload, Rejected, Ticket};
 
+use crate::core::{RaftCore, Role};
 use crate::log::RaftLog;
 use crate::membership::MembershipChange;
 use crate::message::{Message, TimeoutNow};
-use crate::node::{RaftCore, Role};
 use crate::progress::{Progress, ProgressState};
 use crate::read::ReadQueue;
 

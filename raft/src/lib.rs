@@ -122,6 +122,7 @@
 //!   --protocol raft --nodes 5 --faults all --seeds 1..2000`.
 #![deny(missing_docs)]
 
+mod core;
 mod election;
 mod follower;
 mod hard_state;
@@ -129,12 +130,12 @@ mod leader;
 mod log;
 mod membership;
 mod message;
-mod node;
 mod progress;
 mod read;
 mod replication;
 mod snapshot;
 
+pub use crate::core::RaftCore;
 pub use consensus_api::Core;
 pub use hard_state::HardState;
 pub use message::{
@@ -142,5 +143,4 @@ pub use message::{
     InstallSnapshot, InstallSnapshotResponse, Message, RequestVote, RequestVoteResponse,
     SnapshotOutcome, TimeoutNow, BULK_APPEND_BYTES_MIN,
 };
-pub use node::RaftCore;
 pub use read::ReadMode;

@@ -28,8 +28,8 @@ use std::collections::BTreeSet;
 
 use consensus_api::{Membership, MembershipError, NodeId, Payload, Rejected, Ticket};
 
+use crate::core::{RaftCore, Role};
 use crate::message::{Message, TimeoutNow};
-use crate::node::{RaftCore, Role};
 
 /// Where a membership change driven by the leader stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

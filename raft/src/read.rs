@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 
 use consensus_api::{LogIndex, Rejected, Ticket};
 
-use crate::node::{RaftCore, Role};
+use crate::core::{RaftCore, Role};
 
 /// How the leader serves `read_barrier`.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

@@ -13,10 +13,10 @@
 
 use consensus_api::{LogIndex, NodeId};
 
+use crate::core::{RaftCore, Role};
 use crate::message::{
     AppendEntries, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse, Message,
 };
-use crate::node::{RaftCore, Role};
 use crate::progress::ProgressState;
 
 impl RaftCore {

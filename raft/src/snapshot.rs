@@ -17,8 +17,8 @@ use consensus_api::{
     snapshot_chunk, Bytes, LogIndex, Membership, NodeId, Rejected, Snapshot, SnapshotChunks,
 };
 
+use crate::core::{RaftCore, Role};
 use crate::message::{InstallSnapshot, InstallSnapshotResponse, Message, SnapshotOutcome};
-use crate::node::{RaftCore, Role};
 use crate::progress::ProgressState;
 
 /// Identifies one snapshot on the wire.

@@ -258,6 +258,18 @@ impl PipeClient {
         connection: quinn::Connection,
         frame_bytes_max: usize,
     ) -> Result<PipeClient, PipeError> {
+        Self::open_after(connection, frame_bytes_max, Bytes::new()).await
+    }
+
+    /// Like [`open`](Self::open), but the stream starts with `preamble`
+    /// (written before the first request frame): for a service whose
+    /// streams announce what they carry, e.g. a first frame that says
+    /// "the rest of this stream is a pipe".
+    pub async fn open_after(
+        connection: quinn::Connection,
+        frame_bytes_max: usize,
+        preamble: Bytes,
+    ) -> Result<PipeClient, PipeError> {
         let (send, recv) = connection
             .open_bi()
             .await
@@ -271,6 +283,7 @@ impl PipeClient {
         tokio::spawn(client_writer(
             connection.clone(),
             send,
+            preamble,
             queue,
             state.clone(),
         ));
@@ -353,10 +366,12 @@ impl Drop for Abandon<'_> {
 async fn client_writer(
     connection: quinn::Connection,
     mut send: quinn::SendStream,
+    preamble: Bytes,
     mut queue: mpsc::UnboundedReceiver<(u64, Bytes)>,
     state: Waiters,
 ) {
     let mut out = BytesMut::new();
+    out.extend_from_slice(&preamble);
     while let Some((id, request)) = queue.recv().await {
         encode_frame(&mut out, id, &request);
         while let Ok((id, request)) = queue.try_recv() {

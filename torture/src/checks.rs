@@ -257,8 +257,31 @@ pub struct DigestSample {
 }
 
 /// Nodes that applied the same index must hold the same state: any two
-/// samples at the same applied index must carry the same digest.
+/// samples at the same applied index must carry the same digest. Passes
+/// when nothing could be compared: for a check while the nodes are still
+/// converging. The end-of-run verdict is [`same_applied_prefix`].
 pub fn replica_digests(samples: &[DigestSample]) -> CheckOutcome {
+    let comparison = compare_digests(samples);
+    comparison.verdict(samples.len(), false)
+}
+
+/// The end-of-run check: no two nodes diverged at one applied index, and at
+/// least one applied index was seen on several nodes — a run whose samples
+/// compared nothing proves nothing and fails (a monitor that never saw two
+/// nodes at one index, or nodes that never converged).
+pub fn same_applied_prefix(samples: &[DigestSample]) -> CheckOutcome {
+    let comparison = compare_digests(samples);
+    comparison.verdict(samples.len(), true)
+}
+
+struct DigestComparison {
+    /// Applied indexes seen on more than one node.
+    compared: usize,
+    /// One line per applied index with more than one digest.
+    diverged: Vec<String>,
+}
+
+fn compare_digests(samples: &[DigestSample]) -> DigestComparison {
     let mut by_index: BTreeMap<LogIndex, BTreeMap<u32, Vec<NodeId>>> = BTreeMap::new();
     for sample in samples.iter().filter(|s| s.applied > 0) {
         let nodes = by_index
@@ -274,7 +297,7 @@ pub fn replica_digests(samples: &[DigestSample]) -> CheckOutcome {
         .values()
         .filter(|digests| digests.values().map(Vec::len).sum::<usize>() > 1)
         .count();
-    let diverged: Vec<String> = by_index
+    let diverged = by_index
         .iter()
         .filter(|(_, digests)| digests.len() > 1)
         .map(|(index, digests)| {
@@ -285,20 +308,39 @@ pub fn replica_digests(samples: &[DigestSample]) -> CheckOutcome {
             format!("at applied index {index}: {}", parts.join(" vs "))
         })
         .collect();
-    if diverged.is_empty() {
+    DigestComparison { compared, diverged }
+}
+
+impl DigestComparison {
+    fn verdict(self, sampled: usize, require_comparison: bool) -> CheckOutcome {
+        const NAME: &str = "same-applied-prefix";
+        if !self.diverged.is_empty() {
+            return CheckOutcome::fail(
+                NAME,
+                format!(
+                    "replicas diverged {}",
+                    self.diverged
+                        .into_iter()
+                        .take(10)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            );
+        }
+        if require_comparison && self.compared == 0 {
+            return CheckOutcome::fail(
+                NAME,
+                format!(
+                    "nothing compared: {sampled} digests sampled, but no applied index was \
+                     seen on two nodes (did the nodes ever converge?)"
+                ),
+            );
+        }
         CheckOutcome::pass(
-            "same-applied-prefix",
+            NAME,
             format!(
-                "{} digests sampled; {compared} applied indexes seen on several nodes, all equal",
-                samples.len()
-            ),
-        )
-    } else {
-        CheckOutcome::fail(
-            "same-applied-prefix",
-            format!(
-                "replicas diverged {}",
-                diverged.into_iter().take(10).collect::<Vec<_>>().join("; ")
+                "{sampled} digests sampled; {} applied indexes seen on several nodes, all equal",
+                self.compared
             ),
         )
     }
@@ -384,5 +426,28 @@ mod tests {
         let verdict = replica_digests(&diverged);
         assert!(!verdict.passed);
         assert!(verdict.detail.contains("applied index 5"), "{verdict}");
+    }
+
+    #[test]
+    fn a_prefix_check_that_compared_nothing_fails() {
+        let sample = |node, applied, crc| DigestSample { node, applied, crc };
+        // Every node seen, but never two at one index.
+        let apart = [sample(1, 5, 7), sample(2, 6, 8), sample(3, 7, 9)];
+        assert!(
+            replica_digests(&apart).passed,
+            "no divergence while converging"
+        );
+        let verdict = same_applied_prefix(&apart);
+        assert!(!verdict.passed, "{verdict}");
+        assert!(verdict.detail.contains("nothing compared"), "{verdict}");
+        assert!(!same_applied_prefix(&[]).passed);
+        // Index 0 (nothing applied yet) is no comparison either.
+        assert!(!same_applied_prefix(&[sample(1, 0, 0), sample(2, 0, 0)]).passed);
+        let met = [sample(1, 5, 7), sample(2, 6, 8), sample(3, 6, 8)];
+        let verdict = same_applied_prefix(&met);
+        assert!(verdict.passed, "{verdict}");
+        assert!(verdict.detail.contains("1 applied indexes"), "{verdict}");
+        // Divergence still fails the end-of-run check.
+        assert!(!same_applied_prefix(&[sample(1, 5, 7), sample(2, 5, 8)]).passed);
     }
 }

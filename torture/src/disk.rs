@@ -20,6 +20,8 @@
 //!   for one's own processes). A write past the limit fails with `EFBIG`
 //!   (the server ignores `SIGXFSZ` so that the write fails instead of the
 //!   process dying), which the store reports as an I/O error. The limit
+//!   must be the offset where the active segment's records end, not its
+//!   (preallocated) length: see [`limit_file_size`]. The limit
 //!   also applies to the node's own log file (its stderr), so log lines may
 //!   be lost while it holds.
 //! * **A torn write**: [`tear_last_record`] cuts the last record of a
@@ -137,6 +139,11 @@ pub fn fill(dir: &Path) -> io::Result<(PathBuf, u64)> {
 
 /// Sets the file size limit (`RLIMIT_FSIZE`, soft and hard) of process
 /// `pid` to `bytes`; `None` lifts it.
+///
+/// The kernel refuses a write whose *offset* is at or past the limit,
+/// whatever the file's length: since the store preallocates its segments,
+/// a limit at the active segment's length stops nothing until the next
+/// segment. Set it to where the records end ([`segment_layout`]'s `end`).
 pub fn limit_file_size(pid: u32, bytes: Option<u64>) -> io::Result<()> {
     let value = bytes.unwrap_or(libc::RLIM_INFINITY);
     let limit = libc::rlimit {

@@ -761,7 +761,7 @@ impl Harness {
         }
         self.notice_exits();
         let digests = self.digests.lock().expect("digests").clone();
-        outcomes.push(checks::replica_digests(&digests));
+        outcomes.push(checks::same_applied_prefix(&digests));
 
         let exits = self.exits.lock().expect("exits").clone();
         outcomes.push(if exits.is_empty() {

@@ -7,7 +7,11 @@
 //!   leader, SIGSTOP pauses, majority/minority and isolated-leader and
 //!   bridge partitions, power loss). `TORTURE_SECONDS` sets the seconds of
 //!   faults (default 16), `TORTURE_SEED` the seed.
-//! * power loss, a torn WAL record and a full disk, per protocol;
+//! * power loss, a torn WAL record and a full disk, per protocol. The full
+//!   disk is a small tmpfs where this process may mount (root: the VM, CI),
+//!   and the test then demands the store's `DiskFull` error; otherwise, or
+//!   with `TORTURE_DISK_FAULT=fsize`, a file size limit (`EFBIG`). Each
+//!   test says on stderr which one it used;
 //! * the admin fault-injection command: off by default, authenticated.
 //!
 //! Longer runs: `consensus-torture run --duration 10m --seed S ...` (see
@@ -22,7 +26,9 @@ use consensus_kv::admin::{cut_between, AdminClient, AdminError};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::wire::{AdminCommand, AdminRefusal};
 use consensus_torture::checks::CheckOutcome;
-use consensus_torture::disk::{fill, limit_file_size, segments, tear_last_record, Tmpfs};
+use consensus_torture::disk::{
+    fill, limit_file_size, segment_layout, segments, tear_last_record, Tmpfs,
+};
 use consensus_torture::harness::{Harness, HarnessOptions, LIVENESS_KEY};
 use consensus_torture::nemesis::FaultKind;
 use consensus_torture::workload::Outcome;
@@ -348,13 +354,31 @@ async fn disk_full(protocol: &'static str, dir: &Path) -> Result<(), String> {
         .clone();
     // A full disk where this process may mount (root in the VM and in CI);
     // otherwise a file size limit (see `torture::disk`).
-    let mut tmpfs = match Tmpfs::mount(&data_dir, 8 << 20) {
+    // `TORTURE_DISK_FAULT=fsize` picks the file size limit even where a
+    // tmpfs could be mounted, to test that path too.
+    let force_fsize = std::env::var("TORTURE_DISK_FAULT").is_ok_and(|v| v == "fsize");
+    let mounted = if force_fsize {
+        Err(std::io::Error::other("TORTURE_DISK_FAULT=fsize"))
+    } else {
+        Tmpfs::mount(&data_dir, 8 << 20)
+    };
+    let mut tmpfs = match mounted {
         Ok(tmpfs) => Some(tmpfs),
         Err(error) => {
-            eprintln!("cannot mount a tmpfs ({error}); using a file size limit instead");
+            eprintln!(
+                "disk_full_{protocol}: cannot mount a tmpfs ({error}); using a file size limit \
+                 instead"
+            );
             None
         }
     };
+    let mechanism = if tmpfs.is_some() {
+        "a full 8 MiB tmpfs (ENOSPC)"
+    } else {
+        "a file size limit (EFBIG)"
+    };
+    eprintln!("disk_full_{protocol}: the disk fault is {mechanism}");
+    harness.log().note(format!("disk fault: {mechanism}"));
     harness.start().await.map_err(|e| e.to_string())?;
     harness.start_monitor();
     harness.start_workload();
@@ -366,21 +390,28 @@ async fn disk_full(protocol: &'static str, dir: &Path) -> Result<(), String> {
             bytes,
             ballast.display()
         ));
-        "no space left on device"
+        // The store's typed `StorageError::DiskFull`, not just any I/O
+        // error that mentions ENOSPC: its message tells the operator what
+        // to do.
+        "no space left on device while writing"
     } else {
         let pid = harness.cluster().pid(victim).ok_or("victim not running")?;
         let active = segments(&data_dir)
             .ok()
             .and_then(|s| s.last().cloned())
             .ok_or("no segment")?;
-        let size = std::fs::metadata(&active)
-            .map(|m| m.len())
+        // RLIMIT_FSIZE refuses writes at offsets at or past the limit, and
+        // the store preallocates its segments: the limit is where the
+        // records end (the next write's offset), not the file's length.
+        let size = segment_layout(&active)
+            .map(|layout| layout.end)
             .map_err(|e| e.to_string())?;
         limit_file_size(pid, Some(size)).map_err(|e| format!("prlimit: {e}"))?;
         harness.log().note(format!(
             "file size limit of node {victim} set to {size} bytes"
         ));
-        "storage"
+        // EFBIG reaches the store as an I/O error (`StorageError::Io`).
+        "file too large"
     };
     // The victim stops accepting work: its status says why.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -403,7 +434,13 @@ async fn disk_full(protocol: &'static str, dir: &Path) -> Result<(), String> {
         .note(format!("node {victim} reports: {reason}"));
     if !reason.to_lowercase().contains(expected_error) {
         return Err(format!(
-            "unclear stop reason {reason:?} (expected it to say {expected_error:?})"
+            "unclear stop reason {reason:?} under {mechanism} (expected it to say \
+             {expected_error:?})"
+        ));
+    }
+    if tmpfs.is_some() && !reason.contains("free space and restart the node") {
+        return Err(format!(
+            "a full disk did not stop the node with the store's DiskFull error: {reason:?}"
         ));
     }
     // Asked directly, it refuses with that error.

@@ -21,11 +21,11 @@
 
 use consensus_api::{Entry, NodeId, Payload, Rejected, Ticket};
 
+use crate::core::Output;
+use crate::core::ZabCore;
 use crate::history::History;
 use crate::message::{Ack, Commit, Diff, Message, NewLeader, Ping, Proposal};
-use crate::node::Output;
-use crate::node::ZabCore;
-use crate::role::{FollowerPhase, FollowerProgress, LeaderPhase, Stage, ZabRole};
+use crate::role::{FollowerPhase, FollowerProgress, LeaderPhase, Role, Stage};
 use crate::sync::Anchor;
 use crate::zxid::Zxid;
 
@@ -33,8 +33,8 @@ impl ZabCore {
     /// Leader: appends a proposal of the current epoch.
     pub(crate) fn propose_payload(&mut self, payload: Payload) -> Result<Ticket, Rejected> {
         let epoch = match &self.role {
-            ZabRole::Leading(leader) if leader.phase == LeaderPhase::Broadcast => leader.epoch,
-            ZabRole::Following(follower) => {
+            Role::Leading(leader) if leader.phase == LeaderPhase::Broadcast => leader.epoch,
+            Role::Following(follower) => {
                 return Err(Rejected::NotLeader {
                     hint: Some(follower.leader),
                 })
@@ -62,7 +62,7 @@ impl ZabCore {
             payload,
         });
         let ticket = self.ticket_counter.next_ticket();
-        if let ZabRole::Leading(leader) = &mut self.role {
+        if let Role::Leading(leader) = &mut self.role {
             leader.proposals.insert(index, ticket);
         }
         self.maybe_commit();
@@ -81,7 +81,7 @@ impl ZabCore {
         let history = &self.log.history;
         let commit = self.log.commit_index;
         let commit_zxid = self.log.commit_zxid();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if leader.phase < LeaderPhase::Synchronization {
@@ -137,7 +137,7 @@ impl ZabCore {
     /// Follower: PROPOSAL.
     pub(crate) fn on_proposal(&mut self, from: NodeId, message: Proposal) {
         let epoch = message.zxid.epoch();
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         if follower.leader != from || follower.phase != (FollowerPhase::Broadcast { epoch }) {
@@ -150,7 +150,7 @@ impl ZabCore {
 
     /// Follower: COMMIT.
     pub(crate) fn on_commit(&mut self, from: NodeId, message: Commit) {
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         if follower.leader != from
@@ -182,7 +182,7 @@ impl ZabCore {
         let base_zxid = self.log.history.base_zxid();
         let now = self.now;
         let interval = self.heartbeat_ticks();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if message.epoch != leader.epoch || leader.phase < LeaderPhase::Synchronization {
@@ -231,7 +231,7 @@ impl ZabCore {
     /// configuration in force (joint while a change is pending).
     pub(crate) fn maybe_commit(&mut self) {
         loop {
-            let ZabRole::Leading(leader) = &self.role else {
+            let Role::Leading(leader) = &self.role else {
                 return;
             };
             if leader.phase != LeaderPhase::Broadcast {
@@ -267,7 +267,7 @@ impl ZabCore {
         let membership = self.log.membership();
         let me = self.id();
         tracing::info!(node = me, %membership, "configuration committed");
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         leader.followers.retain(|id, _| membership.contains(*id));

@@ -38,10 +38,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_api::NodeId;
 
+use crate::core::ZabCore;
 use crate::message::{AckEpoch, FollowerInfo, LeaderInfo, Message, Vote};
-use crate::node::ZabCore;
 use crate::role::{
-    FollowerPhase, FollowerProgress, FollowerState, LeaderPhase, LeaderState, Stage, ZabRole,
+    FollowerPhase, FollowerProgress, FollowerState, LeaderPhase, LeaderState, Role, Stage,
 };
 use crate::zxid::Zxid;
 
@@ -54,7 +54,7 @@ impl ZabCore {
         let mut infos = BTreeMap::new();
         infos.insert(self.id(), self.hard.accepted_epoch);
         tracing::debug!(node = self.id(), "leading: discovery");
-        self.role = ZabRole::Leading(LeaderState {
+        self.role = Role::Leading(LeaderState {
             elected,
             phase: LeaderPhase::Discovery,
             epoch: 0,
@@ -87,7 +87,7 @@ impl ZabCore {
         let me = self.id();
         let round = self.logical_clock;
         let membership = self.log.membership();
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return (BTreeSet::new(), Vec::new());
         };
         let expected: BTreeSet<NodeId> = election
@@ -113,7 +113,7 @@ impl ZabCore {
         self.leave_role();
         let timeout_ticks = self.random_timeout();
         tracing::debug!(node = self.id(), leader, "following: discovery");
-        self.role = ZabRole::Following(FollowerState {
+        self.role = Role::Following(FollowerState {
             leader,
             elected,
             phase: FollowerPhase::Discovery,
@@ -145,12 +145,12 @@ impl ZabCore {
             return;
         }
         let now = self.now;
-        if let ZabRole::Looking(election) = &mut self.role {
+        if let Role::Looking(election) = &mut self.role {
             // Settled on this server before its own finalize wait ended.
             election.early_followers.insert(from, message);
             return;
         }
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         leader
@@ -177,7 +177,7 @@ impl ZabCore {
         let accepted = self.hard.accepted_epoch;
         let me = self.id();
         let interval = self.heartbeat_ticks();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         let all_expected = leader.expected.iter().all(|n| leader.infos.contains_key(n));
@@ -215,7 +215,7 @@ impl ZabCore {
         let accepted = self.hard.accepted_epoch;
         let current_epoch = self.hard.current_epoch;
         let last_zxid = self.log.history.last_zxid();
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         if follower.leader != from {
@@ -267,7 +267,7 @@ impl ZabCore {
         let membership = self.log.membership();
         let mine = (self.hard.current_epoch, self.log.history.last_zxid());
         let now = self.now;
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if leader.epoch == 0 || message.epoch != leader.epoch {
@@ -312,7 +312,7 @@ impl ZabCore {
     fn advance_epoch_ack(&mut self) {
         let membership = self.log.membership();
         let me = self.id();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if leader.phase != LeaderPhase::EpochAck

@@ -42,9 +42,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use consensus_api::{Membership, NodeId};
 
+use crate::core::ZabCore;
 use crate::message::{FollowerInfo, Message, ServerState, Vote};
-use crate::node::ZabCore;
-use crate::role::ZabRole;
+use crate::role::Role;
 use crate::zxid::Zxid;
 
 /// A proposed leader with the credentials it is ranked by.
@@ -144,7 +144,7 @@ impl ZabCore {
         let view_version = self.log.configs.version();
         let proposal = self.may_lead_in(&view).then(|| self.self_ballot());
         tracing::debug!(node = self.id(), round = self.logical_clock, "looking");
-        self.role = ZabRole::Looking(Election {
+        self.role = Role::Looking(Election {
             proposal,
             view,
             view_version,
@@ -159,7 +159,7 @@ impl ZabCore {
     /// wait will not wait for its vote (until it is heard from again).
     pub(crate) fn become_looking_without(&mut self, leader: NodeId) {
         self.become_looking();
-        if let ZabRole::Looking(election) = &mut self.role {
+        if let Role::Looking(election) = &mut self.role {
             election.silent.insert(leader);
         }
         self.settle_if_unanimous();
@@ -168,7 +168,7 @@ impl ZabCore {
     /// The notification this server sends now.
     pub(crate) fn current_vote(&self) -> Vote {
         match &self.role {
-            ZabRole::Looking(election) => {
+            Role::Looking(election) => {
                 let ballot = election.proposal.unwrap_or_else(|| self.self_ballot());
                 Vote {
                     leader: ballot.leader,
@@ -180,13 +180,13 @@ impl ZabCore {
                     config_version: election.view_version,
                 }
             }
-            ZabRole::Following(follower) => Vote {
+            Role::Following(follower) => Vote {
                 state: ServerState::Following,
                 config: self.log.membership(),
                 config_version: self.log.configs.version(),
                 ..follower.elected.clone()
             },
-            ZabRole::Leading(leader) => Vote {
+            Role::Leading(leader) => Vote {
                 state: ServerState::Leading,
                 config: self.log.membership(),
                 config_version: self.log.configs.version(),
@@ -198,7 +198,7 @@ impl ZabCore {
     fn send_notifications(&mut self) {
         let vote = self.current_vote();
         let mut to = self.log.membership().all_voters();
-        if let ZabRole::Looking(election) = &self.role {
+        if let Role::Looking(election) = &self.role {
             to.extend(election.view.all_voters());
             to.extend(election.heard.iter().copied());
         }
@@ -211,7 +211,7 @@ impl ZabCore {
 
     /// A notification arrived.
     pub(crate) fn on_vote(&mut self, from: NodeId, vote: Vote) {
-        if !matches!(self.role, ZabRole::Looking(_)) {
+        if !matches!(self.role, Role::Looking(_)) {
             if vote.state != ServerState::Looking {
                 return;
             }
@@ -229,7 +229,7 @@ impl ZabCore {
         }
         self.adopt_newer_view(&vote);
         let own = self.log.membership();
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return;
         };
         if !own.contains(from) {
@@ -257,7 +257,7 @@ impl ZabCore {
     /// Runs the election in the notification's configuration if it is newer
     /// than the one known (ZooKeeper 3.5 `processReconfig` in FLE).
     fn adopt_newer_view(&mut self, vote: &Vote) {
-        let ZabRole::Looking(election) = &self.role else {
+        let Role::Looking(election) = &self.role else {
             return;
         };
         if !newer_view(vote, &election.view, election.view_version)
@@ -267,7 +267,7 @@ impl ZabCore {
         }
         let view = vote.config.clone();
         let own = self.may_lead_in(&view).then(|| self.self_ballot());
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return;
         };
         tracing::debug!(node = self.config.id, view = %view, "election adopts a newer configuration");
@@ -288,7 +288,7 @@ impl ZabCore {
         let candidate = view.is_voter(ballot.leader).then_some(ballot);
         let own = self.may_lead_in(view).then(|| self.self_ballot());
         let clock = self.logical_clock;
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return;
         };
         let changed = if vote.round > clock {
@@ -327,7 +327,7 @@ impl ZabCore {
         }
         let me = self.id();
         let clock = self.logical_clock;
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return;
         };
         // The leader itself must say it leads (ZooKeeper's `checkLeader`).
@@ -376,7 +376,7 @@ impl ZabCore {
         let me = self.id();
         let clock = self.logical_clock;
         let finalize = self.heartbeat_ticks();
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return;
         };
         let Some(proposal) = election.proposal else {
@@ -404,7 +404,7 @@ impl ZabCore {
     fn settle_if_unanimous(&mut self) {
         let me = self.id();
         let clock = self.logical_clock;
-        let ZabRole::Looking(election) = &self.role else {
+        let Role::Looking(election) = &self.role else {
             return;
         };
         let (Some(_), Some(proposal)) = (election.settle_ticks, election.proposal) else {
@@ -433,7 +433,7 @@ impl ZabCore {
     pub(crate) fn tick_election(&mut self) {
         let interval = self.heartbeat_ticks();
         let clock = self.logical_clock;
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return;
         };
         election.resend_ticks += 1;
@@ -441,7 +441,7 @@ impl ZabCore {
             if left <= 1 {
                 election.settle_ticks = None;
                 self.check_election_quorum();
-                let ZabRole::Looking(election) = &self.role else {
+                let Role::Looking(election) = &self.role else {
                     return;
                 };
                 if let (Some(_), Some(proposal)) = (election.settle_ticks, election.proposal) {
@@ -452,7 +452,7 @@ impl ZabCore {
                 election.settle_ticks = Some(left - 1);
             }
         }
-        let ZabRole::Looking(election) = &mut self.role else {
+        let Role::Looking(election) = &mut self.role else {
             return;
         };
         if election.resend_ticks >= interval {
@@ -482,7 +482,7 @@ impl ZabCore {
             if !self.log.membership().is_voter(self.id()) {
                 // Elected in a configuration where this server votes, but it
                 // does not in its own (stale) one: it cannot lead.
-                if let ZabRole::Looking(election) = &mut self.role {
+                if let Role::Looking(election) = &mut self.role {
                     election.settle_ticks = None;
                     election.proposal = None;
                 }

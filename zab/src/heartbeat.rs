@@ -19,16 +19,16 @@
 use consensus_api::NodeId;
 
 use crate::broadcast::go_back;
+use crate::core::ZabCore;
 use crate::message::{FollowerInfo, LeaderInfo, Message, Ping, PingResponse, Sync, Trunc};
-use crate::node::ZabCore;
-use crate::role::{FollowerPhase, LeaderPhase, Stage, ZabRole};
+use crate::role::{FollowerPhase, LeaderPhase, Role, Stage};
 
 impl ZabCore {
     /// One tick as a follower.
     pub(crate) fn tick_follower(&mut self) {
         let interval = self.heartbeat_ticks();
         let accepted_epoch = self.hard.accepted_epoch;
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         follower.silence_ticks += 1;
@@ -78,7 +78,7 @@ impl ZabCore {
     /// [`silent_leader_ticks`](Self::silent_leader_ticks).
     pub(crate) fn leader_is_silent(&self) -> bool {
         match &self.role {
-            ZabRole::Following(follower) => follower.silence_ticks > self.silent_leader_ticks(),
+            Role::Following(follower) => follower.silence_ticks > self.silent_leader_ticks(),
             _ => false,
         }
     }
@@ -87,7 +87,7 @@ impl ZabCore {
     /// another server is looking (see "Failover shortcuts" in the crate
     /// docs).
     pub(crate) fn abandon_silent_leader(&mut self) {
-        let ZabRole::Following(follower) = &self.role else {
+        let Role::Following(follower) = &self.role else {
             return;
         };
         let leader = follower.leader;
@@ -107,7 +107,7 @@ impl ZabCore {
         let now = self.now;
         let quorum_timeout = self.config.election_timeout_ticks_min.max(1);
         let interval = self.heartbeat_ticks();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         leader.ticks += 1;
@@ -119,7 +119,7 @@ impl ZabCore {
         if leader.phase == LeaderPhase::Discovery {
             self.advance_discovery();
         }
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if leader.phase == LeaderPhase::Broadcast {
@@ -152,7 +152,7 @@ impl ZabCore {
         let commit = self.log.commit_zxid();
         let now = self.now;
         let interval = self.heartbeat_ticks();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         let epoch = leader.epoch;
@@ -207,7 +207,7 @@ impl ZabCore {
     /// Follower: PING.
     pub(crate) fn on_ping(&mut self, from: NodeId, message: Ping) {
         let last_zxid = self.log.history.last_zxid();
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         if follower.leader != from {
@@ -234,7 +234,7 @@ impl ZabCore {
     /// Leader: PING answered.
     pub(crate) fn on_ping_response(&mut self, from: NodeId, message: PingResponse) {
         let now = self.now;
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if message.epoch != leader.epoch {

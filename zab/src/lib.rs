@@ -15,7 +15,7 @@
 //! * A **zxid** ([`Zxid`]) is `(epoch, counter)` in 64 bits, the epoch in the
 //!   high half. Each proposal of an epoch gets the next counter, starting
 //!   at one. The log index of the contract and the zxid map one-to-one along
-//!   a history (see [`history`] for the rule);
+//!   a history (see the `history` module, `src/history.rs`, for the rule);
 //!   `Entry::epoch` is the ZAB epoch.
 //! * Persistent, in the contract's hard state ([`HardState`], postcard):
 //!   `acceptedEpoch` (last NEWEPOCH / LEADERINFO accepted) and
@@ -185,23 +185,23 @@
 #![deny(missing_docs)]
 
 mod broadcast;
+mod core;
 mod discovery;
 mod election;
 mod heartbeat;
-pub mod history;
-pub mod message;
-mod node;
+mod history;
+mod message;
 mod read;
 mod reconfig;
 mod role;
-pub mod snapshot;
+mod snapshot;
 mod sync;
-pub mod zxid;
+mod zxid;
 
+pub use crate::core::{HardState, ZabCore};
 pub use message::{
     Ack, AckEpoch, AckNewLeader, AckSnap, Commit, Diff, FollowerInfo, LeaderInfo, Message,
     NewLeader, Ping, PingResponse, Proposal, ServerState, Snap, Sync, SyncResponse, Trunc, Vote,
 };
-pub use node::{HardState, ZabCore};
 pub use snapshot::SnapshotMeta;
 pub use zxid::Zxid;

@@ -20,22 +20,22 @@
 
 use consensus_api::{NodeId, Rejected, Ticket};
 
+use crate::core::ZabCore;
 use crate::message::{Message, Sync, SyncResponse};
-use crate::node::ZabCore;
-use crate::role::{FollowerRead, LeaderPhase, LeaderRead, ReadOrigin, ZabRole};
+use crate::role::{FollowerRead, LeaderPhase, LeaderRead, ReadOrigin, Role};
 
 impl ZabCore {
     /// `read_barrier`.
     pub(crate) fn start_read(&mut self) -> Result<Ticket, Rejected> {
         match &self.role {
-            ZabRole::Leading(leader) if leader.phase == LeaderPhase::Broadcast => {
+            Role::Leading(leader) if leader.phase == LeaderPhase::Broadcast => {
                 let ticket = self.ticket_counter.next_ticket();
                 self.queue_leader_read(ReadOrigin::Local(ticket));
                 Ok(ticket)
             }
-            ZabRole::Following(_) => {
+            Role::Following(_) => {
                 let ticket = self.ticket_counter.next_ticket();
-                let ZabRole::Following(follower) = &mut self.role else {
+                let Role::Following(follower) = &mut self.role else {
                     unreachable!("checked above");
                 };
                 follower.next_request += 1;
@@ -60,7 +60,7 @@ impl ZabCore {
     fn queue_leader_read(&mut self, origin: ReadOrigin) {
         let index = self.log.commit_index;
         let zxid = self.log.commit_zxid();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         leader.reads.push(LeaderRead {
@@ -76,7 +76,7 @@ impl ZabCore {
 
     /// Leader: SYNC from a follower.
     pub(crate) fn on_sync(&mut self, from: NodeId, message: Sync) {
-        let ZabRole::Leading(leader) = &self.role else {
+        let Role::Leading(leader) = &self.role else {
             return;
         };
         if message.epoch != leader.epoch || leader.phase != LeaderPhase::Broadcast {
@@ -94,7 +94,7 @@ impl ZabCore {
     pub(crate) fn confirm_reads(&mut self) {
         let membership = self.log.membership();
         let me = self.id();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         let epoch = leader.epoch;
@@ -126,7 +126,7 @@ impl ZabCore {
 
     /// Follower: the leader's answer to SYNC.
     pub(crate) fn on_sync_response(&mut self, from: NodeId, message: SyncResponse) {
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         if follower.leader != from || follower.phase.epoch() != Some(message.epoch) {

@@ -131,7 +131,7 @@ impl ConfigLog {
     }
 }
 
-impl crate::node::ZabCore {
+impl crate::core::ZabCore {
     /// `change_membership`: propose the target configuration (the ticket
     /// finishes once it is committed, i.e. in force).
     pub(crate) fn start_reconfig(
@@ -151,7 +151,7 @@ impl crate::node::ZabCore {
     }
 
     fn is_established_leader(&self) -> bool {
-        matches!(&self.role, crate::role::ZabRole::Leading(l) if l.phase == crate::role::LeaderPhase::Broadcast)
+        matches!(&self.role, crate::role::Role::Leading(l) if l.phase == crate::role::LeaderPhase::Broadcast)
     }
 }
 

@@ -12,12 +12,12 @@ use crate::zxid::Zxid;
 
 /// ZooKeeper's server states, each with its own data.
 #[derive(Debug)]
-pub(crate) enum ZabRole {
+pub(crate) enum Role {
     /// Phase 0: Fast Leader Election.
     Looking(Election),
     /// Following a leader (Phases 1-3 from the follower's side).
     Following(FollowerState),
-    /// Leading (Phases 1-3 from the leader's side); `Role::Leader` in the
+    /// Leading (Phases 1-3 from the leader's side); `StatusRole::Leader` (`consensus_api::Role`) in the
     /// status only once established.
     Leading(LeaderState),
 }

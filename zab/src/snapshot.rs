@@ -21,9 +21,9 @@ use consensus_api::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::core::ZabCore;
 use crate::message::{AckSnap, Message, Snap};
-use crate::node::ZabCore;
-use crate::role::{Stage, ZabRole};
+use crate::role::{Role, Stage};
 use crate::zxid::Zxid;
 
 /// What ZAB keeps in [`Snapshot::protocol_state`].
@@ -139,7 +139,7 @@ impl ZabCore {
             }
         };
         let checksum = crc32c::crc32c(&snapshot.data);
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         let Some(progress) = leader.followers.get_mut(&follower) else {
@@ -161,7 +161,7 @@ impl ZabCore {
     /// Leader: send the chunk at the acknowledged offset.
     pub(crate) fn send_snapshot_chunk(&mut self, follower: NodeId) {
         let chunk_bytes = self.config.snapshot_chunk_bytes;
-        let ZabRole::Leading(leader) = &self.role else {
+        let Role::Leading(leader) = &self.role else {
             return;
         };
         let Some(progress) = leader.followers.get(&follower) else {
@@ -189,7 +189,7 @@ impl ZabCore {
     /// Leader: snapshot progress.
     pub(crate) fn on_ack_snap(&mut self, from: NodeId, message: AckSnap) {
         let now = self.now;
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if message.epoch != leader.epoch {
@@ -217,7 +217,7 @@ impl ZabCore {
         let commit = self.log.commit_index;
         let epoch = message.epoch;
         let holds_prefix = self.log.history.index_of(message.zxid) == Some(message.index);
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         if follower.leader != from || follower.phase.epoch() != Some(epoch) {

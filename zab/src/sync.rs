@@ -27,9 +27,9 @@
 
 use consensus_api::{Entry, NodeId};
 
+use crate::core::ZabCore;
 use crate::message::{Ack, AckNewLeader, Diff, Message, NewLeader, Trunc};
-use crate::node::ZabCore;
-use crate::role::{FollowerPhase, LeaderPhase, Stage, ZabRole};
+use crate::role::{FollowerPhase, LeaderPhase, Role, Stage};
 use crate::zxid::Zxid;
 
 /// How a batch of entries is anchored in the sender's history.
@@ -67,7 +67,7 @@ impl ZabCore {
             }
         };
         let now = self.now;
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         let epoch = leader.epoch;
@@ -104,7 +104,7 @@ impl ZabCore {
     /// Leader: established once a quorum acked NEWLEADER.
     pub(crate) fn advance_sync(&mut self) {
         let membership = self.log.membership();
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if leader.phase != LeaderPhase::Synchronization
@@ -123,7 +123,7 @@ impl ZabCore {
 
     /// Follower: the sync state it is in with `from` for `epoch`, if any.
     fn follower_phase(&mut self, from: NodeId, epoch: u64) -> Option<FollowerPhase> {
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return None;
         };
         if follower.leader != from || follower.phase.epoch() != Some(epoch) {
@@ -139,7 +139,7 @@ impl ZabCore {
         let last = self.log.history.last_zxid();
         let now = self.now;
         let interval = self.heartbeat_ticks();
-        let ZabRole::Following(follower) = &mut self.role else {
+        let Role::Following(follower) = &mut self.role else {
             return;
         };
         if resend {
@@ -257,7 +257,7 @@ impl ZabCore {
         let last = self.log.history.last_zxid();
         match phase {
             FollowerPhase::Synchronization { epoch } if last == message.zxid => {
-                if let ZabRole::Following(follower) = &mut self.role {
+                if let Role::Following(follower) = &mut self.role {
                     follower.phase = FollowerPhase::Broadcast { epoch };
                     follower.incoming = None;
                 }
@@ -284,7 +284,7 @@ impl ZabCore {
         let membership = self.log.membership();
         let index = self.log.history.floor_index(message.zxid).unwrap_or(0);
         let now = self.now;
-        let ZabRole::Leading(leader) = &mut self.role else {
+        let Role::Leading(leader) = &mut self.role else {
             return;
         };
         if message.epoch != leader.epoch || leader.phase < LeaderPhase::Synchronization {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// transaction" (an empty history). Within one epoch the counter starts at 1
 /// for the leader's first proposal and grows by one per proposal, so the
 /// zxids of a history strictly increase with the log index; see
-/// [`crate::history`] for the zxid <-> log index mapping.
+/// the `history` module (`src/history.rs`) for the zxid <-> log index mapping.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Zxid(pub u64);
 

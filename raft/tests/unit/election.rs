@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use consensus_api::{Core, InitialState, NodeId, Rejected, Role};
-use raft::{HardState, Message, RaftCore, RequestVote, RequestVoteResponse};
+use raft::{HardState, Message, RaftCore, ReadMode, RequestVote, RequestVoteResponse};
 
 use crate::harness::{config, log_with_terms, stored, Network};
 
@@ -359,6 +359,86 @@ fn check_quorum_followers_ignore_vote_requests_inside_the_lease() {
     net.deliver(3, 2, request_vote(5, 100, 1));
     assert_eq!(net.status(2).epoch, 5);
     assert!(vote_answers(&net, 2)[0].granted);
+}
+
+// Reference: thesis section 6.4.1 (lease reads) with check-quorum
+// A node with lease reads that just restarted may have acknowledged a
+// leader's lease it no longer remembers, so for one minimum election
+// timeout it refuses votes; after that it votes again.
+#[test]
+fn a_restarted_node_with_lease_reads_refuses_votes_for_one_election_timeout() {
+    let mut net = Network::with_config(3, |c| c.pre_vote = false);
+    for id in 1..=3 {
+        net.core_mut(id).set_read_mode(ReadMode::Lease);
+    }
+    // Fresh nodes wait out that timeout too before the first election.
+    net.tick_all(10);
+    net.elect(1);
+    let term = net.status(3).epoch;
+    net.isolate(1);
+    net.restart(3);
+    net.core_mut(3).set_read_mode(ReadMode::Lease);
+    net.queue.clear();
+    net.deliver(2, 3, request_vote(term + 4, 100, term));
+    assert_eq!(
+        net.status(3).epoch,
+        term,
+        "no term change right after a restart"
+    );
+    assert!(
+        vote_answers(&net, 3).is_empty(),
+        "a lease it acknowledged before the restart may still hold"
+    );
+    // One minimum election timeout later (10 ticks here) it votes again.
+    for _ in 0..10 {
+        net.tick(3);
+    }
+    net.queue.clear();
+    net.deliver(2, 3, request_vote(term + 4, 100, term));
+    assert_eq!(net.status(3).epoch, term + 4);
+    assert!(vote_answers(&net, 3)[0].granted);
+}
+
+// Reference: thesis section 6 (disruptive servers) with check-quorum
+// A leader is inside its own lease however long its election took: one
+// that won late in its candidacy still ignores a disruptive RequestVote.
+#[test]
+fn a_leader_that_won_late_still_ignores_disruptive_vote_requests() {
+    let mut net = Network::with_config(3, |c| {
+        c.pre_vote = false;
+        c.election_timeout_ticks_min = 10;
+        c.election_timeout_ticks_max = 40;
+    });
+    while net.status(1).role != Role::Candidate {
+        net.tick(1);
+    }
+    let term = net.status(1).epoch;
+    // The vote requests are held back for a minimum election timeout.
+    let held = net.take_queue();
+    for _ in 0..10 {
+        net.core_mut(1).tick();
+    }
+    assert_eq!(
+        (net.status(1).role, net.status(1).epoch),
+        (Role::Candidate, term),
+        "precondition: still in its first candidacy (the seeded timeout is above 10 ticks)"
+    );
+    net.process(1);
+    net.queue.clear();
+    for (from, to, message) in held {
+        net.deliver(from, to, message);
+    }
+    net.deliver_all();
+    assert_eq!(net.status(1).role, Role::Leader);
+    net.queue.clear();
+    net.deliver(3, 1, request_vote(term + 5, 100, term));
+    assert_eq!(
+        net.status(1).role,
+        Role::Leader,
+        "a disruptive request deposed it"
+    );
+    assert_eq!(net.status(1).epoch, term);
+    assert!(vote_answers(&net, 1).is_empty());
 }
 
 // Reference: section 8 ("each leader commit a blank no-op entry into the log

@@ -1,8 +1,13 @@
 //! Where the tests find the two executables: `consensus-torture` is this
 //! package's (`CARGO_BIN_EXE_consensus-torture`); `consensus-kv` belongs to
-//! another package, so Cargo does not build it for these tests: it is
-//! built here once (`cargo build --profile test -p consensus-kv`, a no-op
-//! when it is up to date), or taken from `CONSENSUS_KV_BIN`.
+//! another package, so Cargo does not hand its path to these tests. It is
+//! asked for once per test process with `cargo test --workspace --no-run`,
+//! the build `cargo test --workspace` has just made: inside that run every
+//! unit is fresh, so nothing is compiled and no second copy of the
+//! dependency graph lands in `target/` (a `cargo build -p consensus-kv`
+//! resolves features differently and rebuilt it all, which filled CI's
+//! disk). Run alone (`cargo test -p consensus-torture`), the same command
+//! builds what is missing. `CONSENSUS_KV_BIN` overrides it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,8 +28,9 @@ pub fn kv_binary() -> &'static Path {
     })
 }
 
-/// Builds `consensus-kv` with the profile the tests use and returns the
-/// executable Cargo reports.
+/// Asks Cargo for the workspace's test build (building what is stale) and
+/// returns the `consensus-kv` executable it reports: the plain binary, not
+/// the unit-test harness of its `main.rs`.
 ///
 /// The variables Cargo sets for this test process (`CARGO_PKG_NAME`,
 /// `CARGO_MANIFEST_DIR`, ...) are removed first: build scripts that declare
@@ -52,31 +58,35 @@ fn build_kv() -> PathBuf {
             command.env_remove(name.as_ref());
         }
     }
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "test",
+        "--workspace",
+        "--no-run",
+        "--message-format",
+        "json-render-diagnostics",
+    ]);
+    // The profile this test executable was built with (target/<profile>/deps),
+    // so that `cargo test --release` does not start a debug build.
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.file_name()?.to_owned()));
+    if profile_dir.is_some_and(|dir| dir == "release") {
+        command.arg("--release");
+    }
     let output = command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--profile",
-            "test",
-            "-p",
-            "consensus-kv",
-            "--bin",
-            "consensus-kv",
-            "--message-format",
-            "json-render-diagnostics",
-        ])
         .stderr(Stdio::inherit())
         .output()
-        .expect("run cargo build -p consensus-kv");
+        .expect("run cargo test --workspace --no-run");
     assert!(
         output.status.success(),
-        "cargo build -p consensus-kv failed"
+        "cargo test --workspace --no-run failed"
     );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
         .filter(|message| message["target"]["name"] == "consensus-kv")
+        .filter(|message| message["profile"]["test"] == false)
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .expect("cargo reported the consensus-kv executable")
 }

@@ -4,7 +4,8 @@
 
 use consensus_api::{
     Bytes, Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, Payload,
-    PeerProgress, Ready, RecoverError, Rejected, Role, Snapshot, Status, Ticket, TicketCounter,
+    PeerProgress, Ready, RecoverError, Rejected, Role as StatusRole, Snapshot, Status, Ticket,
+    TicketCounter,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +15,7 @@ use crate::election::Election;
 use crate::history::History;
 use crate::message::Message;
 use crate::reconfig::ConfigLog;
-use crate::role::{LeaderPhase, ReadOrigin, Stage, ZabRole};
+use crate::role::{LeaderPhase, ReadOrigin, Role, Stage};
 use crate::snapshot::SnapshotMeta;
 use crate::zxid::Zxid;
 
@@ -167,7 +168,7 @@ pub struct ZabCore {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) hard: HardState,
     pub(crate) log: Log,
-    pub(crate) role: ZabRole,
+    pub(crate) role: Role,
     /// Fast Leader Election's `logicalclock` (volatile, as in ZooKeeper).
     pub(crate) logical_clock: u64,
     /// Ticks since this incarnation started.
@@ -218,9 +219,9 @@ impl ZabCore {
     /// The epoch this node leads or follows, once known.
     pub fn following_epoch(&self) -> Option<u64> {
         match &self.role {
-            ZabRole::Looking(_) => None,
-            ZabRole::Following(f) => f.phase.epoch(),
-            ZabRole::Leading(l) => (l.epoch > 0).then_some(l.epoch),
+            Role::Looking(_) => None,
+            Role::Following(f) => f.phase.epoch(),
+            Role::Leading(l) => (l.epoch > 0).then_some(l.epoch),
         }
     }
 
@@ -228,8 +229,8 @@ impl ZabCore {
     /// (broadcast 3)`, `leading (discovery)` ...), for golden tests.
     pub fn state_name(&self) -> String {
         match &self.role {
-            ZabRole::Looking(_) => format!("looking round={}", self.logical_clock),
-            ZabRole::Following(f) => match f.phase {
+            Role::Looking(_) => format!("looking round={}", self.logical_clock),
+            Role::Following(f) => match f.phase {
                 crate::role::FollowerPhase::Discovery => {
                     format!("following {} discovery", f.leader)
                 }
@@ -240,7 +241,7 @@ impl ZabCore {
                     format!("following {} broadcast epoch={epoch}", f.leader)
                 }
             },
-            ZabRole::Leading(l) => {
+            Role::Leading(l) => {
                 let phase = match l.phase {
                     LeaderPhase::Discovery => "discovery",
                     LeaderPhase::EpochAck => "epoch-ack",
@@ -290,9 +291,9 @@ impl ZabCore {
     /// Leaves the current role, finishing what it owed callers: committed
     /// proposals succeed, others end with `OutcomeUnknown`, reads fail.
     pub(crate) fn leave_role(&mut self) {
-        let old = std::mem::replace(&mut self.role, ZabRole::Looking(Election::idle()));
+        let old = std::mem::replace(&mut self.role, Role::Looking(Election::idle()));
         match old {
-            ZabRole::Leading(leader) => {
+            Role::Leading(leader) => {
                 for (index, ticket) in leader.proposals {
                     let result = if index <= self.log.commit_index {
                         Ok(index)
@@ -309,14 +310,14 @@ impl ZabCore {
                     }
                 }
             }
-            ZabRole::Following(follower) => {
+            Role::Following(follower) => {
                 for read in follower.reads.into_values() {
                     self.out
                         .completed
                         .push((read.ticket, Err(Rejected::Unavailable)));
                 }
             }
-            ZabRole::Looking(_) => {}
+            Role::Looking(_) => {}
         }
     }
 
@@ -405,7 +406,7 @@ impl ZabCore {
             rng,
             hard,
             log,
-            role: ZabRole::Looking(Election::idle()),
+            role: Role::Looking(Election::idle()),
             logical_clock: 0,
             now: 0,
             out: Output::default(),
@@ -426,7 +427,7 @@ impl ZabCore {
             .zxid_at(applied)
             .unwrap_or(self.log.history.base_zxid());
         match &mut self.role {
-            ZabRole::Leading(leader) => {
+            Role::Leading(leader) => {
                 let rest = leader.proposals.split_off(&(applied + 1));
                 for (index, ticket) in std::mem::replace(&mut leader.proposals, rest) {
                     self.out.completed.push((ticket, Ok(index)));
@@ -439,7 +440,7 @@ impl ZabCore {
                     _ => true,
                 });
             }
-            ZabRole::Following(follower) => {
+            Role::Following(follower) => {
                 let history = &self.log.history;
                 follower.reads.retain(|_, read| match read.target {
                     Some(target) if target <= applied_zxid => {
@@ -450,7 +451,7 @@ impl ZabCore {
                     _ => true,
                 });
             }
-            ZabRole::Looking(_) => {}
+            Role::Looking(_) => {}
         }
     }
 
@@ -479,8 +480,8 @@ impl ZabCore {
             "no proposal from an epoch not accepted"
         );
         match &self.role {
-            ZabRole::Looking(_) => {}
-            ZabRole::Following(f) => {
+            Role::Looking(_) => {}
+            Role::Following(f) => {
                 if let Some(epoch) = f.phase.epoch() {
                     assert_eq!(
                         epoch, self.hard.accepted_epoch,
@@ -494,7 +495,7 @@ impl ZabCore {
                     );
                 }
             }
-            ZabRole::Leading(l) => {
+            Role::Leading(l) => {
                 if l.phase >= LeaderPhase::EpochAck {
                     assert_eq!(
                         l.epoch, self.hard.accepted_epoch,
@@ -565,9 +566,9 @@ impl Core for ZabCore {
     fn tick(&mut self) {
         self.now += 1;
         match &self.role {
-            ZabRole::Looking(_) => self.tick_election(),
-            ZabRole::Following(_) => self.tick_follower(),
-            ZabRole::Leading(_) => self.tick_leader(),
+            Role::Looking(_) => self.tick_election(),
+            Role::Following(_) => self.tick_follower(),
+            Role::Leading(_) => self.tick_leader(),
         }
         self.check_invariants();
     }
@@ -625,7 +626,7 @@ impl Core for ZabCore {
         ready.snapshot = self.log.install.take();
         ready.messages = std::mem::take(&mut self.out.messages);
         let broadcasting =
-            matches!(&self.role, ZabRole::Leading(l) if l.phase == LeaderPhase::Broadcast);
+            matches!(&self.role, Role::Leading(l) if l.phase == LeaderPhase::Broadcast);
         if broadcasting && !epochs_changed {
             // An established leader's PROPOSALs and COMMITs may leave before
             // its own history write is durable, as ZooKeeper's leader does
@@ -651,20 +652,20 @@ impl Core for ZabCore {
         let membership = self.log.membership();
         let learner = membership.is_learner(self.id());
         let (role, leader) = match &self.role {
-            ZabRole::Looking(_) => (Role::Candidate, None),
-            ZabRole::Following(f) => (Role::Follower, Some(f.leader)),
-            ZabRole::Leading(l) if l.phase == LeaderPhase::Broadcast => {
-                (Role::Leader, Some(self.id()))
+            Role::Looking(_) => (StatusRole::Candidate, None),
+            Role::Following(f) => (StatusRole::Follower, Some(f.leader)),
+            Role::Leading(l) if l.phase == LeaderPhase::Broadcast => {
+                (StatusRole::Leader, Some(self.id()))
             }
-            ZabRole::Leading(_) => (Role::Candidate, None),
+            Role::Leading(_) => (StatusRole::Candidate, None),
         };
-        let role = if learner && role != Role::Leader {
-            Role::Learner
+        let role = if learner && role != StatusRole::Leader {
+            StatusRole::Learner
         } else {
             role
         };
         let mut peers = std::collections::BTreeMap::new();
-        if let ZabRole::Leading(l) = &self.role {
+        if let Role::Leading(l) = &self.role {
             if l.phase == LeaderPhase::Broadcast {
                 for (id, progress) in &l.followers {
                     let match_index = match progress.stage {
