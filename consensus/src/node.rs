@@ -277,6 +277,7 @@ trait Replica: ReplicatedLog {
     fn local_addr(&self) -> SocketAddr;
     fn faults(&self) -> FaultController;
     fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<(), TransportError>;
+    fn remove_peer(&self, id: NodeId) -> Result<(), TransportError>;
     fn status_watch(&self) -> tokio::sync::watch::Receiver<Status>;
 }
 
@@ -326,6 +327,9 @@ impl<C: Core> Replica for Backend<C> {
     }
     fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<(), TransportError> {
         self.transport.add_peer(id, addr)
+    }
+    fn remove_peer(&self, id: NodeId) -> Result<(), TransportError> {
+        self.transport.remove_peer(id)
     }
     fn status_watch(&self) -> tokio::sync::watch::Receiver<Status> {
         self.node.status_watch()
@@ -380,6 +384,12 @@ impl ConsensusNode {
     /// Tells the transport where a (new) member listens.
     pub fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<(), TransportError> {
         self.replica.add_peer(id, addr)
+    }
+
+    /// Tells the transport that `id` left the membership: its connection is
+    /// closed and its certificate refused from now on.
+    pub fn remove_peer(&self, id: NodeId) -> Result<(), TransportError> {
+        self.replica.remove_peer(id)
     }
 }
 

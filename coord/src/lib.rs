@@ -82,6 +82,7 @@ pub mod client;
 pub mod expiry;
 pub mod load;
 pub mod machine;
+pub mod members;
 pub mod path;
 pub mod recipes;
 pub mod server;

@@ -353,6 +353,13 @@ impl Hub {
         f(&mut self.registry().tracker)
     }
 
+    /// A log entry the coordination machine does not see (a member
+    /// address-book entry, applied by the service edge's wrapper) was
+    /// applied at `index`: waits for "applied up to `index`" end.
+    pub fn note_applied(&self, index: LogIndex) {
+        self.after_apply(index, &[]);
+    }
+
     fn after_apply(&self, index: LogIndex, effects: &[Effect]) {
         {
             let now = self.now_ms();

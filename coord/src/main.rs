@@ -11,10 +11,12 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use consensus_coord::client::{ClientError, ClientOptions, CoordClient, Read};
 use consensus_coord::load::{self, LoadOptions, WriteOp};
+use consensus_coord::members::{MemberClient, MemberCommand};
 use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
 use consensus_service::cli::{self, DemoSpec};
+use consensus_service::members::{write_secret, MemberAction};
 use consensus_service::ops::MetricsArgs;
 
 #[derive(Parser)]
@@ -64,6 +66,16 @@ enum Commands {
         /// The cluster id the certificates are for.
         #[arg(long, default_value = "coord")]
         cluster_id: String,
+    },
+    /// Membership of a running cluster: list, add, promote, remove
+    /// (needs `[operator] token_file` in the cluster file). A node added
+    /// later is listed in the file with `join = true`.
+    Member {
+        #[command(subcommand)]
+        action: MemberAction,
+        /// The cluster configuration file.
+        #[arg(long, default_value = "cluster.toml", global = true)]
+        config: PathBuf,
     },
     /// Every node's role, indexes, sessions and state digest.
     Status {
@@ -298,6 +310,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             cluster_id,
         } => cmd_certs(&out, nodes, cluster_id)?,
         Commands::Status { json, target } => cmd_status(&target, json).await?,
+        Commands::Member { action, config } => cmd_member(&config, action).await?,
         Commands::Create {
             ephemeral,
             sequential,
@@ -404,7 +417,28 @@ async fn cmd_bench(config: &Path, options: &LoadOptions, json: bool) -> Result<(
 async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs) -> Result<()> {
     let config = ClusterConfig::load(config)?;
     let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-    let server = Server::start(&config, id)?;
+    // A node added later (`join = true`) with an empty data directory
+    // starts from the membership the cluster has now.
+    let entry = config.node(id)?.clone();
+    let fresh = std::fs::read_dir(&entry.data_dir).map_or(true, |mut d| d.next().is_none());
+    let mut initial = None;
+    if entry.join && fresh {
+        let client = MemberClient::from_config(&config)?;
+        for other in config.nodes.iter().map(|n| n.id).filter(|n| *n != id) {
+            if let Ok(Ok(view)) = client
+                .send_to(other, MemberCommand::List, Duration::from_secs(2))
+                .await
+            {
+                initial = Some(view.membership.leave_joint());
+                break;
+            }
+        }
+        client.close().await;
+        if initial.is_none() {
+            eprintln!("warning: no node answered with the membership; starting from the seeds");
+        }
+    }
+    let server = Server::start_with(&config, id, initial)?;
     exporter
         .serve(server.node().clone(), id, &config.tuning)
         .map_err(anyhow::Error::msg)?;
@@ -678,6 +712,41 @@ async fn cmd_status(target: &Target, json: bool) -> Result<()> {
             ),
             Err(error) => println!("{id:>4} unreachable: {error}"),
         }
+    }
+    Ok(())
+}
+
+/// `member`: membership of a running cluster.
+async fn cmd_member(config_path: &Path, action: MemberAction) -> Result<()> {
+    let config = ClusterConfig::load(config_path)?;
+    let Some((command, json)) = action.command() else {
+        let MemberAction::Token { force } = action else {
+            anyhow::bail!("unreachable: only token has no command");
+        };
+        let Some(path) = &config.operator_token_file else {
+            anyhow::bail!(
+                "{} has no `[operator] token_file = \"...\"`: name the file the secret goes to",
+                config_path.display()
+            );
+        };
+        if path.exists() && !force {
+            anyhow::bail!("{} exists; pass --force to replace it", path.display());
+        }
+        write_secret(path).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote a new operator secret to {} (mode 0600)",
+            path.display()
+        );
+        return Ok(());
+    };
+    let client = MemberClient::from_config(&config)?;
+    let result = client.run(command).await;
+    client.close().await;
+    let view = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", view.describe());
     }
     Ok(())
 }

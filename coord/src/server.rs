@@ -27,6 +27,7 @@ use consensus::{
 };
 use consensus_service::accept;
 use consensus_service::config::ClusterConfig;
+use consensus_service::members::{MemberAddrs, MemberOptions, MemberService, WithDirectory};
 use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeClient, PipeError, PipeLimits};
 use consensus_service::retry::Backoff;
@@ -37,6 +38,7 @@ use crate::machine::{ConnId, CoordMachine, Hub, MachineQuery, QueryAnswer};
 use crate::state::{Command, CommandResponse, Write};
 use crate::tls;
 use crate::types::{CoordError, Op, SessionId};
+use crate::wire::MemberReply;
 use crate::wire::{
     self, Admin, AdminReply, Answer, Attached, ClientFrame, Forward, ForwardReply, Forwarded,
     Hello, NodeReport, Open, Request, ServerFrame, ServiceError,
@@ -90,6 +92,7 @@ pub enum ServeError {
 /// A running coordination node.
 pub struct Server {
     node: Arc<ConsensusNode>,
+    members: Arc<MemberService>,
     endpoint: quinn::Endpoint,
     id: NodeId,
     hub: Arc<Hub>,
@@ -109,6 +112,18 @@ pub struct Server {
 impl Server {
     /// Starts node `id` of `config`.
     pub fn start(config: &ClusterConfig, id: NodeId) -> Result<Arc<Server>, ServeError> {
+        Server::start_with(config, id, None)
+    }
+
+    /// Starts node `id` of `config`; `initial` replaces the seeds as the
+    /// initial membership of a node with an empty data directory (a node
+    /// joining a running cluster is given the membership the cluster has
+    /// now; classic Paxos must start from the seeds and ignores it).
+    pub fn start_with(
+        config: &ClusterConfig,
+        id: NodeId,
+        initial: Option<consensus::Membership>,
+    ) -> Result<Arc<Server>, ServeError> {
         let entry = config.node(id)?.clone();
         let certificates = |message: String| ServeError::Certificates {
             dir: config.certs_dir.display().to_string(),
@@ -119,9 +134,46 @@ impl Server {
         let material = certs::load_node_tls(&config.certs_dir, &cluster, id)
             .map_err(|e| certificates(e.to_string()))?;
         let hub = Arc::new(Hub::new());
-        let node = config
-            .node_builder(id, material.clone())?
-            .start(CoordMachine::new(hub.clone()))?;
+        let operator_token = match &config.operator_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ServeError::ClientApi {
+                        addr: entry.client_addr.to_string(),
+                        message: format!("operator token {}: {e}", path.display()),
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let notified = hub.clone();
+        let (machine, directory) = WithDirectory::new(CoordMachine::new(hub.clone()));
+        let machine = machine.on_directory_entry(move |index| notified.note_applied(index));
+        let mut builder = config.node_builder(id, material.clone())?;
+        if let Some(initial) = initial.filter(|_| config.protocol != consensus::Protocol::Paxos) {
+            builder = builder.membership(initial);
+        }
+        let node = Arc::new(builder.start(machine)?);
+        let seeds: BTreeMap<NodeId, MemberAddrs> = config
+            .nodes
+            .iter()
+            .map(|n| {
+                let addrs = MemberAddrs {
+                    peer_addr: n.peer_addr,
+                    client_addr: n.client_addr,
+                };
+                (n.id, addrs)
+            })
+            .collect();
+        let members = MemberService::new(
+            node.clone(),
+            id,
+            directory,
+            seeds,
+            operator_token,
+            MemberOptions::default(),
+        );
+        members.spawn_peer_sync();
         let api = |message: String| ServeError::ClientApi {
             addr: entry.client_addr.to_string(),
             message,
@@ -156,7 +208,8 @@ impl Server {
             "coordination node started"
         );
         Ok(Arc::new(Server {
-            node: Arc::new(node),
+            node,
+            members,
             endpoint,
             id,
             hub,
@@ -245,6 +298,15 @@ impl Server {
                 if let Err(error) = result {
                     tracing::debug!(%error, "forwarding pipe closed");
                 }
+            }
+            Open::Member(request) => {
+                let started = std::time::Instant::now();
+                let reply: MemberReply = self.members.handle(request).await;
+                let result = if reply.is_ok() { "ok" } else { "refused" };
+                self.requests.record("member", result, started.elapsed());
+                let _ = wire::write_frame(&mut send, &reply).await;
+                let _ = send.finish();
+                let _ = send.stopped().await;
             }
             Open::Admin(request) => {
                 let reply = self.admin(request).await;

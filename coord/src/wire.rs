@@ -41,7 +41,15 @@ pub enum Open {
     ForwardPipe,
     /// A status / inspection request.
     Admin(Admin),
+    /// A membership command (`consensus-coord member ...`), answered with
+    /// one [`MemberReply`] frame. Refused unless the cluster file has an
+    /// `[operator] token_file` and the request carries its secret.
+    Member(consensus_service::members::MemberRequest),
 }
+
+/// The answer to [`Open::Member`].
+pub type MemberReply =
+    Result<consensus_service::members::MemberView, consensus_service::members::MemberError>;
 
 /// Opens (session 0) or resumes a session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,9 @@
 //!   [`wire::Request::op`], `result`: `ok` or [`wire::ServiceError::kind`]);
 //! * [`client`]: leader caching, redirects, retries with backoff and jitter,
 //!   idempotent retries, "outcome unknown" on timeouts;
+//! * [`members`]: the client of membership commands (`consensus-kv member
+//!   list/add/promote/remove`); the procedure is the service edge's
+//!   [`consensus_service::members`];
 //! * [`load`]: the closed-loop load generator behind `consensus-kv bench`;
 //! * [`wire`]: the client API messages; [`tls`]: its endpoints;
 //! * [`admin`]: the client of the authenticated fault-injection admin
@@ -31,6 +34,7 @@ pub use consensus_service::{cli, config, demo};
 pub mod admin;
 pub mod client;
 pub mod load;
+pub mod members;
 pub mod server;
 pub mod state;
 pub mod tls;

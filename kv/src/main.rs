@@ -13,8 +13,10 @@ use consensus_kv::cli::{self, DemoSpec};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
 use consensus_kv::load::{self, LoadOptions};
+use consensus_kv::members::{fetch_view, MemberClient};
 use consensus_kv::server::Server;
 use consensus_kv::wire::AdminCommand;
+use consensus_service::members::MemberAction;
 use consensus_service::ops::MetricsArgs;
 
 #[derive(Parser)]
@@ -35,11 +37,13 @@ enum Commands {
         /// The cluster configuration file.
         #[arg(long)]
         config: PathBuf,
-        /// This node's id in the file.
+        /// This node's id (in the file, or a new one with --join).
         #[arg(long)]
         id: u64,
         #[command(flatten)]
         metrics: MetricsArgs,
+        #[command(flatten)]
+        join: JoinArgs,
     },
     /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
     Demo {
@@ -58,12 +62,29 @@ enum Commands {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-        /// Number of nodes (ids 1..=N).
+        /// Number of nodes (ids 1..=N) of a new CA.
+        #[arg(
+            long,
+            required_unless_present = "add_node",
+            conflicts_with = "add_node"
+        )]
+        nodes: Option<u64>,
+        /// Issue a certificate for one more node with the CA already in
+        /// --out (`ca.pem`, `ca-key.pem`), for a node joining the cluster.
         #[arg(long)]
-        nodes: u64,
+        add_node: Option<u64>,
         /// The cluster id the certificates are for.
         #[arg(long, default_value = "kv")]
         cluster_id: String,
+    },
+    /// Membership of a running cluster: list, add, promote, remove
+    /// (needs `[operator] token_file` in the cluster file).
+    Member {
+        #[command(subcommand)]
+        action: MemberAction,
+        /// The cluster configuration file.
+        #[arg(long, default_value = "cluster.toml", global = true)]
+        config: PathBuf,
     },
     /// Read a key (linearizable unless --stale).
     Get {
@@ -159,6 +180,27 @@ struct BenchArgs {
     target: Target,
 }
 
+// `serve --join`: a node the cluster file need not list.
+#[derive(clap::Args)]
+struct JoinArgs {
+    /// Start as a node added after the cluster was created (`member add`):
+    /// not part of the initial membership; it learns the membership and the
+    /// members' addresses from the cluster. Implied by `join = true` in the
+    /// node's entry.
+    #[arg(long)]
+    join: bool,
+    /// With --join, for a node the file does not list: its consensus address.
+    #[arg(long, requires = "join", requires = "client_addr")]
+    peer_addr: Option<std::net::SocketAddr>,
+    /// With --join, for a node the file does not list: its client address.
+    #[arg(long, requires = "join", requires = "peer_addr")]
+    client_addr: Option<std::net::SocketAddr>,
+    /// With --join, for a node the file does not list: its data directory
+    /// (default: the file's data_root/node-ID).
+    #[arg(long, requires = "peer_addr")]
+    data_dir: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum AdminAction {
     /// Write a new random secret to the configuration's `testing.admin_token_file`.
@@ -246,7 +288,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config,
             id,
             metrics,
-        } => cmd_serve(&config, id, &metrics).await?,
+            join,
+        } => cmd_serve(&config, id, &metrics, &join).await?,
         Commands::Demo {
             protocol,
             nodes,
@@ -255,8 +298,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Commands::Certs {
             out,
             nodes,
+            add_node,
             cluster_id,
-        } => cmd_certs(&out, nodes, cluster_id)?,
+        } => cmd_certs(&out, nodes, add_node, cluster_id)?,
+        Commands::Member { action, config } => cmd_member(&config, action).await?,
         Commands::Get { key, stale, target } => cmd_get(&key, stale, &target).await?,
         Commands::Put { key, value, target } => cmd_put(&key, value, &target).await?,
         Commands::Delete { key, target } => cmd_delete(&key, &target).await?,
@@ -274,7 +319,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.
-async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs) -> Result<()> {
+async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs, join: &JoinArgs) -> Result<()> {
     // A file size limit (RLIMIT_FSIZE) must fail the write with
     // EFBIG, which the store reports, instead of killing the node.
     // SAFETY: setting a signal disposition to SIG_IGN.
@@ -282,17 +327,56 @@ async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs) -> Result<()> 
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let config = ClusterConfig::load(config)?;
+    let entry = match (join.peer_addr, join.client_addr) {
+        (Some(peer), Some(client)) => {
+            if config.node(id).is_ok() {
+                bail!(
+                    "node {id} is listed in {}: drop --peer-addr/--client-addr (the file says where it listens)",
+                    config.path.display()
+                );
+            }
+            config.joining_entry(id, peer, client, join.data_dir.clone())
+        }
+        _ => {
+            let mut entry = config.node(id)?.clone();
+            entry.join |= join.join;
+            entry
+        }
+    };
+    if entry.join && config.operator_token_file.is_none() {
+        bail!(
+            "a joining node needs `[operator] token_file` in {} (it asks the cluster for the member addresses)",
+            config.path.display()
+        );
+    }
     let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-    let server = Server::start(&config, id)?;
+    // A joining node with an empty data directory starts from the
+    // membership the cluster has now (it learns the truth from the log).
+    let mut initial = None;
+    let fresh = std::fs::read_dir(&entry.data_dir).map_or(true, |mut d| d.next().is_none());
+    if entry.join && fresh {
+        if let Some(path) = &config.operator_token_file {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            match fetch_view(&config, id, token.trim().to_string(), Duration::from_secs(10)).await {
+                Ok(view) => initial = Some(view.membership.leave_joint()),
+                Err(error) => eprintln!(
+                    "warning: no node answered with the membership ({error}); starting from the seeds"
+                ),
+            }
+        }
+    }
+    let server = Server::start_entry(&config, entry.clone(), initial)?;
     exporter
         .serve(server.node().clone(), id, &config.tuning)
         .map_err(anyhow::Error::msg)?;
     eprintln!(
-        "node {id} of cluster {:?} running {} (peer {}, clients {})",
+        "node {id} of cluster {:?} running {} (peer {}, clients {}{})",
         config.cluster_id,
         config.protocol,
-        config.node(id)?.peer_addr,
-        config.node(id)?.client_addr
+        entry.peer_addr,
+        entry.client_addr,
+        if entry.join { ", joining" } else { "" }
     );
     server.run(cli::shutdown_signal()).await;
     Ok(())
@@ -321,8 +405,41 @@ async fn cmd_demo(protocol: &str, nodes: u64, dir: &Path) -> Result<()> {
 }
 
 /// `certs`: a cluster CA and node certificates.
-fn cmd_certs(out: &Path, nodes: u64, cluster_id: String) -> Result<()> {
+fn cmd_certs(
+    out: &Path,
+    nodes: Option<u64>,
+    add_node: Option<u64>,
+    cluster_id: String,
+) -> Result<()> {
     let cluster = consensus::ClusterId::new(cluster_id)?;
+    if let Some(id) = add_node {
+        if id == 0 {
+            bail!("node ids start at 1");
+        }
+        let cert_path = consensus::certs::node_cert_path(out, id);
+        if cert_path.exists() {
+            bail!(
+                "{} exists: node {id} already has a certificate",
+                cert_path.display()
+            );
+        }
+        let ca = consensus::certs::load_ca(out, &cluster).with_context(|| {
+            format!(
+                "reading the cluster CA in {} (ca.pem and ca-key.pem of cluster {:?})",
+                out.display(),
+                cluster.as_str()
+            )
+        })?;
+        let node = ca.issue_node(id)?;
+        consensus::certs::write_node(out, &node)
+            .with_context(|| format!("writing node-{id} certificate to {}", out.display()))?;
+        println!(
+            "wrote node-{id}.pem and node-{id}-key.pem to {}, signed by its ca.pem",
+            out.display()
+        );
+        return Ok(());
+    }
+    let nodes = nodes.unwrap_or(0);
     consensus::certs::generate_cluster_dir(out, &cluster, 1..=nodes)
         .with_context(|| format!("writing certificates to {}", out.display()))?;
     println!(
@@ -505,6 +622,41 @@ async fn cmd_status(target: &Target, json: bool) -> Result<()> {
             }
             Err((id, error)) => println!("{id:>4} unreachable: {error}"),
         }
+    }
+    Ok(())
+}
+
+/// `member`: membership of a running cluster.
+async fn cmd_member(config_path: &Path, action: MemberAction) -> Result<()> {
+    let config = ClusterConfig::load(config_path)?;
+    if let MemberAction::Token { force } = action {
+        let Some(path) = &config.operator_token_file else {
+            bail!(
+                "{} has no `[operator] token_file = \"...\"`: name the file the secret goes to",
+                config_path.display()
+            );
+        };
+        if path.exists() && !force {
+            bail!("{} exists; pass --force to replace it", path.display());
+        }
+        write_token(path).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote a new operator secret to {} (mode 0600)",
+            path.display()
+        );
+        return Ok(());
+    }
+    let Some((command, json)) = action.command() else {
+        bail!("unreachable: token is handled above");
+    };
+    let client = MemberClient::from_config(&config)?;
+    let result = client.run(command).await;
+    client.close().await;
+    let view = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", view.describe());
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `consensus-kv serve`: one node of the replicated key-value service.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +12,10 @@ use consensus::{
 use thiserror::Error;
 
 use consensus_service::accept;
+use consensus_service::config::NodeEntry;
+use consensus_service::members::{
+    same_secret, MemberAddrs, MemberOptions, MemberService, WithDirectory,
+};
 use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeLimits};
 
@@ -22,6 +26,7 @@ use crate::wire::{
     self, AdminCommand, AdminRefusal, AdminReply, AdminRequest, Link, NodeReport, Reply, Request,
     ServiceError, Session, ADMIN_LINKS_MAX, MESSAGE_BYTES_MAX,
 };
+use crate::wire::{MemberReply, MemberRequest};
 
 /// Client sessions kept by the state machine (least recently used evicted).
 pub const SESSIONS_MAX: usize = 100_000;
@@ -89,16 +94,6 @@ pub fn read_admin_token(path: &std::path::Path) -> Result<String, ServeError> {
     Ok(token)
 }
 
-/// Compares two secrets in time that depends only on their lengths.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut difference = a.len() ^ b.len();
-    for (i, byte) in a.iter().enumerate() {
-        difference |= usize::from(byte ^ b.get(i).copied().unwrap_or(!byte));
-    }
-    difference == 0
-}
-
 /// A running key-value node: the consensus node plus the client API.
 pub struct Server {
     node: Arc<ConsensusNode>,
@@ -106,6 +101,7 @@ pub struct Server {
     id: NodeId,
     value_bytes_max: usize,
     admin: Option<Admin>,
+    members: Arc<MemberService>,
     requests: RequestMetrics,
 }
 
@@ -114,6 +110,28 @@ impl Server {
     /// cluster over QUIC and serves the client API.
     pub fn start(config: &ClusterConfig, id: NodeId) -> Result<Arc<Server>, ServeError> {
         let entry = config.node(id)?.clone();
+        Server::start_entry(config, entry, None)
+    }
+
+    /// Starts the node of `entry`, which the configuration need not list
+    /// (a node joining with `serve --join --peer-addr A --client-addr B`).
+    /// A node that is not a seed starts with the seeds as its initial
+    /// membership, is not a voter of it and so never campaigns: it waits
+    /// for the leader, whose log says the real membership (the operator
+    /// runs `member add` for it). At start it asks the other nodes for the
+    /// address book, so it can reach members the file does not list.
+    ///
+    /// `initial` replaces the seeds as the initial membership of a node with
+    /// an empty data directory: a joining node is given the membership the
+    /// cluster has now (ZAB's learners find the leader through the voters
+    /// they know). Classic Paxos must start from the seeds (the
+    /// configuration of slot 1), so it ignores `initial`.
+    pub fn start_entry(
+        config: &ClusterConfig,
+        entry: NodeEntry,
+        initial: Option<consensus::Membership>,
+    ) -> Result<Arc<Server>, ServeError> {
+        let id = entry.id;
         let cluster =
             ClusterId::new(config.cluster_id.clone()).map_err(|e| ServeError::Certificates {
                 dir: config.certs_dir.display().to_string(),
@@ -136,9 +154,48 @@ impl Server {
             }),
             _ => None,
         };
-        let node = config
-            .node_builder(id, material.clone())?
-            .start(Sessions::new(KvState::new(), SESSIONS_MAX))?;
+        let operator_token = config
+            .operator_token_file
+            .as_deref()
+            .map(read_admin_token)
+            .transpose()?;
+        let (machine, directory) = WithDirectory::new(Sessions::new(KvState::new(), SESSIONS_MAX));
+        let mut builder = config.builder_for(&entry, material.clone());
+        if let Some(initial) = initial.filter(|_| config.protocol != consensus::Protocol::Paxos) {
+            tracing::info!(node = id, membership = %initial, "initial membership from the cluster");
+            builder = builder.membership(initial);
+        }
+        let node = Arc::new(builder.start(machine)?);
+        let mut seeds: BTreeMap<NodeId, MemberAddrs> = config
+            .nodes
+            .iter()
+            .map(|n| {
+                let addrs = MemberAddrs {
+                    peer_addr: n.peer_addr,
+                    client_addr: n.client_addr,
+                };
+                (n.id, addrs)
+            })
+            .collect();
+        seeds.insert(
+            id,
+            MemberAddrs {
+                peer_addr: entry.peer_addr,
+                client_addr: entry.client_addr,
+            },
+        );
+        let members = MemberService::new(
+            node.clone(),
+            id,
+            directory,
+            seeds,
+            operator_token.clone(),
+            MemberOptions::default(),
+        );
+        members.spawn_peer_sync();
+        if let Some(token) = operator_token {
+            crate::members::spawn_address_fetch(config, id, token, node.clone());
+        }
         let server_config =
             tls::server_config(&material).map_err(|message| ServeError::ClientApi {
                 addr: entry.client_addr.to_string(),
@@ -166,11 +223,12 @@ impl Server {
             );
         }
         Ok(Arc::new(Server {
-            node: Arc::new(node),
+            node,
             endpoint,
             id,
             value_bytes_max: config.value_bytes_max,
             admin,
+            members,
             requests: RequestMetrics::new("kv", id, config.protocol),
         }))
     }
@@ -221,6 +279,7 @@ impl Server {
     pub async fn answer(&self, request: &[u8]) -> Bytes {
         match wire::decode::<Request>(request) {
             Ok(Request::Admin(request)) => wire::encode(&self.admin(request)),
+            Ok(Request::Member(request)) => wire::encode(&self.member(request).await),
             Ok(request) => wire::encode(&self.handle(request).await),
             Err(error) => wire::encode(&Reply::Error(ServiceError::Invalid(format!(
                 "request does not decode: {error}"
@@ -307,10 +366,23 @@ impl Server {
                 }
             }
             Request::Status => Reply::Status(Box::new(self.report().await)),
-            Request::Admin(_) => Reply::Error(ServiceError::Invalid(
-                "admin requests are answered by Server::admin".into(),
+            Request::Admin(_) | Request::Member(_) => Reply::Error(ServiceError::Invalid(
+                "admin and member requests are answered by Server::admin and Server::member".into(),
             )),
         }
+    }
+
+    /// Executes a membership request (and counts it in the client request
+    /// metrics, op `member`).
+    pub async fn member(&self, request: MemberRequest) -> MemberReply {
+        let started = std::time::Instant::now();
+        let reply = self.members.handle(request).await;
+        let result = match &reply {
+            Ok(_) => "ok",
+            Err(error) => member_error_kind(error),
+        };
+        self.requests.record("member", result, started.elapsed());
+        reply
     }
 
     /// Executes an admin (fault-injection) request: refused unless fault
@@ -410,5 +482,19 @@ impl Server {
             epoch_changes: metrics.epoch_changes,
             stopped,
         }
+    }
+}
+
+fn member_error_kind(error: &consensus_service::members::MemberError) -> &'static str {
+    use consensus_service::members::MemberError as E;
+    match error {
+        E::Disabled { .. } => "disabled",
+        E::Unauthorized { .. } => "unauthorized",
+        E::NotLeader { .. } => "not_leader",
+        E::ChangeInProgress { .. } => "change_in_progress",
+        E::AlreadyMember { .. } | E::NotMember { .. } | E::NotLearner { .. } => "invalid",
+        E::AddressInUse { .. } | E::Invalid(_) => "invalid",
+        E::CatchUpTimeout { .. } => "catch_up_timeout",
+        E::Cluster { .. } => "cluster",
     }
 }

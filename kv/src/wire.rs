@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::Response;
 
+pub use consensus_service::members::{
+    MemberAddrs, MemberCommand, MemberError, MemberRequest, MemberView,
+};
+
 /// ALPN of the client API (version 2: pipelined frames on one stream).
 pub const CLIENT_ALPN: &[u8] = b"consensus-kv/2";
 
@@ -74,7 +78,14 @@ pub enum Request {
     /// configuration says `[testing] fault_injection = true` and the
     /// request carries the secret of `testing.admin_token_file`.
     Admin(AdminRequest),
+    /// A membership command (`consensus-kv member ...`), answered with a
+    /// [`MemberReply`], not a [`Reply`]. Refused unless the cluster file
+    /// has an `[operator] token_file` and the request carries its secret.
+    Member(MemberRequest),
 }
+
+/// The answer to [`Request::Member`].
+pub type MemberReply = Result<MemberView, MemberError>;
 
 /// A directed network link `from → to` between two nodes.
 pub type Link = (NodeId, NodeId);
@@ -273,6 +284,7 @@ impl Request {
             Request::Get { .. } => "get",
             Request::Status => "status",
             Request::Admin(_) => "admin",
+            Request::Member(_) => "member",
         }
     }
 }

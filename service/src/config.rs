@@ -18,6 +18,10 @@
 //! [limits]                       # optional
 //! value_bytes_max = 1048576
 //!
+//! [operator]                     # optional: membership changes (`member add/remove/promote`)
+//! token_file = "operator-token"  # the secret `member` commands carry; without
+//!                                # it every membership change is refused
+//!
 //! [testing]                      # optional; never in production
 //! fault_injection = false        # true: accept the authenticated admin
 //!                                # commands that partition this node
@@ -30,7 +34,15 @@
 //! # data_dir = "/var/lib/kv"     # optional, overrides data_root/node-1
 //! # metrics_addr = "10.0.0.1:9101"  # optional, TCP: plain HTTP `/metrics` and
 //! #                              # `/health` (`serve --metrics-addr` overrides it)
+//! # join = true                  # added after the cluster was created
+//!                                # (`member add`): not part of the initial
+//!                                # membership, starts as a joining node
 //! ```
+//!
+//! The nodes without `join = true` are the **seeds**: the initial membership
+//! of a new cluster. Once a node has started, the membership committed in
+//! the log is the truth (see `consensus_service::members`); the file only
+//! says where to find nodes.
 //!
 //! Relative paths are relative to the directory of the configuration file.
 //! Every error names the file, and where it can, the line and the field.
@@ -104,6 +116,8 @@ struct RawConfig {
     limits: Option<RawLimits>,
     #[serde(default)]
     testing: Option<RawTesting>,
+    #[serde(default)]
+    operator: Option<RawOperator>,
     #[serde(rename = "node")]
     nodes: Vec<RawNode>,
 }
@@ -133,6 +147,12 @@ struct RawTesting {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawOperator {
+    token_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawNode {
     id: Spanned<NodeId>,
     peer_addr: Spanned<String>,
@@ -141,6 +161,8 @@ struct RawNode {
     data_dir: Option<String>,
     #[serde(default)]
     metrics_addr: Option<Spanned<String>>,
+    #[serde(default)]
+    join: bool,
 }
 
 /// One node of the cluster.
@@ -157,6 +179,9 @@ pub struct NodeEntry {
     /// Where the node serves `/metrics` and `/health` over plain HTTP
     /// (TCP), if anywhere; `serve --metrics-addr` overrides it.
     pub metrics_addr: Option<SocketAddr>,
+    /// Added after the cluster was created (`join = true`): not a seed of
+    /// the initial membership; the node joins through `member add`.
+    pub join: bool,
 }
 
 /// The `[testing]` section: switches for fault-injection tests. Everything
@@ -191,6 +216,12 @@ pub struct ClusterConfig {
     pub nodes: Vec<NodeEntry>,
     /// Fault-injection switches (all off unless `[testing]` says otherwise).
     pub testing: TestingConfig,
+    /// Where nodes keep their logs unless their entry says otherwise
+    /// (`data_root/node-<id>`).
+    pub data_root: PathBuf,
+    /// The secret membership commands must carry (`[operator] token_file`);
+    /// without it every membership change is refused.
+    pub operator_token_file: Option<PathBuf>,
 }
 
 /// Default largest value: 1 MiB.
@@ -328,10 +359,12 @@ impl ClusterConfig {
             }
         }
 
-        if raw.nodes.is_empty() {
+        if raw.nodes.iter().all(|n| n.join) {
             return Err(ConfigError::Parse {
                 path: path.to_path_buf(),
-                message: "no [[node]] entries: list every node of the cluster".into(),
+                message: "no seed [[node]] entries (without `join = true`): list the nodes the \
+                          cluster was created with"
+                    .into(),
             });
         }
         let data_root = resolve(raw.data_root.as_deref().unwrap_or("data"));
@@ -393,6 +426,7 @@ impl ClusterConfig {
                 client_addr,
                 data_dir,
                 metrics_addr,
+                join: node.join,
             });
         }
         nodes.sort_by_key(|n| n.id);
@@ -405,6 +439,12 @@ impl ClusterConfig {
             value_bytes_max,
             nodes,
             testing,
+            data_root,
+            operator_token_file: raw
+                .operator
+                .as_ref()
+                .and_then(|o| o.token_file.as_deref())
+                .map(resolve),
         })
     }
 
@@ -413,6 +453,21 @@ impl ClusterConfig {
     /// directory, or absolute). Append it to a rendered configuration.
     pub fn render_testing(token_file: &str) -> String {
         format!("\n[testing]\nfault_injection = true\nadmin_token_file = {token_file:?}\n")
+    }
+
+    /// The `[operator]` section naming the file of the secret membership
+    /// commands carry (relative to the configuration file's directory, or
+    /// absolute). Append it to a rendered configuration.
+    pub fn render_operator(token_file: &str) -> String {
+        format!("\n[operator]\ntoken_file = {token_file:?}\n")
+    }
+
+    /// A `[[node]]` entry marked `join = true` (a node added with `member
+    /// add`), to append to a configuration file.
+    pub fn render_join(id: NodeId, peer: SocketAddr, client: SocketAddr) -> String {
+        format!(
+            "\n[[node]]\nid = {id}\npeer_addr = \"{peer}\"\nclient_addr = \"{client}\"\njoin = true\n"
+        )
     }
 
     /// The entry of node `id`.
@@ -433,7 +488,18 @@ impl ClusterConfig {
     /// `start`, fault injection, limits).
     pub fn node_builder(&self, id: NodeId, tls: TlsMaterial) -> Result<NodeBuilder, ConfigError> {
         let entry = self.node(id)?;
-        Ok(NodeBuilder::new(self.protocol, self.cluster_id.clone(), id)
+        Ok(self.builder_for(entry, tls))
+    }
+
+    /// A [`NodeBuilder`] for `entry` (listed in the file or not: a node
+    /// joining with `serve --join --peer-addr A --client-addr B`). The
+    /// initial membership is the seeds (the nodes without `join = true`);
+    /// it is used only when the data directory is empty, and a node that is
+    /// not among them never campaigns: it waits to hear from the cluster,
+    /// whose log says the real membership.
+    pub fn builder_for(&self, entry: &NodeEntry, tls: TlsMaterial) -> NodeBuilder {
+        let id = entry.id;
+        NodeBuilder::new(self.protocol, self.cluster_id.clone(), id)
             .listen(entry.peer_addr)
             .peers(
                 self.nodes
@@ -441,9 +507,39 @@ impl ClusterConfig {
                     .filter(|n| n.id != id)
                     .map(|n| (n.id, n.peer_addr)),
             )
+            .membership(consensus::Membership::new(self.seed_ids()))
             .data_dir(entry.data_dir.clone())
             .tls(tls)
-            .tuning(self.tuning.clone()))
+            .tuning(self.tuning.clone())
+    }
+
+    /// The seeds: the nodes without `join = true`, the initial membership.
+    pub fn seed_ids(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.join)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// The entry of a node that is not in the file, joining with the
+    /// addresses given on the command line; its data directory is
+    /// `data_dir`, or `data_root/node-<id>`.
+    pub fn joining_entry(
+        &self,
+        id: NodeId,
+        peer_addr: SocketAddr,
+        client_addr: SocketAddr,
+        data_dir: Option<PathBuf>,
+    ) -> NodeEntry {
+        NodeEntry {
+            id,
+            peer_addr,
+            client_addr,
+            data_dir: data_dir.unwrap_or_else(|| self.data_root.join(format!("node-{id}"))),
+            metrics_addr: None,
+            join: true,
+        }
     }
 
     /// A configuration file text for a cluster on this machine (used by
@@ -630,6 +726,55 @@ data_dir = "/tmp/elsewhere"
             .unwrap_err()
             .to_string();
         assert!(error.contains("node.metrics_addr"), "{error}");
+    }
+
+    #[test]
+    fn joining_nodes_are_not_seeds_and_the_operator_token_is_optional() {
+        let config = ClusterConfig::parse(GOOD, Path::new("/etc/kv/cluster.toml")).unwrap();
+        assert_eq!(config.seed_ids(), vec![1, 2]);
+        assert_eq!(config.operator_token_file, None);
+        let joined = format!(
+            "{GOOD}{}{}",
+            ClusterConfig::render_join(
+                3,
+                "127.0.0.1:7003".parse().unwrap(),
+                "127.0.0.1:7103".parse().unwrap()
+            ),
+            ClusterConfig::render_operator("operator-token")
+        );
+        let config = ClusterConfig::parse(&joined, Path::new("/etc/kv/cluster.toml")).unwrap();
+        assert!(config.node(3).unwrap().join);
+        assert!(!config.node(1).unwrap().join);
+        assert_eq!(
+            config.seed_ids(),
+            vec![1, 2],
+            "a joining node is not a seed"
+        );
+        assert_eq!(
+            config.operator_token_file,
+            Some(PathBuf::from("/etc/kv/operator-token"))
+        );
+        let entry = config.joining_entry(
+            9,
+            "127.0.0.1:7009".parse().unwrap(),
+            "127.0.0.1:7109".parse().unwrap(),
+            None,
+        );
+        assert_eq!(entry.data_dir, PathBuf::from("/etc/kv/data/node-9"));
+        assert!(entry.join);
+        let only_joiners = GOOD
+            .replace(
+                "client_addr = \"127.0.0.1:7101\"\n",
+                "client_addr = \"127.0.0.1:7101\"\njoin = true\n",
+            )
+            .replace(
+                "data_dir = \"/tmp/elsewhere\"\n",
+                "data_dir = \"/tmp/elsewhere\"\njoin = true\n",
+            );
+        let error = ClusterConfig::parse(&only_joiners, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no seed"), "{error}");
     }
 
     #[test]

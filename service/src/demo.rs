@@ -126,8 +126,25 @@ impl LocalCluster {
         self.log_dir.join(format!("node-{id}.log"))
     }
 
+    /// Reads the configuration file again (after nodes were appended to it).
+    pub fn reload(&mut self) -> Result<(), String> {
+        self.config = ClusterConfig::load(&self.config_path).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// Starts node `id` (a no-op if it runs).
     pub fn start(&mut self, id: NodeId) -> Result<(), String> {
+        self.start_with(id, &[])
+    }
+
+    /// Starts node `id` with extra `serve` arguments (`--join --peer-addr
+    /// A --client-addr B` for a node the file does not list).
+    pub fn start_with(&mut self, id: NodeId, extra: &[String]) -> Result<(), String> {
         if self.is_running(id) {
             return Ok(());
         }
@@ -143,6 +160,7 @@ impl LocalCluster {
             .arg(&self.config_path)
             .arg("--id")
             .arg(id.to_string())
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -15,6 +15,8 @@
 //! * [`retry`]: backoff with jitter, node order, avoiding silent nodes;
 //! * [`cli`]: command-line pieces (durations, logging, signals, runtime,
 //!   the demo command) and [`demo`]: a local cluster of child processes;
+//! * [`members`]: membership changes of a running cluster (the replicated
+//!   address book, add / promote / remove with catch-up, one at a time);
 //! * [`ops`]: the operations endpoint of a node: Prometheus `/metrics`
 //!   (every metric name is listed in [`ops::METRICS`]) and `/health`;
 //! * [`usage`]: the CPU time this process used (load generators report it).
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod frame;
+pub mod members;
 pub mod ops;
 pub mod pipe;
 pub mod retry;

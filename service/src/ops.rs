@@ -114,7 +114,16 @@ impl MetricsArgs {
         config: &ClusterConfig,
         id: NodeId,
     ) -> Result<Option<SocketAddr>, ConfigError> {
-        Ok(self.metrics_addr.or(config.node(id)?.metrics_addr))
+        if self.metrics_addr.is_some() {
+            return Ok(self.metrics_addr);
+        }
+        // A node joining with `serve --join --peer-addr ...` is not in the
+        // file: without the flag it has no metrics address.
+        match config.node(id) {
+            Ok(entry) => Ok(entry.metrics_addr),
+            Err(ConfigError::UnknownNode { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Binds the metrics listener of node `id` (if it has an address) and
