@@ -6,7 +6,7 @@ mod common;
 
 use common::{config, Net};
 use consensus_api::{Bytes, Core, Entry, InitialState, Membership, Payload, Rejected, Role};
-use zab::{AckEpoch, FollowerInfo, HardState, Message, ServerState, Vote, ZabCore, Zxid};
+use zab::{Ack, AckEpoch, FollowerInfo, HardState, Message, ServerState, Vote, ZabCore, Zxid};
 
 fn entry(index: u64, epoch: u64, text: &str) -> Entry {
     Entry {
@@ -451,6 +451,92 @@ fn broadcast_commits_only_after_a_quorum_ack() {
     net.deliver(acks[1].0, acks[1].1, acks[1].2.clone());
     assert_eq!(net.status(leader).commit_index, 1, "leader + 2 of 5");
     assert_eq!(net.outcome(leader, ticket), Some(&Ok(1)));
+}
+
+/// The leader refuses new proposals only while too many are uncommitted:
+/// committed ones do not count.
+#[test]
+fn broadcast_the_uncommitted_limit_counts_only_uncommitted_proposals() {
+    let mut net = Net::with_config(3, |c| c.uncommitted_entries_max = 2);
+    let leader = net.elect();
+    for i in 0..6 {
+        net.propose(leader, &format!("c{i}"))
+            .expect("everything proposed before was committed");
+        net.deliver_all();
+    }
+    assert_eq!(net.status(leader).commit_index, 6);
+}
+
+/// Reference: JRS IV-B Phase 3: a follower commits on its leader's COMMIT
+/// of its epoch, never on one from another node.
+#[test]
+fn broadcast_a_commit_from_anyone_but_the_leader_is_ignored() {
+    let mut net = Net::new(3);
+    let leader = net.elect();
+    let others: Vec<_> = (1..=3).filter(|id| *id != leader).collect();
+    let (follower, other) = (others[0], others[1]);
+    net.propose(leader, "x").unwrap();
+    net.process(leader);
+    // Proposals to the followers, then their acks to the leader.
+    for _ in 0..2 {
+        for (from, to, m) in net.take_queue() {
+            net.deliver(from, to, m);
+        }
+    }
+    assert_eq!(net.status(leader).commit_index, 1);
+    let commit = net
+        .take_queue()
+        .into_iter()
+        .find(|(_, to, m)| *to == follower && matches!(m, Message::Commit(_)))
+        .map(|(_, _, m)| m)
+        .expect("the leader sends COMMIT");
+    net.deliver(other, follower, commit.clone());
+    assert_eq!(
+        net.status(follower).commit_index,
+        0,
+        "committed on a COMMIT from a node that is not its leader"
+    );
+    net.deliver(leader, follower, commit);
+    assert_eq!(net.status(follower).commit_index, 1);
+}
+
+/// Reference: JRS IV-B Phase 3: only ACKs of the leader's own epoch count
+/// towards a commit quorum.
+#[test]
+fn broadcast_acks_of_another_epoch_do_not_count() {
+    let mut net = Net::new(3);
+    let leader = net.elect();
+    let epoch = net.status(leader).epoch;
+    net.propose(leader, "x").unwrap();
+    net.process(leader);
+    for (from, to, m) in net.take_queue() {
+        net.deliver(from, to, m);
+    }
+    let acks: Vec<(u64, u64, Ack)> = net
+        .take_queue()
+        .into_iter()
+        .filter_map(|(from, to, m)| match m {
+            Message::Ack(ack) => Some((from, to, ack)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks.len(), 2);
+    for (from, to, ack) in &acks {
+        let other_epoch = Ack {
+            epoch: epoch + 1,
+            ..ack.clone()
+        };
+        net.deliver(*from, *to, Message::Ack(other_epoch));
+    }
+    assert_eq!(
+        net.status(leader).commit_index,
+        0,
+        "ACKs of another epoch counted"
+    );
+    for (from, to, ack) in acks {
+        net.deliver(from, to, Message::Ack(ack));
+    }
+    assert_eq!(net.status(leader).commit_index, 1);
 }
 
 /// Reference: JRS III "total order" / "local primary order": followers
