@@ -193,6 +193,27 @@ pub trait Core: Send + 'static {
     /// [`LogStore::save_snapshot`](crate::LogStore::save_snapshot).
     fn compact(&mut self, applied_index: LogIndex, data: Bytes) -> Result<Snapshot, Rejected>;
 
+    /// The snapshot that starts a new cluster of `membership` from a backup:
+    /// the state machine state `data`, taken at `index` of some cluster (of
+    /// any protocol). Every node of the new cluster stores it before its
+    /// first start and [`Core::restore`]s from it; the log continues at
+    /// `index + 1` under the protocol's first epoch, so nothing in it
+    /// belongs to the cluster it was taken from. The default suits
+    /// protocols whose `protocol_state` may be empty: epoch 0 (below every
+    /// real term, ballot or epoch) and no protocol state.
+    fn seed_snapshot(index: LogIndex, membership: Membership, data: Bytes) -> Snapshot
+    where
+        Self: Sized,
+    {
+        Snapshot {
+            index,
+            epoch: 0,
+            membership,
+            protocol_state: Bytes::new(),
+            data,
+        }
+    }
+
     /// Asks the leader to hand leadership to `to` (Raft TimeoutNow and the
     /// equivalents). Protocols without leaders answer
     /// [`Rejected::Unsupported`].

@@ -76,6 +76,31 @@ impl Protocol {
         }
     }
 
+    /// The snapshot every node of a new cluster of this protocol stores
+    /// before its first start to begin from a backup (state machine state
+    /// `data` taken at `index`, on any protocol): see
+    /// [`Core::seed_snapshot`](consensus_api::Core::seed_snapshot).
+    pub fn seed_snapshot(
+        self,
+        index: consensus_api::LogIndex,
+        membership: consensus_api::Membership,
+        data: bytes::Bytes,
+    ) -> consensus_api::Snapshot {
+        use consensus_api::Core;
+        match self {
+            #[cfg(feature = "raft")]
+            Protocol::Raft => raft::RaftCore::seed_snapshot(index, membership, data),
+            #[cfg(feature = "multipaxos")]
+            Protocol::MultiPaxos => {
+                multipaxos::MultiPaxosCore::seed_snapshot(index, membership, data)
+            }
+            #[cfg(feature = "paxos")]
+            Protocol::Paxos => paxos::PaxosCore::seed_snapshot(index, membership, data),
+            #[cfg(feature = "zab")]
+            Protocol::Zab => zab::ZabCore::seed_snapshot(index, membership, data),
+        }
+    }
+
     /// True for protocols with a distinguished leader (all but classic Paxos).
     pub fn has_leader(self) -> bool {
         self.name() != "paxos"

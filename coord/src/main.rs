@@ -15,6 +15,7 @@ use consensus_coord::members::{MemberClient, MemberCommand};
 use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
+use consensus_service::backup::{self, SnapshotAction};
 use consensus_service::cli::{self, DemoSpec};
 use consensus_service::members::{write_secret, MemberAction};
 use consensus_service::ops::MetricsArgs;
@@ -73,6 +74,16 @@ enum Commands {
     Member {
         #[command(subcommand)]
         action: MemberAction,
+        /// The cluster configuration file.
+        #[arg(long, default_value = "cluster.toml", global = true)]
+        config: PathBuf,
+    },
+    /// Backup and restore: `save FILE` from a running cluster (needs
+    /// `[operator] token_file`), `restore FILE --id N` into the empty data
+    /// directory of a new cluster's node (any protocol), `inspect FILE`.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
         /// The cluster configuration file.
         #[arg(long, default_value = "cluster.toml", global = true)]
         config: PathBuf,
@@ -311,6 +322,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => cmd_certs(&out, nodes, cluster_id)?,
         Commands::Status { json, target } => cmd_status(&target, json).await?,
         Commands::Member { action, config } => cmd_member(&config, action).await?,
+        Commands::Snapshot { action, config } => cmd_snapshot(&config, &action).await?,
         Commands::Create {
             ephemeral,
             sequential,
@@ -748,5 +760,22 @@ async fn cmd_member(config_path: &Path, action: MemberAction) -> Result<()> {
     } else {
         print!("{}", view.describe());
     }
+    Ok(())
+}
+
+/// `snapshot`: backup and restore.
+async fn cmd_snapshot(config_path: &Path, action: &SnapshotAction) -> Result<()> {
+    let config = ClusterConfig::load(config_path)?;
+    let client = || MemberClient::from_config(&config).map_err(|e| e.to_string());
+    let message = backup::run_action(
+        action,
+        &config,
+        "coord",
+        client,
+        consensus_coord::server::check_backup_data,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    println!("{message}");
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use consensus::{ClusterId, NodeId};
+use consensus_service::backup::{BackupCommand, BackupReply, BackupRequest, BackupSender};
 use consensus_service::config::ClusterConfig;
 use consensus_service::members::{run_on_leader, MemberSender};
 
@@ -135,6 +136,44 @@ impl MemberClient {
         Ok(reply)
     }
 
+    /// Sends one backup step to node `id` (an [`Open::Backup`] stream).
+    pub async fn backup_to(
+        &self,
+        id: NodeId,
+        command: BackupCommand,
+        timeout: Duration,
+    ) -> Result<BackupReply, String> {
+        let addr = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied()
+            .ok_or_else(|| format!("node {id}: address unknown"))?;
+        let request = Open::Backup(BackupRequest {
+            token: self.token.clone(),
+            command,
+        });
+        let exchange = async {
+            let connection = self
+                .endpoint
+                .connect(addr, &tls::server_name(&self.cluster, id))
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+            wire::write_frame(&mut send, &request).await?;
+            let _ = send.finish();
+            let reply = wire::read_frame::<BackupReply>(&mut recv).await;
+            connection.close(0u32.into(), b"done");
+            reply?.ok_or_else(|| "the node closed the stream".to_string())
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("node {id}: no answer within {timeout:?}"))?
+            .map_err(|e| format!("node {id}: {e}"))
+    }
+
     /// Closes the endpoint.
     pub async fn close(&self) {
         self.endpoint.close(0u32.into(), b"member client closing");
@@ -163,5 +202,32 @@ impl MemberSender for MemberClient {
         timeout: Duration,
     ) -> Result<MemberReply, String> {
         self.send_to(id, command, timeout).await
+    }
+}
+
+impl BackupSender for MemberClient {
+    fn node_ids(&self) -> Vec<NodeId> {
+        let leader = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<NodeId> = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        if let Some(leader) = leader.filter(|l| ids.contains(l)) {
+            ids.retain(|id| *id != leader);
+            ids.insert(0, leader);
+        }
+        ids
+    }
+
+    async fn send_backup(
+        &self,
+        id: NodeId,
+        command: BackupCommand,
+        timeout: Duration,
+    ) -> Result<BackupReply, String> {
+        self.backup_to(id, command, timeout).await
     }
 }

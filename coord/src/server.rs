@@ -26,6 +26,7 @@ use consensus::{
     Role,
 };
 use consensus_service::accept;
+use consensus_service::backup::{BackupReply, BackupService};
 use consensus_service::config::ClusterConfig;
 use consensus_service::members::{MemberAddrs, MemberOptions, MemberService, WithDirectory};
 use consensus_service::ops::RequestMetrics;
@@ -89,10 +90,21 @@ pub enum ServeError {
     },
 }
 
+/// Restores a backup's data (see [`consensus_service::backup`]) into a
+/// fresh coordination state: how `snapshot restore` checks a file before it
+/// seeds a data directory.
+pub fn check_backup_data(
+    index: consensus::LogIndex,
+    data: &Bytes,
+) -> Result<(), consensus::RecoverError> {
+    crate::state::CoordState::restore(index, data).map(drop)
+}
+
 /// A running coordination node.
 pub struct Server {
     node: Arc<ConsensusNode>,
     members: Arc<MemberService>,
+    backup: BackupService,
     endpoint: quinn::Endpoint,
     id: NodeId,
     hub: Arc<Hub>,
@@ -170,9 +182,10 @@ impl Server {
             id,
             directory,
             seeds,
-            operator_token,
+            operator_token.clone(),
             MemberOptions::default(),
         );
+        let backup = BackupService::new(node.clone(), id, "coord", config, operator_token);
         members.spawn_peer_sync();
         let api = |message: String| ServeError::ClientApi {
             addr: entry.client_addr.to_string(),
@@ -210,6 +223,7 @@ impl Server {
         Ok(Arc::new(Server {
             node,
             members,
+            backup,
             endpoint,
             id,
             hub,
@@ -304,6 +318,15 @@ impl Server {
                 let reply: MemberReply = self.members.handle(request).await;
                 let result = if reply.is_ok() { "ok" } else { "refused" };
                 self.requests.record("member", result, started.elapsed());
+                let _ = wire::write_frame(&mut send, &reply).await;
+                let _ = send.finish();
+                let _ = send.stopped().await;
+            }
+            Open::Backup(request) => {
+                let started = std::time::Instant::now();
+                let reply: BackupReply = self.backup.handle(request).await;
+                let result = if reply.is_ok() { "ok" } else { "refused" };
+                self.requests.record("backup", result, started.elapsed());
                 let _ = wire::write_frame(&mut send, &reply).await;
                 let _ = send.finish();
                 let _ = send.stopped().await;

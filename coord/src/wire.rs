@@ -45,6 +45,11 @@ pub enum Open {
     /// one [`MemberReply`] frame. Refused unless the cluster file has an
     /// `[operator] token_file` and the request carries its secret.
     Member(consensus_service::members::MemberRequest),
+    /// A backup step (`consensus-coord snapshot save`), answered with one
+    /// [`BackupReply`](consensus_service::backup::BackupReply) frame. Refused
+    /// unless the cluster file has an `[operator] token_file` and the
+    /// request carries its secret.
+    Backup(consensus_service::backup::BackupRequest),
 }
 
 /// The answer to [`Open::Member`].

@@ -16,6 +16,7 @@ use consensus_kv::load::{self, LoadOptions};
 use consensus_kv::members::{fetch_view, MemberClient};
 use consensus_kv::server::Server;
 use consensus_kv::wire::AdminCommand;
+use consensus_service::backup::{self, SnapshotAction};
 use consensus_service::members::MemberAction;
 use consensus_service::ops::MetricsArgs;
 
@@ -82,6 +83,16 @@ enum Commands {
     Member {
         #[command(subcommand)]
         action: MemberAction,
+        /// The cluster configuration file.
+        #[arg(long, default_value = "cluster.toml", global = true)]
+        config: PathBuf,
+    },
+    /// Backup and restore: `save FILE` from a running cluster (needs
+    /// `[operator] token_file`), `restore FILE --id N` into the empty data
+    /// directory of a new cluster's node (any protocol), `inspect FILE`.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
         /// The cluster configuration file.
         #[arg(long, default_value = "cluster.toml", global = true)]
         config: PathBuf,
@@ -302,6 +313,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             cluster_id,
         } => cmd_certs(&out, nodes, add_node, cluster_id)?,
         Commands::Member { action, config } => cmd_member(&config, action).await?,
+        Commands::Snapshot { action, config } => cmd_snapshot(&config, &action).await?,
         Commands::Get { key, stale, target } => cmd_get(&key, stale, &target).await?,
         Commands::Put { key, value, target } => cmd_put(&key, value, &target).await?,
         Commands::Delete { key, target } => cmd_delete(&key, &target).await?,
@@ -658,5 +670,22 @@ async fn cmd_member(config_path: &Path, action: MemberAction) -> Result<()> {
     } else {
         print!("{}", view.describe());
     }
+    Ok(())
+}
+
+/// `snapshot`: backup and restore.
+async fn cmd_snapshot(config_path: &Path, action: &SnapshotAction) -> Result<()> {
+    let config = ClusterConfig::load(config_path)?;
+    let client = || MemberClient::from_config(&config).map_err(|e| e.to_string());
+    let message = backup::run_action(
+        action,
+        &config,
+        "kv",
+        client,
+        consensus_kv::server::check_backup_data,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    println!("{message}");
     Ok(())
 }

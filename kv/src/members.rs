@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use consensus::{ClusterId, ConsensusNode, NodeId};
+use consensus_service::backup::{BackupCommand, BackupReply, BackupRequest, BackupSender};
 use consensus_service::members::{run_on_leader, MemberSender};
 use consensus_service::pipe::PipeClient;
 
@@ -119,7 +120,11 @@ impl MemberClient {
         Ok(reply)
     }
 
-    async fn exchange(&self, id: NodeId, request: &Request) -> Result<MemberReply, String> {
+    async fn exchange<R: serde::de::DeserializeOwned>(
+        &self,
+        id: NodeId,
+        request: &Request,
+    ) -> Result<R, String> {
         let addr = self
             .nodes
             .lock()
@@ -139,8 +144,7 @@ impl MemberClient {
         let result = pipe.call(wire::encode(request)).await;
         pipe.close();
         let bytes = result.map_err(|e| format!("node {id}: {e}"))?;
-        wire::decode::<MemberReply>(&bytes)
-            .map_err(|e| format!("node {id}: reply does not decode: {e}"))
+        wire::decode::<R>(&bytes).map_err(|e| format!("node {id}: reply does not decode: {e}"))
     }
 
     /// The membership as the leader sees it (any node's view when no
@@ -271,5 +275,32 @@ impl MemberSender for MemberClient {
         timeout: Duration,
     ) -> Result<MemberReply, String> {
         self.send_to(id, command, timeout).await
+    }
+}
+
+impl BackupSender for MemberClient {
+    fn node_ids(&self) -> Vec<NodeId> {
+        let leader = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = MemberClient::node_ids(self);
+        if let Some(leader) = leader.filter(|l| ids.contains(l)) {
+            ids.retain(|id| *id != leader);
+            ids.insert(0, leader);
+        }
+        ids
+    }
+
+    async fn send_backup(
+        &self,
+        id: NodeId,
+        command: BackupCommand,
+        timeout: Duration,
+    ) -> Result<BackupReply, String> {
+        let request = Request::Backup(BackupRequest {
+            token: self.token.clone(),
+            command,
+        });
+        tokio::time::timeout(timeout, self.exchange::<BackupReply>(id, &request))
+            .await
+            .map_err(|_| format!("node {id}: no answer within {timeout:?}"))?
     }
 }

@@ -12,6 +12,7 @@ use consensus::{
 use thiserror::Error;
 
 use consensus_service::accept;
+use consensus_service::backup::BackupService;
 use consensus_service::config::NodeEntry;
 use consensus_service::members::{
     same_secret, MemberAddrs, MemberOptions, MemberService, WithDirectory,
@@ -30,6 +31,18 @@ use crate::wire::{MemberReply, MemberRequest};
 
 /// Client sessions kept by the state machine (least recently used evicted).
 pub const SESSIONS_MAX: usize = 100_000;
+
+/// Restores a backup's data (see [`consensus_service::backup`]) into a
+/// fresh state machine of the service: how `snapshot restore` checks a file
+/// before it seeds a data directory.
+pub fn check_backup_data(
+    index: consensus::LogIndex,
+    data: &Bytes,
+) -> Result<(), consensus::RecoverError> {
+    use consensus::StateMachine;
+    let (mut machine, _) = WithDirectory::new(Sessions::new(KvState::new(), SESSIONS_MAX));
+    machine.restore(index, data)
+}
 
 /// Why a server could not start.
 #[derive(Debug, Error)]
@@ -102,6 +115,7 @@ pub struct Server {
     value_bytes_max: usize,
     admin: Option<Admin>,
     members: Arc<MemberService>,
+    backup: BackupService,
     requests: RequestMetrics,
 }
 
@@ -184,6 +198,7 @@ impl Server {
                 client_addr: entry.client_addr,
             },
         );
+        let backup = BackupService::new(node.clone(), id, "kv", config, operator_token.clone());
         let members = MemberService::new(
             node.clone(),
             id,
@@ -229,6 +244,7 @@ impl Server {
             value_bytes_max: config.value_bytes_max,
             admin,
             members,
+            backup,
             requests: RequestMetrics::new("kv", id, config.protocol),
         }))
     }
@@ -280,6 +296,13 @@ impl Server {
         match wire::decode::<Request>(request) {
             Ok(Request::Admin(request)) => wire::encode(&self.admin(request)),
             Ok(Request::Member(request)) => wire::encode(&self.member(request).await),
+            Ok(Request::Backup(request)) => {
+                let started = std::time::Instant::now();
+                let reply = self.backup.handle(request).await;
+                let result = if reply.is_ok() { "ok" } else { "refused" };
+                self.requests.record("backup", result, started.elapsed());
+                wire::encode(&reply)
+            }
             Ok(request) => wire::encode(&self.handle(request).await),
             Err(error) => wire::encode(&Reply::Error(ServiceError::Invalid(format!(
                 "request does not decode: {error}"
@@ -366,9 +389,11 @@ impl Server {
                 }
             }
             Request::Status => Reply::Status(Box::new(self.report().await)),
-            Request::Admin(_) | Request::Member(_) => Reply::Error(ServiceError::Invalid(
-                "admin and member requests are answered by Server::admin and Server::member".into(),
-            )),
+            Request::Admin(_) | Request::Member(_) | Request::Backup(_) => {
+                Reply::Error(ServiceError::Invalid(
+                    "admin, member and backup requests are answered by Server::answer".into(),
+                ))
+            }
         }
     }
 

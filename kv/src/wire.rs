@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::Response;
 
+pub use consensus_service::backup::{BackupReply, BackupRequest};
 pub use consensus_service::members::{
     MemberAddrs, MemberCommand, MemberError, MemberRequest, MemberView,
 };
@@ -82,6 +83,10 @@ pub enum Request {
     /// [`MemberReply`], not a [`Reply`]. Refused unless the cluster file
     /// has an `[operator] token_file` and the request carries its secret.
     Member(MemberRequest),
+    /// A backup step (`consensus-kv snapshot save`), answered with a
+    /// [`BackupReply`], not a [`Reply`]. Refused unless the cluster file
+    /// has an `[operator] token_file` and the request carries its secret.
+    Backup(BackupRequest),
 }
 
 /// The answer to [`Request::Member`].
@@ -285,6 +290,7 @@ impl Request {
             Request::Status => "status",
             Request::Admin(_) => "admin",
             Request::Member(_) => "member",
+            Request::Backup(_) => "backup",
         }
     }
 }

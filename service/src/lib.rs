@@ -17,12 +17,16 @@
 //!   the demo command) and [`demo`]: a local cluster of child processes;
 //! * [`members`]: membership changes of a running cluster (the replicated
 //!   address book, add / promote / remove with catch-up, one at a time);
+//! * [`backup`]: `snapshot save` / `restore` / `inspect`: a checksummed,
+//!   protocol-neutral backup of the state machine, restored into a new
+//!   cluster of any protocol;
 //! * [`ops`]: the operations endpoint of a node: Prometheus `/metrics`
 //!   (every metric name is listed in [`ops::METRICS`]) and `/health`;
 //! * [`usage`]: the CPU time this process used (load generators report it).
 #![deny(missing_docs)]
 
 pub mod accept;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -167,6 +167,8 @@ pub struct WithDirectory<S> {
     directory: Directory,
     published: watch::Sender<Directory>,
     on_directory_entry: Option<Box<dyn FnMut(LogIndex) + Send>>,
+    /// The last index applied (or restored): the index of a backup.
+    applied: LogIndex,
 }
 
 impl<S: StateMachine> WithDirectory<S> {
@@ -180,6 +182,7 @@ impl<S: StateMachine> WithDirectory<S> {
                 directory: Directory::default(),
                 published,
                 on_directory_entry: None,
+                applied: 0,
             },
             receiver,
         )
@@ -201,6 +204,7 @@ impl<S: StateMachine> WithDirectory<S> {
 
 impl<S: StateMachine> StateMachine for WithDirectory<S> {
     fn apply(&mut self, index: LogIndex, command: &Bytes) -> Bytes {
+        self.applied = index;
         match DirectoryCommand::decode(command) {
             None => self.inner.apply(index, command),
             Some(Ok(command)) => {
@@ -221,7 +225,20 @@ impl<S: StateMachine> StateMachine for WithDirectory<S> {
         }
     }
 
+    /// [`SNAPSHOT_QUERY`](crate::backup::SNAPSHOT_QUERY) is answered here
+    /// (the inner state machine's snapshot and the applied index, for a
+    /// backup: without the address book, which belongs to this cluster);
+    /// every other query goes to the inner state machine.
     fn query(&self, query: &Bytes) -> Bytes {
+        if query.as_ref() == crate::backup::SNAPSHOT_QUERY {
+            let answer = crate::backup::MachineSnapshot {
+                index: self.applied,
+                data: self.inner.snapshot(),
+            };
+            return Bytes::from(
+                postcard::to_allocvec(&answer).expect("encoding to a Vec cannot fail"),
+            );
+        }
         self.inner.query(query)
     }
 
@@ -238,6 +255,7 @@ impl<S: StateMachine> StateMachine for WithDirectory<S> {
     }
 
     fn restore(&mut self, index: LogIndex, data: &Bytes) -> Result<(), RecoverError> {
+        self.applied = index;
         match data.strip_prefix(&MAGIC[..]) {
             None => {
                 self.inner.restore(index, data)?;

@@ -545,6 +545,25 @@ impl Core for ZabCore {
         Self::restore_inner(config, state)
     }
 
+    /// Epoch 0 with the zxid `0:index` (the history of a cluster that ran
+    /// `index` transactions in epoch 0; capped at the 32-bit counter): above
+    /// the `0:0` of an empty node, so a node that was not restored never
+    /// wins an election against restored ones, and below every zxid the new
+    /// cluster's first leader (epoch 1) assigns.
+    fn seed_snapshot(index: LogIndex, membership: Membership, data: Bytes) -> Snapshot {
+        let meta = SnapshotMeta {
+            zxid: Zxid::new(0, index.min(Zxid::PART_MAX)),
+            config_zxid: Zxid::ZERO,
+        };
+        Snapshot {
+            index,
+            epoch: 0,
+            membership,
+            protocol_state: meta.encode(),
+            data,
+        }
+    }
+
     fn step(&mut self, from: NodeId, message: Message) {
         if from == self.id() || from == 0 {
             tracing::debug!(
