@@ -16,7 +16,7 @@ use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
 use consensus_service::backup::{self, SnapshotAction};
-use consensus_service::cli::{self, DemoSpec};
+use consensus_service::cli::{self, DemoSpec, JoinArgs};
 use consensus_service::members::{write_secret, MemberAction};
 use consensus_service::ops::MetricsArgs;
 
@@ -38,11 +38,13 @@ enum Commands {
         /// The cluster configuration file.
         #[arg(long)]
         config: PathBuf,
-        /// This node's id in the file.
+        /// This node's id (in the file, or a new one with --join).
         #[arg(long)]
         id: u64,
         #[command(flatten)]
         metrics: MetricsArgs,
+        #[command(flatten)]
+        join: JoinArgs,
     },
     /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
     Demo {
@@ -61,9 +63,17 @@ enum Commands {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-        /// Number of nodes (ids 1..=N).
+        /// Number of nodes (ids 1..=N) of a new CA.
+        #[arg(
+            long,
+            required_unless_present = "add_node",
+            conflicts_with = "add_node"
+        )]
+        nodes: Option<u64>,
+        /// Issue a certificate for one more node with the CA already in
+        /// --out (`ca.pem`, `ca-key.pem`), for a node joining the cluster.
         #[arg(long)]
-        nodes: u64,
+        add_node: Option<u64>,
         /// The cluster id the certificates are for.
         #[arg(long, default_value = "coord")]
         cluster_id: String,
@@ -309,7 +319,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config,
             id,
             metrics,
-        } => cmd_serve(&config, id, &metrics).await?,
+            join,
+        } => cmd_serve(&config, id, &metrics, &join).await?,
         Commands::Demo {
             protocol,
             nodes,
@@ -318,8 +329,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Commands::Certs {
             out,
             nodes,
+            add_node,
             cluster_id,
-        } => cmd_certs(&out, nodes, cluster_id)?,
+        } => println!(
+            "{}",
+            cli::certs(&out, nodes, add_node, cluster_id).map_err(anyhow::Error::msg)?
+        ),
         Commands::Status { json, target } => cmd_status(&target, json).await?,
         Commands::Member { action, config } => cmd_member(&config, action).await?,
         Commands::Snapshot { action, config } => cmd_snapshot(&config, &action).await?,
@@ -426,15 +441,14 @@ async fn cmd_bench(config: &Path, options: &LoadOptions, json: bool) -> Result<(
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.
-async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs) -> Result<()> {
+async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs, join: &JoinArgs) -> Result<()> {
     let config = ClusterConfig::load(config)?;
+    let entry = cli::serve_entry(&config, id, join).map_err(anyhow::Error::msg)?;
     let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-    // A node added later (`join = true`) with an empty data directory
-    // starts from the membership the cluster has now.
-    let entry = config.node(id)?.clone();
-    let fresh = std::fs::read_dir(&entry.data_dir).map_or(true, |mut d| d.next().is_none());
+    // A joining node with an empty data directory starts from the
+    // membership the cluster has now (it learns the truth from the log).
     let mut initial = None;
-    if entry.join && fresh {
+    if entry.join && cli::is_fresh(&entry.data_dir) {
         let client = MemberClient::from_config(&config)?;
         for other in config.nodes.iter().map(|n| n.id).filter(|n| *n != id) {
             if let Ok(Ok(view)) = client
@@ -450,16 +464,17 @@ async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs) -> Result<()> 
             eprintln!("warning: no node answered with the membership; starting from the seeds");
         }
     }
-    let server = Server::start_with(&config, id, initial)?;
+    let server = Server::start_entry(&config, entry.clone(), initial)?;
     exporter
         .serve(server.node().clone(), id, &config.tuning)
         .map_err(anyhow::Error::msg)?;
     eprintln!(
-        "coordination node {id} of cluster {:?} running {} (peer {}, clients {})",
+        "coordination node {id} of cluster {:?} running {} (peer {}, clients {}{})",
         config.cluster_id,
         config.protocol,
-        config.node(id)?.peer_addr,
-        config.node(id)?.client_addr
+        entry.peer_addr,
+        entry.client_addr,
+        if entry.join { ", joining" } else { "" }
     );
     server.run(cli::shutdown_signal()).await;
     Ok(())
@@ -487,18 +502,6 @@ async fn cmd_demo(protocol: &str, nodes: u64, dir: &Path) -> Result<()> {
     )
     .await
     .map_err(anyhow::Error::msg)
-}
-
-/// `certs`: a cluster CA and node certificates.
-fn cmd_certs(out: &Path, nodes: u64, cluster_id: String) -> Result<()> {
-    let cluster = consensus::ClusterId::new(cluster_id)?;
-    consensus::certs::generate_cluster_dir(out, &cluster, 1..=nodes)
-        .with_context(|| format!("writing certificates to {}", out.display()))?;
-    println!(
-        "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
-        out.display()
-    );
-    Ok(())
 }
 
 /// `create`.

@@ -27,7 +27,7 @@ use consensus::{
 };
 use consensus_service::accept;
 use consensus_service::backup::{BackupReply, BackupService};
-use consensus_service::config::ClusterConfig;
+use consensus_service::config::{ClusterConfig, NodeEntry};
 use consensus_service::members::{MemberAddrs, MemberOptions, MemberService, WithDirectory};
 use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeClient, PipeError, PipeLimits};
@@ -109,7 +109,6 @@ pub struct Server {
     id: NodeId,
     hub: Arc<Hub>,
     data_bytes_max: usize,
-    peers: BTreeMap<NodeId, SocketAddr>,
     cluster: ClusterId,
     forward_endpoint: quinn::Endpoint,
     forward_connections: Mutex<BTreeMap<NodeId, quinn::Connection>>,
@@ -136,7 +135,18 @@ impl Server {
         id: NodeId,
         initial: Option<consensus::Membership>,
     ) -> Result<Arc<Server>, ServeError> {
-        let entry = config.node(id)?.clone();
+        Server::start_entry(config, config.node(id)?.clone(), initial)
+    }
+
+    /// Starts the node of `entry`, which the configuration need not list (a
+    /// node joining with `serve --join --peer-addr A --client-addr B`); see
+    /// [`Server::start_with`] for `initial`.
+    pub fn start_entry(
+        config: &ClusterConfig,
+        entry: NodeEntry,
+        initial: Option<consensus::Membership>,
+    ) -> Result<Arc<Server>, ServeError> {
+        let id = entry.id;
         let certificates = |message: String| ServeError::Certificates {
             dir: config.certs_dir.display().to_string(),
             message,
@@ -161,12 +171,12 @@ impl Server {
         let notified = hub.clone();
         let (machine, directory) = WithDirectory::new(CoordMachine::new(hub.clone()));
         let machine = machine.on_directory_entry(move |index| notified.note_applied(index));
-        let mut builder = config.node_builder(id, material.clone())?;
+        let mut builder = config.builder_for(&entry, material.clone());
         if let Some(initial) = initial.filter(|_| config.protocol != consensus::Protocol::Paxos) {
             builder = builder.membership(initial);
         }
         let node = Arc::new(builder.start(machine)?);
-        let seeds: BTreeMap<NodeId, MemberAddrs> = config
+        let mut seeds: BTreeMap<NodeId, MemberAddrs> = config
             .nodes
             .iter()
             .map(|n| {
@@ -177,6 +187,13 @@ impl Server {
                 (n.id, addrs)
             })
             .collect();
+        seeds.insert(
+            id,
+            MemberAddrs {
+                peer_addr: entry.peer_addr,
+                client_addr: entry.client_addr,
+            },
+        );
         let members = MemberService::new(
             node.clone(),
             id,
@@ -228,7 +245,6 @@ impl Server {
             id,
             hub,
             data_bytes_max: config.value_bytes_max.min(crate::types::DATA_BYTES_MAX),
-            peers: config.nodes.iter().map(|n| (n.id, n.client_addr)).collect(),
             cluster,
             forward_endpoint,
             forward_connections: Mutex::new(BTreeMap::new()),
@@ -416,9 +432,11 @@ impl Server {
                 return Ok(connection.clone());
             }
         }
-        let addr = *self
-            .peers
-            .get(&to)
+        // The cluster file's nodes and those added since (address book).
+        let addr = self
+            .members
+            .address(to)
+            .map(|a| a.client_addr)
             .ok_or_else(|| format!("unknown node {to}"))?;
         let name = tls::server_name(&self.cluster, to);
         let connecting = self
@@ -531,7 +549,7 @@ impl Server {
                 match self.node.append(command.clone()).await {
                     Ok(applied) => Ok((applied.index, applied.response)),
                     Err(ClientError::NotLeader { hint: Some(leader) })
-                        if leader != self.id && self.peers.contains_key(&leader) =>
+                        if leader != self.id && self.members.address(leader).is_some() =>
                     {
                         match self.forward(leader, Forward::Append(command.clone())).await {
                             Ok(Forwarded::Appended { index, response }) => Ok((index, response)),
@@ -595,7 +613,7 @@ impl Server {
             let outcome = match self.node.read_barrier().await {
                 Ok(index) => Ok(index),
                 Err(ClientError::NotLeader { hint: Some(leader) })
-                    if leader != self.id && self.peers.contains_key(&leader) =>
+                    if leader != self.id && self.members.address(leader).is_some() =>
                 {
                     match self.forward(leader, Forward::Barrier).await {
                         Ok(Forwarded::Barrier { index }) => Ok(index),

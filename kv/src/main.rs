@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use consensus_kv::admin::{links_for_groups, parse_groups, write_token, AdminClient};
-use consensus_kv::cli::{self, DemoSpec};
+use consensus_kv::cli::{self, DemoSpec, JoinArgs};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
 use consensus_kv::load::{self, LoadOptions};
@@ -191,27 +191,6 @@ struct BenchArgs {
     target: Target,
 }
 
-// `serve --join`: a node the cluster file need not list.
-#[derive(clap::Args)]
-struct JoinArgs {
-    /// Start as a node added after the cluster was created (`member add`):
-    /// not part of the initial membership; it learns the membership and the
-    /// members' addresses from the cluster. Implied by `join = true` in the
-    /// node's entry.
-    #[arg(long)]
-    join: bool,
-    /// With --join, for a node the file does not list: its consensus address.
-    #[arg(long, requires = "join", requires = "client_addr")]
-    peer_addr: Option<std::net::SocketAddr>,
-    /// With --join, for a node the file does not list: its client address.
-    #[arg(long, requires = "join", requires = "peer_addr")]
-    client_addr: Option<std::net::SocketAddr>,
-    /// With --join, for a node the file does not list: its data directory
-    /// (default: the file's data_root/node-ID).
-    #[arg(long, requires = "peer_addr")]
-    data_dir: Option<PathBuf>,
-}
-
 #[derive(Subcommand)]
 enum AdminAction {
     /// Write a new random secret to the configuration's `testing.admin_token_file`.
@@ -339,34 +318,12 @@ async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs, join: &JoinArg
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let config = ClusterConfig::load(config)?;
-    let entry = match (join.peer_addr, join.client_addr) {
-        (Some(peer), Some(client)) => {
-            if config.node(id).is_ok() {
-                bail!(
-                    "node {id} is listed in {}: drop --peer-addr/--client-addr (the file says where it listens)",
-                    config.path.display()
-                );
-            }
-            config.joining_entry(id, peer, client, join.data_dir.clone())
-        }
-        _ => {
-            let mut entry = config.node(id)?.clone();
-            entry.join |= join.join;
-            entry
-        }
-    };
-    if entry.join && config.operator_token_file.is_none() {
-        bail!(
-            "a joining node needs `[operator] token_file` in {} (it asks the cluster for the member addresses)",
-            config.path.display()
-        );
-    }
+    let entry = cli::serve_entry(&config, id, join).map_err(anyhow::Error::msg)?;
     let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
     // A joining node with an empty data directory starts from the
     // membership the cluster has now (it learns the truth from the log).
     let mut initial = None;
-    let fresh = std::fs::read_dir(&entry.data_dir).map_or(true, |mut d| d.next().is_none());
-    if entry.join && fresh {
+    if entry.join && cli::is_fresh(&entry.data_dir) {
         if let Some(path) = &config.operator_token_file {
             let token = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -423,42 +380,10 @@ fn cmd_certs(
     add_node: Option<u64>,
     cluster_id: String,
 ) -> Result<()> {
-    let cluster = consensus::ClusterId::new(cluster_id)?;
-    if let Some(id) = add_node {
-        if id == 0 {
-            bail!("node ids start at 1");
-        }
-        let cert_path = consensus::certs::node_cert_path(out, id);
-        if cert_path.exists() {
-            bail!(
-                "{} exists: node {id} already has a certificate",
-                cert_path.display()
-            );
-        }
-        let ca = consensus::certs::load_ca(out, &cluster).with_context(|| {
-            format!(
-                "reading the cluster CA in {} (ca.pem and ca-key.pem of cluster {:?})",
-                out.display(),
-                cluster.as_str()
-            )
-        })?;
-        let node = ca.issue_node(id)?;
-        consensus::certs::write_node(out, &node)
-            .with_context(|| format!("writing node-{id} certificate to {}", out.display()))?;
-        println!(
-            "wrote node-{id}.pem and node-{id}-key.pem to {}, signed by its ca.pem",
-            out.display()
-        );
-        return Ok(());
-    }
-    let nodes = nodes.unwrap_or(0);
-    consensus::certs::generate_cluster_dir(out, &cluster, 1..=nodes)
-        .with_context(|| format!("writing certificates to {}", out.display()))?;
     println!(
-        "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
-        out.display()
+        "{}",
+        cli::certs(out, nodes, add_node, cluster_id).map_err(anyhow::Error::msg)?
     );
-    println!("keep ca-key.pem secret; each node needs ca.pem, node-<id>.pem and node-<id>-key.pem");
     Ok(())
 }
 

@@ -1,11 +1,122 @@
 //! Pieces of the command-line programs shared by `consensus-kv` and the
 //! coordination service's `consensus-coord`: duration arguments, logging,
-//! the async runtime, Ctrl-C / SIGTERM, and the local demo cluster.
+//! the async runtime, Ctrl-C / SIGTERM, `serve --join`, `certs`, and the
+//! local demo cluster.
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use consensus::NodeId;
+
+use crate::config::{ClusterConfig, NodeEntry};
 use crate::demo::{prepare_with_metrics, LocalCluster};
+
+/// `serve --join`: a node the cluster file need not list.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct JoinArgs {
+    /// Start as a node added after the cluster was created (`member add`):
+    /// not part of the initial membership; it learns the membership and the
+    /// members' addresses from the cluster. Implied by `join = true` in the
+    /// node's entry.
+    #[arg(long)]
+    pub join: bool,
+    /// With --join, for a node the file does not list: its consensus address.
+    #[arg(long, requires = "join", requires = "client_addr")]
+    pub peer_addr: Option<SocketAddr>,
+    /// With --join, for a node the file does not list: its client address.
+    #[arg(long, requires = "join", requires = "peer_addr")]
+    pub client_addr: Option<SocketAddr>,
+    /// With --join, for a node the file does not list: its data directory
+    /// (default: the file's data_root/node-ID).
+    #[arg(long, requires = "peer_addr")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The entry node `id` serves with: the file's (joining if `--join` or
+/// `join = true`), or, with `--join --peer-addr A --client-addr B`, a
+/// joining node the file does not list. A joining node needs the
+/// operator token (it asks the cluster for the membership).
+pub fn serve_entry(
+    config: &ClusterConfig,
+    id: NodeId,
+    join: &JoinArgs,
+) -> Result<NodeEntry, String> {
+    let entry = match (join.peer_addr, join.client_addr) {
+        (Some(peer), Some(client)) => {
+            if config.node(id).is_ok() {
+                return Err(format!(
+                    "node {id} is listed in {}: drop --peer-addr/--client-addr (the file says where it listens)",
+                    config.path.display()
+                ));
+            }
+            config.joining_entry(id, peer, client, join.data_dir.clone())
+        }
+        _ => {
+            let mut entry = config.node(id).map_err(|e| e.to_string())?.clone();
+            entry.join |= join.join;
+            entry
+        }
+    };
+    if entry.join && config.operator_token_file.is_none() {
+        return Err(format!(
+            "a joining node needs `[operator] token_file` in {} (it asks the cluster for the membership and the member addresses)",
+            config.path.display()
+        ));
+    }
+    Ok(entry)
+}
+
+/// True when `dir` holds nothing (or does not exist): a node starting
+/// there has no state of its own.
+pub fn is_fresh(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+}
+
+/// `certs`: a cluster CA and node certificates 1..=`nodes` in `out`, or,
+/// with `add_node`, one more node's certificate signed by the CA already
+/// in `out`. Returns what to print.
+pub fn certs(
+    out: &Path,
+    nodes: Option<u64>,
+    add_node: Option<NodeId>,
+    cluster_id: String,
+) -> Result<String, String> {
+    let cluster = consensus::ClusterId::new(cluster_id).map_err(|e| e.to_string())?;
+    if let Some(id) = add_node {
+        if id == 0 {
+            return Err("node ids start at 1".into());
+        }
+        let cert_path = consensus::certs::node_cert_path(out, id);
+        if cert_path.exists() {
+            return Err(format!(
+                "{} exists: node {id} already has a certificate",
+                cert_path.display()
+            ));
+        }
+        let ca = consensus::certs::load_ca(out, &cluster).map_err(|e| {
+            format!(
+                "reading the cluster CA in {} (ca.pem and ca-key.pem of cluster {:?}): {e}",
+                out.display(),
+                cluster.as_str()
+            )
+        })?;
+        let node = ca.issue_node(id).map_err(|e| e.to_string())?;
+        consensus::certs::write_node(out, &node)
+            .map_err(|e| format!("writing node-{id} certificate to {}: {e}", out.display()))?;
+        return Ok(format!(
+            "wrote node-{id}.pem and node-{id}-key.pem to {}, signed by its ca.pem",
+            out.display()
+        ));
+    }
+    let nodes = nodes.unwrap_or(0);
+    consensus::certs::generate_cluster_dir(out, &cluster, 1..=nodes)
+        .map_err(|e| format!("writing certificates to {}: {e}", out.display()))?;
+    Ok(format!(
+        "wrote ca.pem, ca-key.pem and node-1..{nodes} certificates and keys to {}",
+        out.display()
+    ))
+}
 
 /// Parses a duration argument: `500ms`, `10s`, `2m`, `1h`, or a plain
 /// number of seconds (`1.5`).

@@ -90,6 +90,21 @@ impl Directory {
         all
     }
 
+    /// The addresses of one member (as in [`Directory::addresses`]).
+    pub fn address(
+        &self,
+        id: NodeId,
+        seeds: &BTreeMap<NodeId, MemberAddrs>,
+    ) -> Option<MemberAddrs> {
+        if let Some(addrs) = self.added.get(&id) {
+            return Some(*addrs);
+        }
+        seeds
+            .get(&id)
+            .copied()
+            .filter(|_| !self.removed.contains(&id))
+    }
+
     fn apply(&mut self, command: DirectoryCommand) {
         match command {
             DirectoryCommand::Add { id, addrs } => {
@@ -601,6 +616,12 @@ impl MemberService {
     /// Every address this node knows (cluster file and address book).
     pub fn addresses(&self) -> BTreeMap<NodeId, MemberAddrs> {
         self.directory.borrow().addresses(&self.seeds)
+    }
+
+    /// The addresses of member `id` (cluster file or address book), if
+    /// known and not removed.
+    pub fn address(&self, id: NodeId) -> Option<MemberAddrs> {
+        self.directory.borrow().address(id, &self.seeds)
     }
 
     /// Follows the address book: each added member becomes a transport
