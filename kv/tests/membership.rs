@@ -1,8 +1,10 @@
 //! Membership changes on real `consensus-kv serve` processes, for every
-//! protocol: 3 → 5 → 3 nodes under a small write load, a second change
-//! refused while one is in flight, a learner never promoted before it has
-//! caught up, the leader removed, a dead node replaced by a fresh one; every
-//! acknowledged write readable at the end.
+//! protocol: 3 → 5 → 3 nodes under a load of writes, linearizable reads and
+//! compare-and-sets on shared registers (its whole history checked for
+//! linearizability), a second change refused while one is in flight, a
+//! learner never promoted before it has caught up, the leader removed, a
+//! dead node replaced by a fresh one; every acknowledged write readable at
+//! the end.
 //!
 //! One cluster per protocol goes through all the steps (the protocols run
 //! in parallel, one test each).
@@ -10,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +23,8 @@ use consensus_kv::demo::{free_udp_addrs, prepare, LocalCluster};
 use consensus_kv::members::{MemberClient, MemberClientError};
 use consensus_kv::wire::{MemberAddrs, MemberCommand, MemberError, MemberView};
 use consensus_service::members::MemberRole;
+use consensus_sim::history::{Event, Op};
+use consensus_sim::linearizability::check;
 
 const WAIT: Duration = Duration::from_secs(30);
 const CLUSTER: &str = "kvmember";
@@ -197,48 +201,157 @@ fn voters(view: &MemberView) -> Vec<NodeId> {
     view.membership.voters.iter().copied().collect()
 }
 
-/// Writers that put distinct keys until told to stop; each returns the
-/// writes that were acknowledged.
+/// Registers the load works on (few, so operations of different clients
+/// meet on the same key and the linearizability check has work to do).
+const LOAD_KEYS: u64 = 4;
+
+/// Clients that write unique values, read (linearizably) and compare-and-set
+/// a few registers until told to stop, recording every operation in a
+/// history (HISTORY.md's format) that is checked for linearizability at the
+/// end; each also returns the writes that were acknowledged.
 struct Load {
     stop: Arc<AtomicBool>,
+    history: Arc<Mutex<Vec<Event>>>,
+    started: Instant,
     writers: Vec<tokio::task::JoinHandle<Vec<(String, String)>>>,
 }
 
-fn start_load(client: &Arc<KvClient>, writers: usize) -> Load {
+fn record(history: &Mutex<Vec<Event>>, started: Instant, event: Event) {
+    let mut history = history.lock().unwrap_or_else(|e| e.into_inner());
+    history.push(event.at(started.elapsed().as_nanos() as u64));
+}
+
+fn parse(value: Option<Bytes>) -> Option<i64> {
+    value.map(|v| {
+        std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("a load register holds {v:?}"))
+    })
+}
+
+fn start_load(client: &Arc<KvClient>, writers: u64) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
     let writers = (0..writers)
         .map(|w| {
             let client = client.clone();
             let stop = stop.clone();
+            let history = history.clone();
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
+                // A process whose operation ended unknown never invokes
+                // again: the next one takes a fresh id.
+                let mut process = w;
+                let mut last_seen: Option<i64> = None;
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let key = format!("load-{w}-{i}");
-                    let value = format!("{w}.{i}");
-                    match client.put(&key, Bytes::from(value.clone())).await {
-                        Ok(()) => acknowledged.push((key, value)),
-                        Err(KvError::OutcomeUnknown(_)) | Err(KvError::Unavailable(_)) => {}
+                    let key = format!("reg-{}", (w + i) % LOAD_KEYS);
+                    let value = (w as i64 + 1) * 1_000_000 + i as i64;
+                    let op = match (i % 3, last_seen) {
+                        (1, _) => Op::Read(None),
+                        (2, Some(expected)) => Op::Cas(expected, value),
+                        _ => Op::Write(value),
+                    };
+                    record(&history, started, Event::invoke(process, &key, op));
+                    let outcome: Result<Option<Op>, KvError> = match op {
+                        Op::Write(v) => {
+                            client
+                                .put(&key, Bytes::from(v.to_string()))
+                                .await
+                                .map(|()| {
+                                    acknowledged.push((key.clone(), v.to_string()));
+                                    Some(op)
+                                })
+                        }
+                        Op::Read(_) => client.get(&key, false).await.map(|found| {
+                            let found = parse(found);
+                            last_seen = found;
+                            Some(Op::Read(found))
+                        }),
+                        Op::Cas(expected, new) => client
+                            .cas(
+                                &key,
+                                Some(Bytes::from(expected.to_string())),
+                                Some(Bytes::from(new.to_string())),
+                            )
+                            .await
+                            .map(|(swapped, _)| swapped.then_some(op)),
+                    };
+                    match outcome {
+                        Ok(Some(done)) => record(&history, started, Event::ok(process, &key, done)),
+                        // A compare-and-set that did not swap had no effect.
+                        Ok(None) => record(&history, started, Event::fail(process, &key, op)),
+                        // Not applied (no node could serve it).
+                        Err(KvError::Unavailable(_)) => {
+                            record(&history, started, Event::fail(process, &key, op))
+                        }
+                        Err(KvError::OutcomeUnknown(_)) => {
+                            record(&history, started, Event::info(process, &key, op));
+                            process += 1000;
+                        }
                         Err(error) => panic!("load writer {w}: {error}"),
                     }
                     i += 1;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 acknowledged
             })
         })
         .collect();
-    Load { stop, writers }
+    Load {
+        stop,
+        history,
+        started,
+        writers,
+    }
 }
 
 impl Load {
-    async fn finish(self) -> Vec<(String, String)> {
+    /// Stops the clients, reads every register once more (through
+    /// `reader`, recorded as process 999), checks the whole history for
+    /// linearizability; returns how many writes were acknowledged and the
+    /// registers' final values.
+    async fn finish(
+        self,
+        protocol: &str,
+        reader: &KvClient,
+    ) -> (usize, Vec<(String, Option<i64>)>) {
         self.stop.store(true, Ordering::Relaxed);
         let mut all = Vec::new();
         for writer in self.writers {
             all.extend(writer.await.expect("load writer"));
         }
-        all
+        let mut finals = Vec::new();
+        for k in 0..LOAD_KEYS {
+            let key = format!("reg-{k}");
+            record(
+                &self.history,
+                self.started,
+                Event::invoke(999, &key, Op::Read(None)),
+            );
+            let found = parse(reader.get(&key, false).await.expect("final read"));
+            record(
+                &self.history,
+                self.started,
+                Event::ok(999, &key, Op::Read(found)),
+            );
+            finals.push((key, found));
+        }
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let operations = history.len() / 2;
+        let verdict = check(&history);
+        assert!(
+            verdict.is_linearizable(),
+            "{protocol}: the history of {operations} operations is not linearizable: {verdict:?}"
+        );
+        println!("{protocol}: {operations} operations, linearizable");
+        (all.len(), finals)
     }
 }
 
@@ -421,31 +534,21 @@ async fn membership_changes(protocol: &'static str) {
     assert!(view.membership.voters.contains(&6), "{protocol}: {view:#?}");
     assert!(view.membership.learners.is_empty(), "{protocol}: {view:#?}");
 
-    // Writes go on a little at full strength, then every acknowledged
-    // write is readable (linearizable reads through the current members).
+    // Writes go on a little at full strength; then the history (final
+    // reads of every register included) must be linearizable: no
+    // acknowledged write lost, no stale or invented read.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let acknowledged = load.finish().await;
-    assert!(
-        acknowledged.len() > 20,
-        "{protocol}: the load made progress ({} writes)",
-        acknowledged.len()
-    );
     let reader = harness.client();
-    for (key, value) in &acknowledged {
-        assert_eq!(
-            reader.get(key, false).await.unwrap_or_else(|e| panic!(
-                "{protocol}: reading {key}: {e}\n{}",
-                harness.logs(&harness.running())
-            )),
-            Some(Bytes::from(value.clone())),
-            "{protocol}: acknowledged write {key} lost"
-        );
-    }
+    let (acknowledged, finals) = load.finish(protocol, &reader).await;
+    assert!(
+        acknowledged > 20,
+        "{protocol}: the load made progress ({acknowledged} writes)"
+    );
     assert_eq!(
         reader.get("before", false).await.expect("get"),
         Some(Bytes::from("changes"))
     );
-    // Node 6 has the data too (a stale read from it alone).
+    // Node 6 has the data too (stale reads from it alone).
     let six = KvClient::new(
         CLUSTER,
         [(6, harness.client_addrs[&6])].into_iter().collect(),
@@ -456,22 +559,22 @@ async fn membership_changes(protocol: &'static str) {
         },
     )
     .expect("client of node 6");
-    let (last_key, last_value) = acknowledged.last().expect("a write");
     let deadline = Instant::now() + WAIT;
-    loop {
-        if six.get(last_key, true).await.ok().flatten() == Some(Bytes::from(last_value.clone())) {
-            break;
+    for (key, value) in &finals {
+        loop {
+            if six.get(key, true).await.ok().map(parse) == Some(*value) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{protocol}: node 6 never caught up on {key}\n{}",
+                harness.log_tail(6)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{protocol}: node 6 never caught up\n{}",
-            harness.log_tail(6)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
-        "{protocol}: {} acknowledged writes survived 3 -> 5 -> 3 and a replacement",
-        acknowledged.len()
+        "{protocol}: {acknowledged} acknowledged writes, a linearizable history through 3 -> 5 -> 3 and a replacement"
     );
     six.close().await;
     reader.close().await;
