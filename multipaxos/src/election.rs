@@ -19,7 +19,10 @@
 //! 3. for each slot, the value accepted under the highest ballot among the
 //!    promises is re-proposed (P2c), a slot nobody accepted gets a no-op
 //!    (the gap filler of "Paxos Made Simple" §3), up to the highest slot
-//!    any promiser accepted;
+//!    any promiser accepted — in batches of at most `batch_entries_max`
+//!    slots, the next one decided (from the same promises) once the
+//!    pipeline has room, so a far accepted slot costs time proportional to
+//!    its distance, never memory;
 //! 4. a configuration entry ends the run: the slots after it are decided by
 //!    the configuration it installs, whose quorum the leader needs before
 //!    proposing there (see the crate docs on membership).
@@ -103,28 +106,45 @@ pub(crate) enum Phase1 {
     NeedPromises(Vec<NodeId>),
     /// This promiser knows chosen slots the candidate does not: learn them.
     NeedCatchUp(NodeId),
-    /// Phase 1 is complete for the slots from the frontier up to the last
-    /// one of `values` (or up to the first configuration entry).
+    /// Phase 1 is complete for the slots from `from` on; `values` are the
+    /// first of them to propose (at most `limit`, ending early at a
+    /// configuration entry).
     Complete {
         /// Values to propose under the new ballot, one per slot from
-        /// `commit + 1`, consecutive.
+        /// `from`, consecutive.
         values: Vec<Entry>,
         /// The last value installs a configuration: the slots after it
         /// need promises from its quorum.
         ends_with_config: bool,
+        /// Slots after the last value still have to be recovered (the run
+        /// was longer than `limit`): the next batch is decided from the
+        /// same promises once the pipeline has room.
+        more: bool,
     },
 }
 
-/// Decides Phase 1 for the slots above `log.commit()` from the promises
-/// received (this node's own promise is its live log).
+/// Decides Phase 1 for the slots from `from` (> `log.commit()`) on, from
+/// the promises received (this node's own promise is its live log), and
+/// returns the values of at most `limit` (>= 1) of them.
+///
+/// The recovered run ends at the highest slot any promiser accepted, which
+/// may lie arbitrarily far above the frontier (acceptors take an Accept at
+/// any slot, and a store may hold any sparse log): only the slots of one
+/// batch are ever materialised, so the work and memory of one call are
+/// bounded by `limit` and by the entries the promises already hold, never
+/// by the width of a gap. The caller proposes the batch and asks for the
+/// next (`from` = the slot after it) as the pipeline drains.
 pub(crate) fn evaluate_phase1(
     log: &Log,
     me: NodeId,
     ballot: Ballot,
     promises: &BTreeMap<NodeId, PromiseData>,
+    from: LogIndex,
+    limit: usize,
 ) -> Phase1 {
     let commit = log.commit();
-    let config = log.membership_at(commit + 1);
+    debug_assert!(from > commit, "recovering a chosen slot");
+    let config = log.membership_at(from);
     let promised = |node: NodeId| node == me || promises.contains_key(&node);
     if !config.is_quorum(promised) {
         let missing = config
@@ -142,15 +162,34 @@ pub(crate) fn evaluate_phase1(
     if let Some((node, _)) = ahead {
         return Phase1::NeedCatchUp(*node);
     }
-    // Highest-ballot accepted value per slot among the deciding voters.
-    let mut best: BTreeMap<LogIndex, &Entry> = BTreeMap::new();
-    let own = log.range_from(commit + 1);
-    let reported = promises
-        .iter()
-        .filter(|(node, _)| **node != me && voters.contains(node))
-        .flat_map(|(_, data)| data.entries.range(commit + 1..).map(|(_, e)| e));
     let mine = voters.contains(&me);
-    for entry in own.filter(|_| mine).chain(reported) {
+    let reports = || {
+        promises
+            .iter()
+            .filter(|(node, _)| **node != me && voters.contains(node))
+            .map(|(_, data)| &data.entries)
+    };
+    // The run ends at the highest slot any deciding voter accepted.
+    let own_last = if mine { log.last_index() } else { 0 };
+    let last = reports()
+        .filter_map(|entries| entries.keys().next_back().copied())
+        .chain([own_last])
+        .max()
+        .unwrap_or(0);
+    if last < from {
+        return Phase1::Complete {
+            values: Vec::new(),
+            ends_with_config: false,
+            more: false,
+        };
+    }
+    let batch_len = (limit.max(1) as u64).min(last - from + 1);
+    let end = from + (batch_len - 1);
+    // Highest-ballot accepted value per slot of the batch.
+    let mut best: BTreeMap<LogIndex, &Entry> = BTreeMap::new();
+    let own = log.range(from, end).filter(|_| mine);
+    let reported = reports().flat_map(|entries| entries.range(from..=end).map(|(_, e)| e));
+    for entry in own.chain(reported) {
         match best.get(&entry.index) {
             Some(held) if held.epoch >= entry.epoch => {}
             _ => {
@@ -158,9 +197,8 @@ pub(crate) fn evaluate_phase1(
             }
         }
     }
-    let last = best.keys().next_back().copied().unwrap_or(commit);
-    let mut values = Vec::new();
-    for slot in commit + 1..=last {
+    let mut values = Vec::with_capacity(batch_len as usize);
+    for slot in from..=end {
         let payload = best.get(&slot).map_or(Payload::Noop, |e| e.payload.clone());
         let is_config = matches!(payload, Payload::Membership(_));
         values.push(Entry {
@@ -172,12 +210,14 @@ pub(crate) fn evaluate_phase1(
             return Phase1::Complete {
                 values,
                 ends_with_config: true,
+                more: false,
             };
         }
     }
     Phase1::Complete {
         values,
         ends_with_config: false,
+        more: end < last,
     }
 }
 
@@ -387,7 +427,9 @@ impl MultiPaxosCore {
             self.become_follower(None);
             return;
         }
-        match evaluate_phase1(&self.log, self.config.id, ballot, promises) {
+        let from = self.log.commit() + 1;
+        let limit = self.recovery_batch_max(0);
+        match evaluate_phase1(&self.log, self.config.id, ballot, promises, from, limit) {
             Phase1::NeedPromises(_) => {}
             Phase1::NeedCatchUp(node) => {
                 let goal = promises.get(&node).map_or(0, |p| p.commit);
@@ -396,12 +438,13 @@ impl MultiPaxosCore {
             Phase1::Complete {
                 values,
                 ends_with_config,
+                more,
             } => {
                 let role = std::mem::replace(&mut self.role, Role::Follower { leader: None });
                 let Role::Candidate(CandidateState::Preparing { promises, .. }) = role else {
                     unreachable!("checked above");
                 };
-                self.become_leader(ballot, promises, values, ends_with_config);
+                self.become_leader(ballot, promises, values, ends_with_config, more);
             }
         }
     }
@@ -438,14 +481,15 @@ mod tests {
         let mut promises = BTreeMap::new();
         promises.insert(2, promise(0, vec![value(1, b1, "old"), value(3, b1, "x")]));
         assert!(matches!(
-            evaluate_phase1(&log, 1, mine, &promises),
+            evaluate_phase1(&log, 1, mine, &promises, 1, 100),
             Phase1::NeedPromises(missing) if missing == vec![3, 4, 5]
         ));
         promises.insert(3, promise(0, vec![value(1, b2, "new")]));
         let Phase1::Complete {
             values,
             ends_with_config,
-        } = evaluate_phase1(&log, 1, mine, &promises)
+            ..
+        } = evaluate_phase1(&log, 1, mine, &promises, 1, 100)
         else {
             panic!("a quorum promised");
         };
@@ -464,7 +508,7 @@ mod tests {
         let mut promises = BTreeMap::new();
         promises.insert(3, promise(7, vec![]));
         assert_eq!(
-            evaluate_phase1(&log, 1, Ballot::new(1, 1), &promises),
+            evaluate_phase1(&log, 1, Ballot::new(1, 1), &promises, 1, 100),
             Phase1::NeedCatchUp(3)
         );
     }
@@ -486,7 +530,8 @@ mod tests {
         let Phase1::Complete {
             values,
             ends_with_config,
-        } = evaluate_phase1(&log, 1, Ballot::new(2, 1), &promises)
+            ..
+        } = evaluate_phase1(&log, 1, Ballot::new(2, 1), &promises, 1, 100)
         else {
             panic!("1 and 2 are a quorum of 3");
         };
@@ -495,6 +540,45 @@ mod tests {
             values.len(),
             2,
             "slot 3 waits for the new configuration's quorum"
+        );
+    }
+
+    #[test]
+    fn a_far_accepted_slot_is_recovered_one_bounded_batch_at_a_time() {
+        let log = Log::new(Membership::new([1, 2, 3]));
+        let old = Ballot::new(1, 2);
+        let far = 1u64 << 62;
+        let mut promises = BTreeMap::new();
+        promises.insert(
+            2,
+            promise(0, vec![value(2, old, "a"), value(far, old, "z")]),
+        );
+        let mine = Ballot::new(2, 1);
+        let Phase1::Complete { values, more, .. } = evaluate_phase1(&log, 1, mine, &promises, 1, 3)
+        else {
+            panic!("1 and 2 are a quorum of 3");
+        };
+        let payloads: Vec<String> = values.iter().map(|e| e.payload.to_string()).collect();
+        assert_eq!(payloads, ["noop", "\"a\"", "noop"]);
+        assert!(more, "the run goes on to the far slot");
+        // The batch that reaches the far slot ends the run.
+        let Phase1::Complete { values, more, .. } =
+            evaluate_phase1(&log, 1, mine, &promises, far - 1, 3)
+        else {
+            panic!("1 and 2 are a quorum of 3");
+        };
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[1].index, far);
+        assert_eq!(values[1].payload.to_string(), "\"z\"");
+        assert!(!more);
+        // Past the run: nothing left.
+        assert_eq!(
+            evaluate_phase1(&log, 1, mine, &promises, far + 1, 3),
+            Phase1::Complete {
+                values: Vec::new(),
+                ends_with_config: false,
+                more: false
+            }
         );
     }
 }

@@ -4,7 +4,11 @@
 //!
 //! * **Recovery.** Right after Phase 1 the leader re-proposes, under its
 //!   own ballot, the value of every slot some promiser accepted (highest
-//!   ballot wins) and a no-op in every gap, before any new command.
+//!   ballot wins) and a no-op in every gap, before any new command: one
+//!   batch of `batch_entries_max` slots at a time, the next once the
+//!   uncommitted window has room (at most one batch per input, so a single
+//!   voter, which chooses each batch at once, fills a far gap over many
+//!   ticks instead of in one unbounded call).
 //! * **Pipelining and batching.** New commands get the next slots at once;
 //!   [`Core::ready`](consensus_api::Core::ready) sends each peer Accepts of
 //!   up to `batch_entries_max` consecutive slots / `batch_bytes_max` bytes,
@@ -99,9 +103,14 @@ pub(crate) struct LeaderState {
     /// Promises for `ballot`, kept to evaluate the slots of a new
     /// configuration (entries dropped once recovery is over).
     pub(crate) promises: BTreeMap<NodeId, PromiseData>,
-    /// Still re-proposing recovered values, or waiting for promises of a
-    /// new configuration: new commands wait.
+    /// Still re-proposing recovered values (in batches: the slots after
+    /// `last_proposed` up to the end of the recovered run), or waiting for
+    /// promises of a new configuration: new commands wait.
     pub(crate) recovering: bool,
+    /// A batch of recovered values is being proposed: the frontier it moves
+    /// (a single voter chooses at once) does not start the next batch from
+    /// inside this one, so each input proposes at most one batch.
+    pub(crate) proposing_recovered: bool,
     /// Slot of a proposed configuration entry not chosen yet: nothing is
     /// proposed after it until it is (its configuration decides those slots).
     pub(crate) pending_config: Option<LogIndex>,
@@ -178,13 +187,15 @@ impl LeaderState {
 }
 
 impl MultiPaxosCore {
-    /// Phase 1 is complete: lead with `ballot`, re-proposing `values`.
+    /// Phase 1 is complete: lead with `ballot`, re-proposing `values` (the
+    /// first batch of the recovered run; `more` when batches follow).
     pub(crate) fn become_leader(
         &mut self,
         ballot: Ballot,
         promises: BTreeMap<NodeId, PromiseData>,
         values: Vec<Entry>,
         ends_with_config: bool,
+        more: bool,
     ) {
         tracing::debug!(node = self.config.id, %ballot, recovered = values.len(), "leader");
         let commit = self.log.commit();
@@ -202,6 +213,7 @@ impl MultiPaxosCore {
             ballot,
             promises,
             recovering: true,
+            proposing_recovered: false,
             pending_config: None,
             last_proposed: commit,
             read_floor: commit,
@@ -215,7 +227,16 @@ impl MultiPaxosCore {
             heartbeat_elapsed: 0,
             prepare_due: true,
         }));
-        self.propose_recovered(values, ends_with_config);
+        self.propose_recovered(values, ends_with_config, more);
+    }
+
+    /// How many recovered slots the next batch may propose when `in_flight`
+    /// slots are proposed and not chosen: one Accept's worth
+    /// (`batch_entries_max`), within the uncommitted window
+    /// (`uncommitted_entries_max`); 0 when the window is full.
+    pub(crate) fn recovery_batch_max(&self, in_flight: u64) -> usize {
+        let room = (self.config.uncommitted_entries_max as u64).saturating_sub(in_flight);
+        room.min(self.config.batch_entries_max as u64) as usize
     }
 
     fn leader_mut(&mut self) -> Option<&mut LeaderState> {
@@ -232,8 +253,12 @@ impl MultiPaxosCore {
         }
     }
 
-    /// Proposes a run of recovered values (slots `commit + 1 ..`).
-    fn propose_recovered(&mut self, values: Vec<Entry>, ends_with_config: bool) {
+    /// Proposes a batch of recovered values (consecutive slots after
+    /// `last_proposed`); `more`: the recovered run goes on after it.
+    fn propose_recovered(&mut self, values: Vec<Entry>, ends_with_config: bool, more: bool) {
+        if let Some(leader) = self.leader_mut() {
+            leader.proposing_recovered = true;
+        }
         for entry in values {
             let slot = entry.index;
             let is_config = matches!(entry.payload, Payload::Membership(_));
@@ -252,26 +277,44 @@ impl MultiPaxosCore {
         let Some(leader) = self.leader_mut() else {
             return;
         };
-        leader.recovering = ends_with_config;
-        if !ends_with_config {
+        leader.recovering = ends_with_config || more;
+        if !leader.recovering {
             for promise in leader.promises.values_mut() {
                 promise.entries.clear();
             }
         }
         self.advance_leader_commit();
         self.drain_waiting();
+        if let Some(leader) = self.leader_mut() {
+            leader.proposing_recovered = false;
+        }
     }
 
-    /// Re-runs the Phase 1 verdict for the slots after the frontier (after
-    /// a new configuration was chosen, or when more promises arrive).
+    /// Re-runs the Phase 1 verdict for the slots after the last proposed
+    /// one: the next batch of a recovered run once the pipeline has room,
+    /// or the slots after a configuration once it is chosen (or when more
+    /// promises arrive). At most one batch per input (see
+    /// `proposing_recovered`).
     pub(crate) fn leader_evaluate(&mut self) {
         let commit = self.log.commit();
         let Some(leader) = self.leader() else { return };
-        if !leader.recovering || leader.last_proposed != commit {
+        if !leader.recovering || leader.pending_config.is_some() || leader.proposing_recovered {
+            return;
+        }
+        let limit = self.recovery_batch_max(leader.last_proposed.saturating_sub(commit));
+        if limit == 0 {
             return;
         }
         let ballot = leader.ballot;
-        match evaluate_phase1(&self.log, self.config.id, ballot, &leader.promises) {
+        let from = leader.last_proposed.max(commit) + 1;
+        match evaluate_phase1(
+            &self.log,
+            self.config.id,
+            ballot,
+            &leader.promises,
+            from,
+            limit,
+        ) {
             Phase1::NeedPromises(missing) => {
                 if leader.prepare_due {
                     for node in missing {
@@ -295,7 +338,8 @@ impl MultiPaxosCore {
             Phase1::Complete {
                 values,
                 ends_with_config,
-            } => self.propose_recovered(values, ends_with_config),
+                more,
+            } => self.propose_recovered(values, ends_with_config, more),
         }
     }
 

@@ -41,6 +41,12 @@
 //! accepted, adopts the value accepted under the highest ballot (PMS §2.2,
 //! P2c) or a **no-op** where nobody accepted anything (PMS §3, gap
 //! filling), and re-proposes all of them under `b` before any new command.
+//! It does so in batches of `batch_entries_max` slots, each decided from
+//! the same promises when the previous one left room in the uncommitted
+//! window (`uncommitted_entries_max`), at most one batch per input: a
+//! sparse log may hold an accepted slot arbitrarily far above the
+//! frontier, and filling that gap costs time proportional to its width,
+//! never memory.
 //!
 //! **Phase 2 only, afterwards** (`leader`; PMMC §3, the
 //! commanders). New commands take the next slots at once; Accepts carry

@@ -215,6 +215,80 @@ fn leader_takeover_reproposes_accepted_values_and_fills_gaps_with_noops() {
     h.check_agreement();
 }
 
+// Reference: "Paxos Made Simple" §3 — the gap filler, for a wide gap: a
+// leader that proposed thousands of slots may crash with only its last
+// Accept delivered (acceptors take an Accept at any slot). The next leader
+// fills the gap with no-ops one bounded batch at a time (Phase 1 evaluated
+// per `batch_entries_max` slots as the pipeline drains, never the whole
+// gap at once) and the log commits past it.
+#[test]
+fn a_wide_gap_is_filled_in_bounded_batches_and_committed_past() {
+    const FAR: u64 = 3_001;
+    const BATCH: usize = 100;
+    let mut h = Harness::with_config(3, |c| c.batch_entries_max = BATCH);
+    h.elect(1);
+    h.propose(1, "a").unwrap();
+    h.tick_all(2);
+    let ballot = h.core(1).leader_ballot().unwrap();
+    // Slots 2..=3000 were proposed and lost; the Accept of slot 3001
+    // reached node 2.
+    h.deliver(Envelope {
+        from: 1,
+        to: 2,
+        message: Message::Accept(Accept {
+            ballot,
+            entries: vec![value(FAR, ballot, "far")],
+            commit: 1,
+        }),
+    });
+    h.drop_all();
+    h.crash(1);
+    h.trace.clear();
+    h.elect(2);
+    for _ in 0..100 {
+        if h.applied_texts(2).len() as u64 >= FAR {
+            break;
+        }
+        h.tick_all(1);
+    }
+    let applied = h.applied_texts(2);
+    assert_eq!(applied.len() as u64, FAR, "the gap is filled and chosen");
+    assert_eq!(applied[0], "a");
+    assert!(applied[1..FAR as usize - 1].iter().all(|t| t == "noop"));
+    assert_eq!(applied[FAR as usize - 1], "far");
+    // Recovered one batch at a time: until node 3 first answered, node 2
+    // had proposed (and sent) one batch of slots, not the whole gap (which
+    // its pipeline, 64 Accepts of 100 slots, would have sent at once).
+    let first_answer = h
+        .trace
+        .iter()
+        .position(|line| line.starts_with("3->2 Accepted"))
+        .expect("node 3 accepted");
+    let last_slot_sent = |line: &String| -> Option<u64> {
+        let rest = line.strip_prefix("2->3 Accept b=")?;
+        let slots = rest.split(' ').nth(1)?.strip_prefix("slot=")?;
+        slots.rsplit("..").next()?.parse().ok()
+    };
+    let sent_before: Vec<u64> = h.trace[..first_answer]
+        .iter()
+        .filter_map(last_slot_sent)
+        .collect();
+    assert!(!sent_before.is_empty(), "{:?}", &h.trace[..first_answer]);
+    assert!(
+        sent_before.iter().all(|&slot| slot <= 1 + BATCH as u64),
+        "slots sent before the first answer: {sent_before:?}"
+    );
+    // The log goes on past the gap.
+    h.propose(2, "after").unwrap();
+    h.tick_all(5);
+    assert_eq!(h.applied_texts(2).last().map(String::as_str), Some("after"));
+    h.restart(1);
+    h.tick_all(20);
+    assert_eq!(h.applied_texts(1), h.applied_texts(2));
+    assert_eq!(h.applied_texts(3), h.applied_texts(2));
+    h.check_agreement();
+}
+
 // "Paxos Made Simple" §3: a leader only runs Phase 2 once established —
 // proposals elsewhere are refused with a hint.
 #[test]

@@ -301,31 +301,14 @@ fn write_history(dir: &Path, ops: &[Op]) -> Vec<InitialState> {
     states
 }
 
-/// Where the frames of a (possibly damaged) segment start, walking the
-/// length fields from the header on while they stay inside the file.
-fn frame_starts(segment: &[u8]) -> Vec<usize> {
-    let mut starts = Vec::new();
-    let mut offset = common::SEGMENT_HEADER_BYTES;
-    while offset + common::FRAME_HEADER_BYTES <= segment.len() {
-        starts.push(offset);
-        let len = u32::from_le_bytes(segment[offset..offset + 4].try_into().expect("4 bytes"));
-        offset += common::FRAME_HEADER_BYTES + len as usize;
-    }
-    starts.push(offset.min(segment.len()));
-    starts
-}
-
-/// Applies the damages; returns true when one of them is the known issue
-/// below (a sealed segment cut exactly at a record boundary).
-fn apply_damage(dir: &Path, damages: &[(usize, Damage)]) -> bool {
-    let mut known_issue = false;
+/// Applies the damages.
+fn apply_damage(dir: &Path, damages: &[(usize, Damage)]) {
     for (which, damage) in damages {
         let segments = segment_files(dir);
         if segments.is_empty() {
-            return known_issue;
+            return;
         }
         let path = &segments[which % segments.len()];
-        let sealed = which % segments.len() + 1 < segments.len();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -361,17 +344,10 @@ fn apply_damage(dir: &Path, damages: &[(usize, Damage)]) -> bool {
                 file.write_all_at(&vec![0u8; (end - position) as usize], position)
                     .expect("write");
             }
-            Damage::Cut { at: position } => {
-                let cut = at(*position) as usize;
-                if sealed && cut < len as usize {
-                    known_issue |= frame_starts(&fs::read(path).expect("read")).contains(&cut);
-                }
-                file.set_len(cut as u64).expect("truncate")
-            }
+            Damage::Cut { at: position } => file.set_len(at(*position)).expect("truncate"),
             Damage::Append { bytes } => file.write_all_at(bytes, len).expect("append"),
         }
     }
-    known_issue
 }
 
 proptest! {
@@ -386,12 +362,9 @@ proptest! {
     ) {
         let dir = tempdir();
         let states = write_history(dir.path(), &ops);
-        // KNOWN ISSUE (found by this property, not fixed): a sealed segment
-        // cut exactly at a record boundary has no bad record, so recovery
-        // returns the records around the hole (see
-        // `sealed_segment_cut_at_a_record_boundary`, ignored). Left out here
-        // until the format can tell.
-        prop_assume!(!apply_damage(dir.path(), &damages));
+        // Including a sealed segment cut exactly at a record boundary
+        // (`sealed_segment_cut_at_a_record_boundary`).
+        apply_damage(dir.path(), &damages);
         match reopen(dir.path()) {
             Ok(state) => prop_assert!(
                 states.contains(&state),
@@ -501,17 +474,16 @@ proptest! {
     }
 }
 
-/// KNOWN ISSUE, found by `wal_recovery_after_random_damage` (minimal input:
-/// 21 batches over three 4 KiB segments, the middle one cut at a record
-/// boundary): a sealed segment that lost whole records at its end reads
-/// as complete, so recovery returns the records before and after the hole,
-/// a state no prefix of the writes gives (for classic and Multi-Paxos,
-/// whose logs may be sparse, accepted values silently lost). Sealed
-/// segments carry nothing that says where they end (a final record, or
-/// the next segment's header naming the previous one's length, would).
-/// Ignored until the format can tell; it must then report `Corrupt`.
+/// Found by `wal_recovery_after_random_damage` (minimal input: 21 batches
+/// over three 4 KiB segments, the middle one cut at a record boundary): a
+/// sealed segment that lost whole records at its end has no bad record of
+/// its own, so before format version 2 recovery returned the records
+/// before and after the hole, a state no prefix of the writes gives (for
+/// classic and Multi-Paxos, whose logs may be sparse, accepted values
+/// silently lost). Each segment header now records the length its
+/// predecessor was sealed at; a sealed segment shorter than that is
+/// `Corrupt`, named with the length it lost.
 #[test]
-#[ignore = "known issue: a sealed segment cut at a record boundary is not detected"]
 fn sealed_segment_cut_at_a_record_boundary() {
     let dir = tempdir();
     let ops: Vec<Op> = (0..30).map(|_| Op::Append { count: 1, len: 300 }).collect();
@@ -528,7 +500,15 @@ fn sealed_segment_cut_at_a_record_boundary() {
         .set_len(cut as u64)
         .expect("cut");
     match reopen(dir.path()) {
-        Err(StorageError::Corrupt { .. }) => {}
+        Err(StorageError::Corrupt {
+            segment,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(&segment, middle, "{reason}");
+            assert_eq!(offset, cut as u64, "{reason}");
+            assert!(reason.contains("records at its end are lost"), "{reason}");
+        }
         Ok(state) => panic!(
             "a hole was recovered as data: {:?}",
             state.entries.iter().map(|e| e.index).collect::<Vec<_>>()

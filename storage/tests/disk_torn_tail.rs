@@ -396,6 +396,15 @@ fn an_interrupted_segment_creation_is_completed() {
         let mut store = DiskStore::open(dir.path(), options(500)).unwrap();
         assert_eq!(store.load().unwrap(), initial(&state), "partial {partial}");
         assert_eq!(data_len(&next), 32, "header rewritten, no record");
+        // The rewritten header records the length the previous segment
+        // holds (segment header format 2: that length, u64 at byte 24), so
+        // that segment is held to it once sealed.
+        let rewritten = fs::read(&next).unwrap();
+        assert_eq!(
+            u64::from_le_bytes(rewritten[24..32].try_into().unwrap()),
+            full_data as u64,
+            "partial {partial}"
+        );
         // The repaired segment takes new records.
         let more = Batch::append(vec![entry(state.last_index() + 1, 2)]);
         write_synced(&mut store, &mut state, &[more]);

@@ -17,8 +17,17 @@ pub(crate) const IDENTITY_FILE: &str = "IDENTITY";
 const MAGIC: &[u8; 8] = b"CSTOREID";
 
 /// Version of the on-disk format (segments, records, snapshot and metadata
-/// files). A directory written by another version is refused.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// files) this build writes. Version 2 added the previous segment's length
+/// to segment headers (`segment.rs`); nothing else changed.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this build reads. A directory in it is
+/// upgraded on open: its identity file is rewritten with
+/// [`FORMAT_VERSION`] before anything in the new format is written, so a
+/// build that reads only the old version refuses it with a clear
+/// [`StorageError::Mismatch`] rather than meeting new segment headers.
+/// Its existing segments stay as they are and are read as they are.
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// What the identity file records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +97,14 @@ impl Identity {
         write_atomically(dir, IDENTITY_FILE, &[&self.encode()], faults)
     }
 
+    /// The same identity in the format this build writes.
+    pub(crate) fn upgraded(&self) -> Identity {
+        Identity {
+            format_version: FORMAT_VERSION,
+            ..self.clone()
+        }
+    }
+
     /// Reads the identity file and checks it against what the caller
     /// expects.
     pub(crate) fn read_and_check(
@@ -102,10 +119,13 @@ impl Identity {
                 path.display()
             ))
         })?;
-        if identity.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&identity.format_version) {
             return Err(StorageError::Mismatch(format!(
-                "{} was written in format version {}, this build reads version {FORMAT_VERSION}",
+                "{} was written in format version {}, this build reads versions \
+                 {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}: open it with a build that reads \
+                 version {}",
                 dir.display(),
+                identity.format_version,
                 identity.format_version
             )));
         }

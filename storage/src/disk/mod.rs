@@ -21,13 +21,15 @@
 //! crash each holds its old or its new content, never a mix. They carry a
 //! magic, a length and a CRC32C; a bad one is [`StorageError::Corrupt`]
 //! (they cannot be torn, so damage is bit rot). A directory without
-//! `IDENTITY` that holds other files, or whose identity names another
-//! format version, node or cluster, is [`StorageError::Mismatch`].
+//! `IDENTITY` that holds other files, or whose identity names a format
+//! version this build does not read (below), another node or another
+//! cluster, is [`StorageError::Mismatch`].
 //!
 //! # Segments and records
 //!
 //! A segment starts with a 32-byte header (magic, format version, sequence
-//! number, CRC32C). Records follow back to back:
+//! number, the length the previous segment was sealed at, CRC32C; layout in
+//! `segment.rs`). Records follow back to back:
 //!
 //! ```text
 //! length u32 | length check u32 | crc32c(length ++ body) u32 | body
@@ -68,7 +70,8 @@
 //! 2. it is **trimmed** to its data length and fsynced: a sealed segment
 //!    never carries a zero tail, so a bad record in it is always
 //!    corruption (below);
-//! 3. the next segment is created: header written, preallocated, fsynced;
+//! 3. the next segment is created: header written (recording the length
+//!    the sealed segment was trimmed to), preallocated, fsynced;
 //! 4. the directory is fsynced; the new segment is active.
 //!
 //! A crash before step 2 is durable leaves the full segment as the last
@@ -143,6 +146,12 @@
 //! * In a sealed (not the last) segment it is always corruption: sealed
 //!   segments were fdatasync'ed whole and trimmed to their data before the
 //!   next one was created, so even zeros there are damage.
+//! * A sealed segment must also be exactly as long as the header of the
+//!   segment after it says it was sealed at. A sealed segment that lost
+//!   whole records at its end (cut at a record boundary) has no bad record
+//!   of its own and would otherwise read as complete, returning the records
+//!   on both sides of the hole (for sparse Paxos logs: accepted values
+//!   silently lost); shorter (or longer) than recorded is corruption.
 //! * In the last segment:
 //!   1. **every byte from `O` to the end of the file is zero**: the end of
 //!      the data. This is the normal case: the preallocated space after the
@@ -201,6 +210,23 @@
 //! Before returning, recovery fdatasyncs the last segment, because records
 //! that were written but unsynced before a process crash are now returned
 //! and must not be lost by a later power failure.
+//!
+//! # Format versions
+//!
+//! `IDENTITY` names the format version of the directory. This build
+//! writes version 2 and reads versions 1 and 2; anything else is
+//! [`StorageError::Mismatch`] naming the version. Version 2 differs only in
+//! the segment header, which records the previous segment's sealed length.
+//! A version 1 directory is upgraded when opened: `IDENTITY` is rewritten
+//! (atomically) to version 2 before anything else is written, so a version 1
+//! build then refuses the directory with a `Mismatch` instead of misreading
+//! it; its existing segments are left as they are and read with their
+//! version 1 headers, and every segment created from then on is version 2.
+//! A sealed segment is held to its length once a version 2 header follows
+//! it, so only a version 1 segment followed by another version 1 segment
+//! (sealed before the upgrade) lacks the check; such segments are deleted
+//! by compaction in the normal course. A version 1 header after a version 2
+//! segment is corruption (no build writes one).
 //!
 //! # Errors
 //!

@@ -16,7 +16,10 @@ use super::image::SegmentImage;
 use super::meta::{Meta, META_FILE};
 use super::record::Record;
 use super::scan::{scan_segment, Tail};
-use super::segment::{encode_header, parse_segment_name, segment_name};
+use super::segment::{
+    encode_header, parse_segment_name, segment_name, SegmentHeader, SEGMENT_VERSION,
+    SEGMENT_VERSION_V1,
+};
 use super::snapshot_file::SnapshotFile;
 
 /// What a data directory holds, by kind.
@@ -179,7 +182,7 @@ pub(crate) fn recover(
         }
         // Interrupted creation: the first segment never became durable.
         // (Opening preallocates it.)
-        super::segment::Segment::create(dir, meta.first_segment, None, faults)?;
+        super::segment::Segment::create(dir, meta.first_segment, 0, None, faults)?;
         listing.segments.insert(
             meta.first_segment,
             dir.join(segment_name(meta.first_segment)),
@@ -196,12 +199,18 @@ pub(crate) fn recover(
     let mut hard_state = meta.hard_state.clone();
     let mut marker_max: Option<(LogIndex, PathBuf)> = None;
     let mut segments = Vec::new();
+    // The segment before the current one: its path, the length it was
+    // read at and its header version.
+    let mut previous: Option<(&Path, u64, u32)> = None;
     let last_seq = listing.segments.keys().next_back().copied().unwrap_or(0);
     for (&seq, path) in &listing.segments {
         let is_last = seq == last_seq;
         let mut image = SegmentImage::read(path)?;
         let scan = scan_segment(path, seq, &mut image, is_last)?;
         drop(image);
+        if let (Some(previous), Some(header)) = (previous, &scan.header) {
+            check_sealed_length(previous, seq, path, header)?;
+        }
         let mut max_index = 0;
         for (_, record) in &scan.records {
             match record {
@@ -235,7 +244,8 @@ pub(crate) fn recover(
             Tail::TornHeader => {
                 tracing::warn!(segment = %path.display(), "rewriting an interrupted segment header");
                 if repair {
-                    truncate_and_sync(path, 0, Some(seq))?;
+                    let previous_len = previous.map_or(0, |(_, len, _)| len);
+                    truncate_and_sync(path, 0, Some(encode_header(seq, previous_len)))?;
                 }
                 super::segment::SEGMENT_HEADER_BYTES as u64
             }
@@ -257,6 +267,8 @@ pub(crate) fn recover(
             len,
             max_index,
         });
+        let version = scan.header.map_or(SEGMENT_VERSION, |h| h.version);
+        previous = Some((path.as_path(), len, version));
     }
     if let Some((marker, path)) = marker_max {
         if marker > snapshot_index {
@@ -308,18 +320,63 @@ fn check_contiguous(dir: &Path, meta: &Meta, listing: &DirListing) -> Result<(),
     Ok(())
 }
 
-/// Cuts a file to `len` (rewriting a segment header when `header_seq` is
-/// given) and fsyncs it.
-fn truncate_and_sync(path: &Path, len: u64, header_seq: Option<u64>) -> Result<(), StorageError> {
+/// Holds the sealed segment before segment `seq` (at `path`, with
+/// `header`) to what that header says of it: the length it was sealed at
+/// (version 2 headers), so that records lost at the end of a sealed segment
+/// (cut at a record boundary, which its own records cannot show) are
+/// corruption; and a version 1 header never follows a version 2 segment
+/// (segments are only ever written in the newest version).
+fn check_sealed_length(
+    (previous_path, previous_len, previous_version): (&Path, u64, u32),
+    seq: u64,
+    path: &Path,
+    header: &SegmentHeader,
+) -> Result<(), StorageError> {
+    if header.version == SEGMENT_VERSION_V1 && previous_version != SEGMENT_VERSION_V1 {
+        return Err(StorageError::Corrupt {
+            segment: path.to_path_buf(),
+            offset: 0,
+            reason: format!(
+                "segment {seq} has a version {SEGMENT_VERSION_V1} header after a version \
+                 {previous_version} segment (segments are written in the newest version only)"
+            ),
+        });
+    }
+    match header.previous_len {
+        Some(sealed_len) if sealed_len != previous_len => Err(StorageError::Corrupt {
+            segment: previous_path.to_path_buf(),
+            offset: previous_len.min(sealed_len),
+            reason: if previous_len < sealed_len {
+                format!(
+                    "sealed segment holds {previous_len} bytes but was sealed at {sealed_len} \
+                     (header of segment {seq}): records at its end are lost"
+                )
+            } else {
+                format!(
+                    "sealed segment holds {previous_len} bytes but was sealed at {sealed_len} \
+                     (header of segment {seq}): bytes were added after it was sealed"
+                )
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Cuts a file to `len` (writing `header` at its start when given) and
+/// fsyncs it.
+fn truncate_and_sync(
+    path: &Path,
+    len: u64,
+    header: Option<[u8; super::segment::SEGMENT_HEADER_BYTES]>,
+) -> Result<(), StorageError> {
     let mut file = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(|e| io_error("opening", path, e))?;
     file.set_len(len)
         .map_err(|e| io_error("truncating", path, e))?;
-    if let Some(seq) = header_seq {
-        std::io::Write::write_all(&mut file, &encode_header(seq))
-            .map_err(|e| io_error("writing", path, e))?;
+    if let Some(header) = header {
+        std::io::Write::write_all(&mut file, &header).map_err(|e| io_error("writing", path, e))?;
     }
     file.sync_all().map_err(|e| io_error("syncing", path, e))
 }

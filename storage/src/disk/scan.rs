@@ -10,7 +10,7 @@ use consensus_api::StorageError;
 use super::frame::{BadFrame, Frame, FRAME_HEADER_BYTES};
 use super::image::{first_nonzero, SegmentImage};
 use super::record::{decode_record, Record};
-use super::segment::{check_header, HeaderCheck, SEGMENT_HEADER_BYTES};
+use super::segment::{check_header, HeaderCheck, SegmentHeader, SEGMENT_HEADER_BYTES};
 
 /// Sector size used to recognise never-written (zero-filled) holes.
 pub(crate) const SECTOR_BYTES: usize = 512;
@@ -42,6 +42,8 @@ pub(crate) enum Tail {
 /// The records of one segment.
 #[derive(Debug)]
 pub(crate) struct SegmentScan {
+    /// The segment header (`None` when it is torn: [`Tail::TornHeader`]).
+    pub(crate) header: Option<SegmentHeader>,
     /// Each valid record with its byte offset.
     pub(crate) records: Vec<(u64, Record)>,
     /// Bytes up to the end of the last valid record (the header when none).
@@ -151,8 +153,8 @@ pub(crate) fn scan_segment(
     is_last: bool,
 ) -> Result<SegmentScan, StorageError> {
     image.materialise(SEGMENT_HEADER_BYTES);
-    match check_header(image.bytes(), seq) {
-        HeaderCheck::Valid => {}
+    let header = match check_header(image.bytes(), seq) {
+        HeaderCheck::Valid(header) => header,
         HeaderCheck::Missing | HeaderCheck::Bad(_)
             if is_last && image.is_zero_from(SEGMENT_HEADER_BYTES) =>
         {
@@ -160,6 +162,7 @@ pub(crate) fn scan_segment(
             // segment's creation was interrupted before its header was
             // durable; no record can have been written to it.
             return Ok(SegmentScan {
+                header: None,
                 records: Vec::new(),
                 valid_len: 0,
                 tail: Tail::TornHeader,
@@ -169,7 +172,7 @@ pub(crate) fn scan_segment(
             return Err(corrupt(path, 0, "segment header missing".into()));
         }
         HeaderCheck::Bad(reason) => return Err(corrupt(path, 0, reason)),
-    }
+    };
     let mut records = Vec::new();
     let mut offset = SEGMENT_HEADER_BYTES;
     while offset < image.file_len() {
@@ -207,6 +210,7 @@ pub(crate) fn scan_segment(
                     Verdict::Corrupt(reason) => return Err(corrupt(path, offset as u64, reason)),
                 };
                 return Ok(SegmentScan {
+                    header: Some(header),
                     records,
                     valid_len: offset as u64,
                     tail,
@@ -215,6 +219,7 @@ pub(crate) fn scan_segment(
         }
     }
     Ok(SegmentScan {
+        header: Some(header),
         records,
         valid_len: offset as u64,
         tail: Tail::Clean,
@@ -233,7 +238,7 @@ mod tests {
     }
 
     fn segment(records: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
-        let mut data = encode_header(1).to_vec();
+        let mut data = encode_header(1, 0).to_vec();
         let mut offsets = Vec::new();
         for body in records {
             offsets.push(data.len());
@@ -292,7 +297,7 @@ mod tests {
 
     #[test]
     fn torn_header() {
-        let scan = scan_bytes(&encode_header(1)[..7], true).unwrap();
+        let scan = scan_bytes(&encode_header(1, 0)[..7], true).unwrap();
         assert_eq!(scan.tail, Tail::TornHeader);
         assert!(scan_bytes(&[], false).is_err());
     }

@@ -1,9 +1,23 @@
 //! WAL segment files `<seq>.wal`: a 32-byte header, then framed records.
 //!
 //! ```text
-//! header: magic "CSTOWAL\0" (8) | format version u32 | reserved u32 (0) |
-//!         sequence number u64 | crc32c(previous 24 bytes) u32 | reserved u32 (0)
+//! version 2 (written by this build):
+//!   magic "CSTOWAL\0" (8) | format version u32 (2) | crc32c u32 |
+//!   sequence number u64 | previous segment's length u64
+//!   (crc32c of bytes 0..12 ++ bytes 16..32: everything but itself)
+//! version 1 (read, never written):
+//!   magic "CSTOWAL\0" (8) | format version u32 (1) | reserved u32 (0) |
+//!   sequence number u64 | crc32c(previous 24 bytes) u32 | reserved u32 (0)
 //! ```
+//!
+//! The previous segment's length is the length segment `seq - 1` was
+//! sealed at (trimmed to, fsynced) before this one was created; 0 when
+//! there was none (the first segment of a store) or it is not known (a
+//! header rewritten by recovery without its predecessor). Recovery holds
+//! every sealed segment to the length its successor's header records, so a
+//! sealed segment that lost whole records at its end (cut at a record
+//! boundary, which its own records cannot show) is
+//! [`StorageError::Corrupt`].
 //!
 //! [`Segment`] is the one segment being written to: preallocated, written
 //! at its write offset, trimmed to its data when sealed.
@@ -15,11 +29,17 @@ use consensus_api::{LogIndex, StorageError};
 
 use super::failpoint::{CrashPoint, Faults};
 use super::fsio::{io_error, sync_dir};
-use super::identity::FORMAT_VERSION;
 use super::prealloc::is_unsupported;
 
 /// Bytes of the segment header.
 pub(crate) const SEGMENT_HEADER_BYTES: usize = 32;
+
+/// The segment header version this build writes.
+pub(crate) const SEGMENT_VERSION: u32 = 2;
+
+/// The first segment header version, without the previous segment's
+/// length; still read (directories written before version 2).
+pub(crate) const SEGMENT_VERSION_V1: u32 = 1;
 
 const MAGIC: &[u8; 8] = b"CSTOWAL\0";
 const SUFFIX: &str = ".wal";
@@ -38,22 +58,50 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The header of segment `seq`.
-pub(crate) fn encode_header(seq: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+fn v2_checksum(header: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&header[0..12]), &header[16..32])
+}
+
+fn u64_at(header: &[u8], at: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&header[at..at + 8]);
+    u64::from_le_bytes(raw)
+}
+
+fn u32_at(header: &[u8], at: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&header[at..at + 4]);
+    u32::from_le_bytes(raw)
+}
+
+/// The (version 2) header of segment `seq`, whose predecessor was sealed
+/// at `previous_len` bytes (0: none, or not known).
+pub(crate) fn encode_header(seq: u64, previous_len: u64) -> [u8; SEGMENT_HEADER_BYTES] {
     let mut header = [0u8; SEGMENT_HEADER_BYTES];
     header[0..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&header[0..24]);
-    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    header[24..32].copy_from_slice(&previous_len.to_le_bytes());
+    let crc = v2_checksum(&header);
+    header[12..16].copy_from_slice(&crc.to_le_bytes());
     header
+}
+
+/// What a valid segment header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    /// Header version (1 or 2).
+    pub(crate) version: u32,
+    /// The length the previous segment was sealed at, when the header
+    /// records it (version 2, non-zero).
+    pub(crate) previous_len: Option<u64>,
 }
 
 /// What the first bytes of a segment file hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum HeaderCheck {
     /// A good header for the expected segment.
-    Valid,
+    Valid(SegmentHeader),
     /// Shorter than a header, or all zero: segment creation was interrupted.
     Missing,
     /// A header that is wrong (bad checksum, wrong magic / version / seq).
@@ -68,29 +116,54 @@ pub(crate) fn check_header(data: &[u8], seq: u64) -> HeaderCheck {
     if header.iter().all(|&b| b == 0) {
         return HeaderCheck::Missing;
     }
-    let expected = encode_header(seq);
-    if header == expected {
-        return HeaderCheck::Valid;
-    }
-    let crc = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
-    if crc != crc32c::crc32c(&header[0..24]) {
+    let version = u32_at(header, 8);
+    let (checksum_ok, header_seq, previous_len) = match version {
+        SEGMENT_VERSION_V1 => (
+            u32_at(header, 24) == crc32c::crc32c(&header[0..24])
+                && u32_at(header, 12) == 0
+                && u32_at(header, 28) == 0,
+            u64_at(header, 16),
+            None,
+        ),
+        SEGMENT_VERSION => (
+            u32_at(header, 12) == v2_checksum(header),
+            u64_at(header, 16),
+            Some(u64_at(header, 24)).filter(|&len| len != 0),
+        ),
+        _ => {
+            // An unknown version, or a damaged version field: say which.
+            let v1_ok = u32_at(header, 24) == crc32c::crc32c(&header[0..24]);
+            let v2_ok = u32_at(header, 12) == v2_checksum(header);
+            if (v1_ok || v2_ok) && &header[0..8] == MAGIC {
+                return HeaderCheck::Bad(format!(
+                    "segment format version {version}, this build reads versions \
+                     {SEGMENT_VERSION_V1} and {SEGMENT_VERSION}"
+                ));
+            }
+            return HeaderCheck::Bad("segment header checksum mismatch".into());
+        }
+    };
+    if !checksum_ok {
         return HeaderCheck::Bad("segment header checksum mismatch".into());
     }
     if &header[0..8] != MAGIC {
         return HeaderCheck::Bad("not a WAL segment (wrong magic)".into());
     }
-    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != FORMAT_VERSION {
+    if header_seq != seq {
         return HeaderCheck::Bad(format!(
-            "segment format version {version}, expected {FORMAT_VERSION}"
+            "segment header says sequence {header_seq}, file name says {seq}"
         ));
     }
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(&header[16..24]);
-    HeaderCheck::Bad(format!(
-        "segment header says sequence {}, file name says {seq}",
-        u64::from_le_bytes(raw)
-    ))
+    if previous_len.is_some_and(|len| len < SEGMENT_HEADER_BYTES as u64) {
+        return HeaderCheck::Bad(format!(
+            "segment header records a previous segment of {} bytes, shorter than a header",
+            previous_len.unwrap_or(0)
+        ));
+    }
+    HeaderCheck::Valid(SegmentHeader {
+        version,
+        previous_len,
+    })
 }
 
 /// The segment being appended to.
@@ -113,7 +186,9 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Creates segment `seq`: header written, the file preallocated to
+    /// Creates segment `seq` (its header recording that its predecessor
+    /// was sealed at `previous_len` bytes, 0 when there is none): header
+    /// written, the file preallocated to
     /// `preallocate_to` bytes when given (and the file system can), the
     /// file fsynced, then the directory fsynced. Each step is a crash point
     /// of rotation.
@@ -124,6 +199,7 @@ impl Segment {
     pub(crate) fn create(
         dir: &Path,
         seq: u64,
+        previous_len: u64,
         preallocate_to: Option<u64>,
         faults: &mut Faults,
     ) -> Result<Segment, StorageError> {
@@ -135,7 +211,7 @@ impl Segment {
             .open(&path)
             .map_err(|e| io_error("creating", &path, e))?;
         faults
-            .write_all_at(&file, &encode_header(seq), 0)
+            .write_all_at(&file, &encode_header(seq, previous_len), 0)
             .map_err(|e| io_error("writing", &path, e))?;
         faults.crash_point(CrashPoint::RotationSegmentCreated)?;
         let len = SEGMENT_HEADER_BYTES as u64;
@@ -315,22 +391,77 @@ impl Segment {
 mod tests {
     use super::*;
 
+    /// A version 1 header, as builds before version 2 wrote it.
+    fn v1_header(seq: u64) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut header = [0u8; SEGMENT_HEADER_BYTES];
+        header[0..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&1u32.to_le_bytes());
+        header[16..24].copy_from_slice(&seq.to_le_bytes());
+        let crc = crc32c::crc32c(&header[0..24]);
+        header[24..28].copy_from_slice(&crc.to_le_bytes());
+        header
+    }
+
+    fn valid(version: u32, previous_len: Option<u64>) -> HeaderCheck {
+        HeaderCheck::Valid(SegmentHeader {
+            version,
+            previous_len,
+        })
+    }
+
     #[test]
     fn names_and_headers() {
         assert_eq!(parse_segment_name(&segment_name(17)), Some(17));
         assert_eq!(parse_segment_name("17.wal"), None);
-        assert_eq!(check_header(&encode_header(5), 5), HeaderCheck::Valid);
+        assert_eq!(check_header(&encode_header(5, 0), 5), valid(2, None));
+        assert_eq!(
+            check_header(&encode_header(5, 4096), 5),
+            valid(2, Some(4096))
+        );
         assert!(matches!(
-            check_header(&encode_header(5), 6),
+            check_header(&encode_header(5, 0), 6),
             HeaderCheck::Bad(_)
         ));
         assert_eq!(check_header(&[0u8; 40], 1), HeaderCheck::Missing);
         assert_eq!(
-            check_header(&encode_header(1)[..20], 1),
+            check_header(&encode_header(1, 0)[..20], 1),
             HeaderCheck::Missing
         );
-        let mut flipped = encode_header(1);
-        flipped[3] ^= 4;
-        assert!(matches!(check_header(&flipped, 1), HeaderCheck::Bad(_)));
+        // A length shorter than a header cannot be a sealed segment's.
+        assert!(matches!(
+            check_header(&encode_header(5, 7), 5),
+            HeaderCheck::Bad(_)
+        ));
+    }
+
+    #[test]
+    fn every_bit_of_either_header_version_is_checked() {
+        for header in [encode_header(9, 12345), v1_header(9)] {
+            for bit in 0..SEGMENT_HEADER_BYTES * 8 {
+                let mut flipped = header;
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    matches!(check_header(&flipped, 9), HeaderCheck::Bad(_)),
+                    "bit {bit} of {header:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn version_1_headers_are_read_and_other_versions_named() {
+        assert_eq!(check_header(&v1_header(3), 3), valid(1, None));
+        assert!(matches!(
+            check_header(&v1_header(3), 4),
+            HeaderCheck::Bad(_)
+        ));
+        let mut future = encode_header(3, 100);
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let crc = v2_checksum(&future);
+        future[12..16].copy_from_slice(&crc.to_le_bytes());
+        match check_header(&future, 3) {
+            HeaderCheck::Bad(reason) => assert!(reason.contains("version 3"), "{reason}"),
+            other => panic!("expected a version error, got {other:?}"),
+        }
     }
 }

@@ -8,7 +8,7 @@ use consensus_api::{Bytes, InitialState, LogIndex, LogStore, Snapshot, StorageEr
 use super::failpoint::{CrashPoint, Faults};
 use super::frame::MAX_RECORD_BODY_BYTES;
 use super::fsio::{io_error, remove_file, rename, sync_dir, write_temp, DirLock};
-use super::identity::Identity;
+use super::identity::{Identity, FORMAT_VERSION};
 use super::meta::Meta;
 use super::options::DiskOptions;
 use super::record::{
@@ -106,7 +106,16 @@ impl DiskStore {
         let mut faults = Faults::default();
         let listing = DirListing::read(&dir)?;
         if listing.identity {
-            Identity::read_and_check(&dir, &options)?;
+            let identity = Identity::read_and_check(&dir, &options)?;
+            if identity.format_version != FORMAT_VERSION {
+                // An older format this build reads: from now on the
+                // directory holds new-format segments, so it says so first
+                // (atomically), and a build that reads only the old format
+                // refuses it instead of misreading it.
+                tracing::info!(dir = %dir.display(), from = identity.format_version,
+                    to = FORMAT_VERSION, "upgrading the data directory format");
+                identity.upgraded().write(&dir, &mut faults)?;
+            }
         } else if listing.is_blank() {
             if !options.create_if_missing {
                 return Err(StorageError::Mismatch(format!(
@@ -382,9 +391,13 @@ impl DiskStore {
             .seq()
             .checked_add(1)
             .ok_or_else(|| StorageError::Failed("segment sequence numbers exhausted".into()))?;
+        // The new header records the length the old segment was sealed at:
+        // recovery holds it to that length (records lost at its end are
+        // corruption, not a shorter log).
         let next = Segment::create(
             &self.dir,
             seq,
+            self.active.len(),
             self.options.preallocate_to(),
             &mut self.faults,
         )?;
