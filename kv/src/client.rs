@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -80,16 +80,31 @@ pub struct KvClient {
     endpoint: quinn::Endpoint,
     owns_endpoint: bool,
     cluster: ClusterId,
-    nodes: BTreeMap<NodeId, SocketAddr>,
-    /// One slot per node, each with its own lock, so connecting to a node
-    /// that does not answer holds up only the operations aimed at it.
-    pipes: BTreeMap<NodeId, tokio::sync::Mutex<Option<PipeClient>>>,
+    /// The nodes (those given, and leaders learned from redirects), one
+    /// slot each with its own lock, so connecting to a node that does not
+    /// answer holds up only the operations aimed at it.
+    nodes: std::sync::RwLock<BTreeMap<NodeId, Arc<NodeSlot>>>,
     leader: AtomicU64,
     client_id: u64,
     lanes: Mutex<Vec<Session>>,
     options: ClientOptions,
     rng: Mutex<rand::rngs::StdRng>,
     lost_replies: AtomicU64,
+}
+
+/// One node of a client: where it serves clients and the pipe to it.
+struct NodeSlot {
+    addr: SocketAddr,
+    pipe: tokio::sync::Mutex<Option<PipeClient>>,
+}
+
+impl NodeSlot {
+    fn new(addr: SocketAddr) -> Arc<NodeSlot> {
+        Arc::new(NodeSlot {
+            addr,
+            pipe: tokio::sync::Mutex::new(None),
+        })
+    }
 }
 
 /// A session lane taken by one operation; handed back when the operation
@@ -168,16 +183,15 @@ impl KvClient {
         let cluster =
             ClusterId::new(cluster.to_string()).map_err(|e| KvError::Setup(e.to_string()))?;
         let client_id = new_session_id();
-        let pipes = nodes
-            .keys()
-            .map(|id| (*id, tokio::sync::Mutex::new(None)))
+        let nodes = nodes
+            .into_iter()
+            .map(|(id, addr)| (id, NodeSlot::new(addr)))
             .collect();
         Ok(KvClient {
             endpoint,
             owns_endpoint: false,
             cluster,
-            nodes,
-            pipes,
+            nodes: std::sync::RwLock::new(nodes),
             leader: AtomicU64::new(0),
             client_id,
             lanes: Mutex::new(vec![Session {
@@ -338,7 +352,28 @@ impl KvClient {
 
     /// The node ids this client knows.
     pub fn node_ids(&self) -> Vec<NodeId> {
-        self.nodes.keys().copied().collect()
+        self.read_nodes().keys().copied().collect()
+    }
+
+    fn read_nodes(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, Arc<NodeSlot>>> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(&self, id: NodeId) -> Option<Arc<NodeSlot>> {
+        self.read_nodes().get(&id).cloned()
+    }
+
+    /// Learns (or moves) node `id` from a redirect: a member added after
+    /// this client's node list was written.
+    fn learn_node(&self, id: NodeId, addr: SocketAddr) {
+        if self.slot(id).is_some_and(|slot| slot.addr == addr) {
+            return;
+        }
+        tracing::debug!(node = id, %addr, "client learned a node from a redirect");
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, NodeSlot::new(addr));
     }
 
     fn next_node(&self, after: NodeId) -> NodeId {
@@ -392,10 +427,14 @@ impl KvClient {
                 Ok(Ok(Reply::Error(error))) => match error {
                     ServiceError::NotLeader {
                         leader: Some(leader),
+                        leader_addr,
                     } if leader != target
-                        && self.nodes.contains_key(&leader)
+                        && (leader_addr.is_some() || self.slot(leader).is_some())
                         && !silent.avoids(leader, Instant::now()) =>
                     {
+                        if let Some(addr) = leader_addr {
+                            self.learn_node(leader, addr);
+                        }
                         last_problem = format!("node {target} redirected to {leader}");
                         target = leader;
                         self.leader.store(leader, Ordering::Relaxed);
@@ -472,17 +511,14 @@ impl KvClient {
     /// The pipe to node `id`, connecting first if there is none (or the last
     /// one closed).
     async fn pipe(&self, id: NodeId) -> Result<PipeClient, String> {
-        let slot = self
-            .pipes
-            .get(&id)
-            .ok_or_else(|| format!("unknown node {id}"))?;
-        let mut slot = slot.lock().await;
+        let node = self.slot(id).ok_or_else(|| format!("unknown node {id}"))?;
+        let mut slot = node.pipe.lock().await;
         if let Some(pipe) = slot.as_ref() {
             if !pipe.is_closed() {
                 return Ok(pipe.clone());
             }
         }
-        let addr = self.nodes[&id];
+        let addr = node.addr;
         let name = tls::server_name(&self.cluster, id);
         let connecting = self
             .endpoint
@@ -499,8 +535,8 @@ impl KvClient {
     }
 
     async fn forget_pipe(&self, id: NodeId) {
-        if let Some(slot) = self.pipes.get(&id) {
-            if let Some(pipe) = slot.lock().await.take() {
+        if let Some(slot) = self.slot(id) {
+            if let Some(pipe) = slot.pipe.lock().await.take() {
                 pipe.close();
             }
         }
@@ -533,8 +569,9 @@ impl KvClient {
     /// Closes the client's connections; a client that owns its endpoint
     /// also waits (briefly) for the endpoint to tell the servers.
     pub async fn close(&self) {
-        for slot in self.pipes.values() {
-            if let Some(pipe) = slot.lock().await.take() {
+        let slots: Vec<Arc<NodeSlot>> = self.read_nodes().values().cloned().collect();
+        for slot in slots {
+            if let Some(pipe) = slot.pipe.lock().await.take() {
                 pipe.close();
             }
         }

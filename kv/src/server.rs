@@ -303,7 +303,7 @@ impl Server {
                 self.requests.record("backup", result, started.elapsed());
                 wire::encode(&reply)
             }
-            Ok(request) => wire::encode(&self.handle(request).await),
+            Ok(request) => wire::encode(&self.with_leader_addr(self.handle(request).await)),
             Err(error) => wire::encode(&Reply::Error(ServiceError::Invalid(format!(
                 "request does not decode: {error}"
             )))),
@@ -394,6 +394,22 @@ impl Server {
                     "admin, member and backup requests are answered by Server::answer".into(),
                 ))
             }
+        }
+    }
+
+    /// A redirect names where the leader serves clients (cluster file or
+    /// address book), so a client that does not know a member added since
+    /// can follow it.
+    fn with_leader_addr(&self, reply: Reply) -> Reply {
+        match reply {
+            Reply::Error(ServiceError::NotLeader {
+                leader: Some(leader),
+                leader_addr: None,
+            }) => Reply::Error(ServiceError::NotLeader {
+                leader: Some(leader),
+                leader_addr: self.members.address(leader).map(|a| a.client_addr),
+            }),
+            other => other,
         }
     }
 

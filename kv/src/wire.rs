@@ -223,6 +223,10 @@ pub enum ServiceError {
     NotLeader {
         /// The leader, if known.
         leader: Option<NodeId>,
+        /// Where the leader serves clients, if this node knows (from the
+        /// cluster file or the replicated address book): a client whose
+        /// cluster file does not list a member added since learns it here.
+        leader_addr: Option<std::net::SocketAddr>,
     },
     /// No quorum reachable from this node (no effect).
     #[error("unavailable: no quorum reachable")]
@@ -309,7 +313,10 @@ impl Reply {
 impl From<ClientError> for ServiceError {
     fn from(error: ClientError) -> Self {
         match error {
-            ClientError::NotLeader { hint } => ServiceError::NotLeader { leader: hint },
+            ClientError::NotLeader { hint } => ServiceError::NotLeader {
+                leader: hint,
+                leader_addr: None,
+            },
             ClientError::Unavailable => ServiceError::Unavailable,
             ClientError::Overloaded => ServiceError::Overloaded,
             ClientError::Timeout => ServiceError::OutcomeUnknown("timed out in the cluster".into()),

@@ -576,6 +576,40 @@ async fn membership_changes(protocol: &'static str) {
     println!(
         "{protocol}: {acknowledged} acknowledged writes, a linearizable history through 3 -> 5 -> 3 and a replacement"
     );
+    // A client that knows one follower only (as one whose cluster file
+    // predates the changes) follows the redirect to a leader it was never
+    // told about: the redirect carries the leader's address.
+    let view = members.list().await.expect("member list");
+    if let Some(leader) = view.leader {
+        let follower = view
+            .membership
+            .voters
+            .iter()
+            .copied()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        let narrow = KvClient::new(
+            CLUSTER,
+            [(follower, harness.client_addrs[&follower])]
+                .into_iter()
+                .collect(),
+            &read_ca(&harness.cluster.config).expect("ca"),
+            ClientOptions {
+                operation_timeout: WAIT,
+                ..ClientOptions::default()
+            },
+        )
+        .expect("client of one follower");
+        narrow
+            .put("redirected", Bytes::from("yes"))
+            .await
+            .unwrap_or_else(|e| panic!("{protocol}: a client of node {follower} only: {e}"));
+        assert!(
+            narrow.node_ids().contains(&leader),
+            "{protocol}: the client learned leader {leader} from the redirect"
+        );
+        narrow.close().await;
+    }
     six.close().await;
     reader.close().await;
     client.close().await;
