@@ -750,3 +750,104 @@ impl Drop for Reaped {
         self.stop();
     }
 }
+
+/// A node removed while it was down comes back with its old view: the
+/// members refuse its connections, keep their membership and a leader
+/// among themselves, take writes, and it learns nothing (it stays behind),
+/// as docs/operations.md says.
+async fn removed_while_down(protocol: &'static str) {
+    let mut harness = Harness::start(protocol);
+    let client = harness.client();
+    client
+        .put("k", Bytes::from("v"))
+        .await
+        .unwrap_or_else(|e| panic!("{protocol}: first put: {e}\n{}", harness.logs(&[1, 2, 3])));
+    let members = harness.members();
+    let view = harness
+        .wait_view(&members, "a leader", |v| v.leader.is_some())
+        .await;
+    let leader = view.leader.expect("a leader");
+    let victim = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    harness
+        .cluster
+        .stop(victim, Duration::from_secs(5))
+        .expect("stop");
+    harness
+        .change(&members, MemberCommand::Remove { id: victim })
+        .await;
+    client
+        .put("after-remove", Bytes::from("1"))
+        .await
+        .expect("a write after the removal");
+    let survivor = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != victim && *id != leader)
+        .expect("the other member");
+    // The removed node comes back, and is given time to try everything
+    // (several election timeouts).
+    harness
+        .cluster
+        .start(victim)
+        .expect("restart the removed node");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..10 {
+        client
+            .put(&format!("while-back-{i}"), Bytes::from("x"))
+            .await
+            .unwrap_or_else(|e| panic!("{protocol}: write {i}: {e}\n{}", harness.logs(&[1, 2, 3])));
+    }
+    let after = client.status(survivor).await.expect("status");
+    // The members refuse its connections (its certificate is valid, but
+    // it is no longer a member) ...
+    let refusals = std::fs::read_to_string(harness.cluster.log_path(survivor))
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(&format!("node {victim} is not a member")))
+        .count();
+    assert!(
+        refusals > 0,
+        "{protocol}: node {survivor} never refused the removed node\n{}",
+        harness.logs(&[survivor])
+    );
+    // ... so it never counts: the members keep their membership and a
+    // leader among themselves.
+    let view = members.list().await.expect("member list");
+    assert!(!view.membership.contains(victim), "{protocol}: {view:#?}");
+    assert!(
+        view.leader.is_some_and(|l| l != victim),
+        "{protocol}: {view:#?}"
+    );
+    // It learned nothing: its applied index stays below the members'.
+    if let Ok(report) = client.status(victim).await {
+        assert!(
+            report.applied_index < after.applied_index,
+            "{protocol}: the removed node caught up ({} of {})",
+            report.applied_index,
+            after.applied_index
+        );
+    }
+    client.close().await;
+    members.close().await;
+    harness.cluster.stop_all(Duration::from_secs(5));
+}
+
+#[test]
+fn a_node_removed_while_down_disturbs_nobody_raft() {
+    runtime().block_on(async {
+        tokio::time::timeout(Duration::from_secs(120), removed_while_down("raft"))
+            .await
+            .expect("in time")
+    });
+}
+
+#[test]
+fn a_node_removed_while_down_disturbs_nobody_zab() {
+    runtime().block_on(async {
+        tokio::time::timeout(Duration::from_secs(120), removed_while_down("zab"))
+            .await
+            .expect("in time")
+    });
+}
