@@ -68,7 +68,7 @@ pub struct MultiPaxosCore {
     pub(crate) log: Log,
     /// Highest slot handed out in `Ready::committed` (or restored from a
     /// snapshot) in this incarnation.
-    pub(crate) applied: LogIndex,
+    pub(crate) applied_index: LogIndex,
     /// The current role.
     pub(crate) role: Role,
     /// Ticks since this incarnation started.
@@ -213,18 +213,18 @@ impl MultiPaxosCore {
     fn collect_committed(&mut self) -> Vec<Entry> {
         let commit = self.log.commit();
         let mut committed = Vec::new();
-        if commit > self.applied {
-            committed.extend(self.log.range(self.applied + 1, commit).cloned());
+        if commit > self.applied_index {
+            committed.extend(self.log.range(self.applied_index + 1, commit).cloned());
             debug_assert_eq!(
                 committed.len() as u64,
-                commit - self.applied,
+                commit - self.applied_index,
                 "the chosen prefix has a hole"
             );
-            self.applied = commit;
+            self.applied_index = commit;
         }
         let done: Vec<LogIndex> = self
             .tickets
-            .range(..=self.applied)
+            .range(..=self.applied_index)
             .map(|(i, _)| *i)
             .collect();
         for index in done {
@@ -247,15 +247,15 @@ impl MultiPaxosCore {
             self.log.snapshot_index()
         );
         assert!(
-            self.applied <= commit,
+            self.applied_index <= commit,
             "node {}: applied beyond commit",
             self.config.id
         );
         assert!(
-            self.applied >= self.log.snapshot_index(),
+            self.applied_index >= self.log.snapshot_index(),
             "node {}: applied {} below snapshot {}",
             self.config.id,
-            self.applied,
+            self.applied_index,
             self.log.snapshot_index()
         );
         assert!(
@@ -264,7 +264,7 @@ impl MultiPaxosCore {
         );
         debug_assert!(
             self.log
-                .chosen_prefix_is_dense(self.applied.saturating_sub(1)),
+                .chosen_prefix_is_dense(self.applied_index.saturating_sub(1)),
             "node {}: hole in the chosen prefix",
             self.config.id
         );
@@ -358,7 +358,7 @@ impl Core for MultiPaxosCore {
             promised,
             highest_seen: promised,
             log,
-            applied,
+            applied_index: applied,
             role: Role::Follower { leader: None },
             now: 0,
             election_elapsed: 0,
@@ -537,7 +537,7 @@ impl Core for MultiPaxosCore {
             leader: self.leader_hint(),
             epoch: self.promised.epoch(),
             commit_index: self.log.commit(),
-            applied_index: self.applied,
+            applied_index: self.applied_index,
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
             membership: self.log.membership().clone(),

@@ -741,7 +741,7 @@ impl MultiPaxosCore {
     pub(crate) fn complete_reads(&mut self) {
         let me = self.config.id;
         let commit = self.log.commit();
-        let applied = self.applied;
+        let applied = self.applied_index;
         let membership = self.log.membership().clone();
         let Some(leader) = self.leader_mut() else {
             return;

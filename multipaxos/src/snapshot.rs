@@ -50,10 +50,10 @@ impl MultiPaxosCore {
         let snapshot_index = self.log.snapshot_index();
         let invalid = Rejected::InvalidCompaction {
             index,
-            applied: self.applied,
+            applied: self.applied_index,
             snapshot: snapshot_index,
         };
-        if index <= snapshot_index || index > self.applied {
+        if index <= snapshot_index || index > self.applied_index {
             return Err(invalid);
         }
         let Some(epoch) = self.log.epoch_at(index) else {
@@ -207,7 +207,7 @@ impl MultiPaxosCore {
         );
         let index = snapshot.index;
         self.log.install_snapshot(snapshot.clone(), checksum);
-        self.applied = index;
+        self.applied_index = index;
         self.out.append = self.out.append.split_off(&(index + 1));
         self.out.snapshot = Some(snapshot);
         // Entries above the snapshot that a leader already vouched for are

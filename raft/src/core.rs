@@ -64,7 +64,7 @@ pub struct RaftCore {
     /// This round's randomized election timeout.
     pub(crate) election_timeout: u64,
     /// Ticks since this incarnation started.
-    pub(crate) ticks: u64,
+    pub(crate) now: u64,
     pub(crate) messages: Vec<(NodeId, Message)>,
     pub(crate) completed: Vec<(Ticket, Result<LogIndex, Rejected>)>,
     /// A snapshot being assembled from chunks (followers).
@@ -404,7 +404,7 @@ impl Core for RaftCore {
             leader_id: None,
             election_elapsed: 0,
             election_timeout: 0,
-            ticks: 0,
+            now: 0,
             messages: Vec::new(),
             completed: Vec::new(),
             incoming_snapshot: None,
@@ -423,7 +423,7 @@ impl Core for RaftCore {
     }
 
     fn tick(&mut self) {
-        self.ticks += 1;
+        self.now += 1;
         if matches!(self.role, Role::Leader(_)) {
             self.tick_leader();
         } else {

@@ -87,7 +87,7 @@ impl RaftCore {
             Role::Leader(_) => true,
             _ => {
                 (self.leader_id.is_some() && self.election_elapsed < timeout_min)
-                    || (self.read_mode == ReadMode::Lease && self.ticks < timeout_min)
+                    || (self.read_mode == ReadMode::Lease && self.now < timeout_min)
             }
         }
     }

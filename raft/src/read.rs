@@ -119,7 +119,7 @@ impl RaftCore {
     fn enqueue_read(&mut self, ticket: Ticket) {
         let index = self.commit_index;
         let lease_allowed = self.read_mode == ReadMode::Lease && self.config.check_quorum;
-        let now = self.ticks;
+        let now = self.now;
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
@@ -150,7 +150,7 @@ impl RaftCore {
 
     /// Starts a new heartbeat round; returns its number.
     pub(crate) fn start_read_round(&mut self) -> u64 {
-        let now = self.ticks;
+        let now = self.now;
         let Role::Leader(leader) = &mut self.role else {
             return 0;
         };
