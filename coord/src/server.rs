@@ -92,6 +92,8 @@ pub enum ServeError {
 /// A running coordination node.
 pub struct Server {
     node: Arc<ConsensusNode>,
+    /// The node's published status, read without cloning it.
+    status: tokio::sync::watch::Receiver<consensus::Status>,
     members: Arc<MemberService>,
     endpoint: quinn::Endpoint,
     id: NodeId,
@@ -208,6 +210,7 @@ impl Server {
             "coordination node started"
         );
         Ok(Arc::new(Server {
+            status: node.status_watch(),
             node,
             members,
             endpoint,
@@ -460,9 +463,14 @@ impl Server {
         let body = Bytes::from(wire::encode(&request));
         let reply = pipe.call(body);
         tokio::pin!(reply);
-        let deadline = tokio::time::sleep(FORWARD_TIMEOUT);
-        tokio::pin!(deadline);
-        let mut check = tokio::time::interval(LEADER_CHECK_INTERVAL);
+        // One timer per forwarded request: the leader check, whose first
+        // tick is one interval away (most answers come sooner), also
+        // enforces the deadline.
+        let deadline = Instant::now() + FORWARD_TIMEOUT;
+        let mut check = tokio::time::interval_at(
+            tokio::time::Instant::now() + LEADER_CHECK_INTERVAL,
+            LEADER_CHECK_INTERVAL,
+        );
         loop {
             tokio::select! {
                 answer = &mut reply => {
@@ -478,19 +486,33 @@ impl Server {
                         Err(error) => Err(ForwardError::MaybeSent(error.to_string())),
                     };
                 }
-                _ = &mut deadline => {
-                    return Err(ForwardError::MaybeSent(format!(
-                        "node {to} did not answer in time"
-                    )));
-                }
                 _ = check.tick() => {
-                    if self.node.status().leader != Some(to) {
+                    if Instant::now() >= deadline {
+                        return Err(ForwardError::MaybeSent(format!(
+                            "node {to} did not answer in time"
+                        )));
+                    }
+                    if self.status.borrow().leader != Some(to) {
                         return Err(ForwardError::MaybeSent(format!(
                             "node {to} stopped being the leader while the request was forwarded"
                         )));
                     }
                 }
             }
+        }
+    }
+
+    /// The leader this node follows, when it is a follower that knows
+    /// another node as leader reachable by forwarding.
+    fn known_leader(&self) -> Option<NodeId> {
+        let status = self.status.borrow();
+        match (status.role, status.leader) {
+            (Role::Follower | Role::Learner, Some(leader))
+                if leader != self.id && self.peers.contains_key(&leader) =>
+            {
+                Some(leader)
+            }
+            _ => None,
         }
     }
 
@@ -504,37 +526,44 @@ impl Server {
         let mut last_problem = String::from("no attempt");
         let mut attempt = 0u32;
         while Instant::now() < deadline {
-            let outcome: Result<(LogIndex, Bytes), (ServiceError, bool)> =
-                match self.node.append(command.clone()).await {
-                    Ok(applied) => Ok((applied.index, applied.response)),
-                    Err(ClientError::NotLeader { hint: Some(leader) })
-                        if leader != self.id && self.peers.contains_key(&leader) =>
-                    {
-                        match self.forward(leader, Forward::Append(command.clone())).await {
-                            Ok(Forwarded::Appended { index, response }) => Ok((index, response)),
-                            Ok(Forwarded::Barrier { .. }) => Err((
-                                ServiceError::OutcomeUnknown(format!(
-                                    "node {leader} answered a forwarded write with a barrier"
-                                )),
-                                true,
+            // A follower that knows its leader forwards at once rather than
+            // asking its own consensus node first (which would answer "not
+            // leader" with the same hint); a stale view is corrected by the
+            // answer of the node it names.
+            let local = match self.known_leader() {
+                Some(leader) => Err(ClientError::NotLeader { hint: Some(leader) }),
+                None => self.node.append(command.clone()).await,
+            };
+            let outcome: Result<(LogIndex, Bytes), (ServiceError, bool)> = match local {
+                Ok(applied) => Ok((applied.index, applied.response)),
+                Err(ClientError::NotLeader { hint: Some(leader) })
+                    if leader != self.id && self.peers.contains_key(&leader) =>
+                {
+                    match self.forward(leader, Forward::Append(command.clone())).await {
+                        Ok(Forwarded::Appended { index, response }) => Ok((index, response)),
+                        Ok(Forwarded::Barrier { .. }) => Err((
+                            ServiceError::OutcomeUnknown(format!(
+                                "node {leader} answered a forwarded write with a barrier"
                             )),
-                            Err(ForwardError::Refused(error)) => {
-                                let unknown = error.is_outcome_unknown();
-                                Err((error, unknown))
-                            }
-                            Err(ForwardError::NotSent(problem)) => {
-                                Err((ServiceError::NotReady(problem), false))
-                            }
-                            Err(ForwardError::MaybeSent(problem)) => {
-                                Err((ServiceError::OutcomeUnknown(problem), true))
-                            }
+                            true,
+                        )),
+                        Err(ForwardError::Refused(error)) => {
+                            let unknown = error.is_outcome_unknown();
+                            Err((error, unknown))
+                        }
+                        Err(ForwardError::NotSent(problem)) => {
+                            Err((ServiceError::NotReady(problem), false))
+                        }
+                        Err(ForwardError::MaybeSent(problem)) => {
+                            Err((ServiceError::OutcomeUnknown(problem), true))
                         }
                     }
-                    Err(error) => {
-                        let unknown = error.is_outcome_unknown();
-                        Err((redirect_error(error), unknown))
-                    }
-                };
+                }
+                Err(error) => {
+                    let unknown = error.is_outcome_unknown();
+                    Err((redirect_error(error), unknown))
+                }
+            };
             match outcome {
                 Ok((index, response)) => {
                     if !self.hub.wait_applied(index, PROPOSE_DEADLINE).await {
@@ -569,7 +598,11 @@ impl Server {
         let mut last_problem = String::from("no attempt");
         let mut attempt = 0u32;
         while Instant::now() < deadline {
-            let outcome = match self.node.read_barrier().await {
+            let local = match self.known_leader() {
+                Some(leader) => Err(ClientError::NotLeader { hint: Some(leader) }),
+                None => self.node.read_barrier().await,
+            };
+            let outcome = match local {
                 Ok(index) => Ok(index),
                 Err(ClientError::NotLeader { hint: Some(leader) })
                     if leader != self.id && self.peers.contains_key(&leader) =>
