@@ -614,9 +614,9 @@ enum ReadKind {
 
 impl StateMachine for CoordMachine {
     fn apply(&mut self, index: LogIndex, command: &Bytes) -> Bytes {
-        let (response, effects) = self.state.apply(index, command);
+        let (response, effects) = self.state.apply_encoded(index, command);
         self.hub.after_apply(index, &effects);
-        response.encode()
+        response
     }
 
     fn query(&self, query: &Bytes) -> Bytes {
