@@ -13,14 +13,14 @@
 //! session every quarter timeout); and the expirer loop (see
 //! [`crate::expiry`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use consensus::{
     certs, ClientError, ClusterId, ConsensusNode, LogIndex, NodeId, ReadConsistency, ReplicatedLog,
     Role,
@@ -780,58 +780,72 @@ impl Server {
                 })
                 .await;
         }
-        // The processor: one request at a time, in arrival order.
-        let (requests, mut requests_rx) = mpsc::unbounded_channel::<(u64, bool, Request)>();
-        let processor = {
-            let server = self.clone();
-            let outbound = outbound.clone();
-            tokio::spawn(async move {
-                while let Some((id, linearizable, request)) = requests_rx.recv().await {
-                    let (index, result) =
-                        server.execute(conn, session, linearizable, request).await;
-                    if outbound
-                        .send(ServerFrame::Reply { id, index, result })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-        };
+        // One task reads the stream and runs its requests, one at a time in
+        // arrival order (no hand-off to a second task per request); pings
+        // are answered while a request runs.
         let touch_every = timeout / 4;
         let mut last_touch: Option<Instant> = None;
-        loop {
-            match wire::read_frame::<ClientFrame>(&mut recv).await {
-                Ok(Some(ClientFrame::Ping)) => {
-                    let _ = outbound.send(ServerFrame::Pong);
-                    if last_touch.is_none_or(|at| at.elapsed() >= touch_every) {
-                        last_touch = Some(Instant::now());
-                        let _ = self.touches.send(session);
+        let mut frames = FrameReader::default();
+        let mut queued: VecDeque<(u64, bool, Request)> = VecDeque::new();
+        let mut running: Option<Running<'_>> = None;
+        'session: loop {
+            loop {
+                match frames.next() {
+                    Ok(Some(ClientFrame::Ping)) => {
+                        let _ = outbound.send(ServerFrame::Pong);
+                        if last_touch.is_none_or(|at| at.elapsed() >= touch_every) {
+                            last_touch = Some(Instant::now());
+                            let _ = self.touches.send(session);
+                        }
+                    }
+                    Ok(Some(ClientFrame::Request {
+                        id,
+                        linearizable,
+                        request,
+                    })) => {
+                        if request.is_write() {
+                            last_touch = Some(Instant::now());
+                        }
+                        queued.push_back((id, linearizable, request));
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::debug!(%error, session, "session stream ended");
+                        break 'session;
                     }
                 }
-                Ok(Some(ClientFrame::Request {
-                    id,
-                    linearizable,
-                    request,
-                })) => {
-                    if request.is_write() {
-                        last_touch = Some(Instant::now());
-                    }
-                    if requests.send((id, linearizable, request)).is_err() {
+            }
+            if running.is_none() {
+                if let Some((id, linearizable, request)) = queued.pop_front() {
+                    let server = &self;
+                    running = Some(Box::pin(async move {
+                        let (index, result) =
+                            server.execute(conn, session, linearizable, request).await;
+                        ServerFrame::Reply { id, index, result }
+                    }));
+                }
+            }
+            tokio::select! {
+                biased;
+                reply = async { running.as_mut().expect("running").await }, if running.is_some() => {
+                    running = None;
+                    if outbound.send(reply).is_err() {
                         break;
                     }
                 }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::debug!(%error, session, "session stream ended");
-                    break;
-                }
+                chunk = recv.read_chunk(READ_CHUNK_BYTES, true) => match chunk {
+                    Ok(Some(chunk)) => frames.extend(&chunk.bytes),
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::debug!(%error, session, "session stream ended");
+                        break;
+                    }
+                },
             }
         }
+        drop(running);
         self.hub.disconnect(conn);
-        drop(requests);
         drop(outbound);
-        processor.abort();
         writer.abort();
     }
 
@@ -1029,6 +1043,47 @@ impl Server {
     }
 }
 
+/// The request a session is running.
+type Running<'a> = std::pin::Pin<Box<dyn Future<Output = ServerFrame> + Send + 'a>>;
+
+/// How much of a session stream is read at once.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Splits a session stream into [`ClientFrame`]s: the frames of
+/// [`wire::read_frame`] (a little-endian `u32` length, then the body), read
+/// from whatever chunks the stream delivers.
+#[derive(Default)]
+struct FrameReader {
+    buffer: BytesMut,
+}
+
+impl FrameReader {
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, `None` until one is complete; an error for
+    /// a frame above [`wire::FRAME_BYTES_MAX`] or a body that does not
+    /// decode.
+    fn next(&mut self) -> Result<Option<ClientFrame>, String> {
+        let Some(header) = self.buffer.get(..4) else {
+            return Ok(None);
+        };
+        let length = u32::from_le_bytes(header.try_into().expect("four bytes")) as usize;
+        if length > wire::FRAME_BYTES_MAX {
+            return Err(format!(
+                "frame of {length} bytes exceeds {}",
+                wire::FRAME_BYTES_MAX
+            ));
+        }
+        if self.buffer.len() < 4 + length {
+            return Ok(None);
+        }
+        let frame = self.buffer.split_to(4 + length);
+        wire::decode(&frame[4..]).map(Some)
+    }
+}
+
 enum ForwardError {
     /// Certainly not delivered.
     NotSent(String),
@@ -1051,4 +1106,57 @@ const FORWARD_BACKOFF: Backoff = Backoff {
 
 fn backoff(attempt: u32) -> Duration {
     FORWARD_BACKOFF.pause(attempt, &mut rand::rng())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_reader_splits_frames_written_by_append_frame_whatever_the_chunks() {
+        let frames = vec![
+            ClientFrame::Ping,
+            ClientFrame::Request {
+                id: 7,
+                linearizable: true,
+                request: Request::Sync,
+            },
+            ClientFrame::Request {
+                id: 8,
+                linearizable: false,
+                request: Request::Get {
+                    path: "/a/b".into(),
+                    watch: true,
+                },
+            },
+        ];
+        let mut stream = Vec::new();
+        for frame in &frames {
+            wire::append_frame(&mut stream, frame).unwrap();
+        }
+        for chunk in [1, 3, 5, stream.len()] {
+            let mut reader = FrameReader::default();
+            let mut read = Vec::new();
+            for piece in stream.chunks(chunk) {
+                reader.extend(piece);
+                while let Some(frame) = reader.next().unwrap() {
+                    read.push(frame);
+                }
+            }
+            assert_eq!(read, frames, "chunks of {chunk} bytes");
+            assert!(reader.buffer.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_frame_reader_refuses_an_oversized_frame_and_a_body_that_does_not_decode() {
+        let mut reader = FrameReader::default();
+        reader.extend(&((wire::FRAME_BYTES_MAX as u32 + 1).to_le_bytes()));
+        assert!(reader.next().is_err());
+        let mut reader = FrameReader::default();
+        reader.extend(&3u32.to_le_bytes());
+        assert_eq!(reader.next(), Ok(None), "incomplete");
+        reader.extend(&[0xff, 0xff, 0xff]);
+        assert!(reader.next().is_err());
+    }
 }
