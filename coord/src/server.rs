@@ -738,39 +738,16 @@ impl Server {
         self.hub.connect(conn, attached.session, outbound.clone());
         let session = attached.session;
         let timeout = Duration::from_millis(attached.timeout_ms);
-        // The writer: the one ordered path to the client.
-        let writer = tokio::spawn(async move {
-            if wire::write_frame(&mut send, &wire::HelloReply::Ok(attached))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            // Every frame already queued leaves in the same stream write.
-            let mut out = Vec::new();
-            let mut last = false;
-            while let Some(frame) = outbound_rx.recv().await {
-                let mut next = Some(frame);
-                while let Some(frame) = next.take() {
-                    last = frame == ServerFrame::SessionExpired;
-                    if wire::append_frame(&mut out, &frame).is_err() {
-                        return;
-                    }
-                    if last {
-                        break;
-                    }
-                    next = outbound_rx.try_recv().ok();
-                }
-                if send.write_all(&out).await.is_err() {
-                    return;
-                }
-                out.clear();
-                if last {
-                    break;
-                }
-            }
-            let _ = send.finish();
-        });
+        // This task is the one ordered path to the client: watch events
+        // and expiry notices queued on `outbound` (by the apply task), pongs
+        // and replies leave in its stream writes, every frame already
+        // queued in the same write.
+        let mut output = Output::default();
+        if let Err(error) = output.push(&wire::HelloReply::Ok(attached)) {
+            tracing::debug!(%error, session, "hello reply");
+            self.hub.disconnect(conn);
+            return;
+        }
         if !hello.watches.is_empty() {
             let _ = self
                 .query(MachineQuery::SetWatches {
@@ -792,7 +769,13 @@ impl Server {
             loop {
                 match frames.next() {
                     Ok(Some(ClientFrame::Ping)) => {
-                        let _ = outbound.send(ServerFrame::Pong);
+                        if let Err(error) = output
+                            .drain(&mut outbound_rx)
+                            .and_then(|()| output.push_frame(ServerFrame::Pong))
+                        {
+                            tracing::debug!(%error, session, "session output");
+                            break 'session;
+                        }
                         if last_touch.is_none_or(|at| at.elapsed() >= touch_every) {
                             last_touch = Some(Instant::now());
                             let _ = self.touches.send(session);
@@ -825,11 +808,38 @@ impl Server {
                     }));
                 }
             }
+            if !output.bytes.is_empty() {
+                if let Err(error) = send.write_all(&output.bytes).await {
+                    tracing::debug!(%error, session, "session stream ended");
+                    break;
+                }
+                output.bytes.clear();
+                if output.finish {
+                    output.finish = false;
+                    let _ = send.finish();
+                }
+            }
             tokio::select! {
                 biased;
                 reply = async { running.as_mut().expect("running").await }, if running.is_some() => {
                     running = None;
-                    if outbound.send(reply).is_err() {
+                    // The events queued before the reply (those of the
+                    // changes it reflects among them) leave before it.
+                    if let Err(error) = output
+                        .drain(&mut outbound_rx)
+                        .and_then(|()| output.push_frame(reply))
+                    {
+                        tracing::debug!(%error, session, "session output");
+                        break;
+                    }
+                }
+                frame = outbound_rx.recv(), if output.open => {
+                    let Some(frame) = frame else { break };
+                    if let Err(error) = output
+                        .push_frame(frame)
+                        .and_then(|()| output.drain(&mut outbound_rx))
+                    {
+                        tracing::debug!(%error, session, "session output");
                         break;
                     }
                 }
@@ -845,8 +855,6 @@ impl Server {
         }
         drop(running);
         self.hub.disconnect(conn);
-        drop(outbound);
-        writer.abort();
     }
 
     /// Executes one session request and counts it in the client request
@@ -1046,6 +1054,54 @@ impl Server {
 /// The request a session is running.
 type Running<'a> = std::pin::Pin<Box<dyn Future<Output = ServerFrame> + Send + 'a>>;
 
+/// The frames a session has yet to write to its client.
+struct Output {
+    bytes: Vec<u8>,
+    /// False once `SessionExpired` is queued: nothing follows it.
+    open: bool,
+    /// The stream is to be finished after the next write.
+    finish: bool,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            bytes: Vec::new(),
+            open: true,
+            finish: false,
+        }
+    }
+}
+
+impl Output {
+    fn push<T: serde::Serialize>(&mut self, frame: &T) -> Result<(), String> {
+        if self.open {
+            wire::append_frame(&mut self.bytes, frame)?;
+        }
+        Ok(())
+    }
+
+    fn push_frame(&mut self, frame: ServerFrame) -> Result<(), String> {
+        self.push(&frame)?;
+        if frame == ServerFrame::SessionExpired && self.open {
+            self.open = false;
+            self.finish = true;
+        }
+        Ok(())
+    }
+
+    /// Queues every frame already waiting on `queue`.
+    fn drain(&mut self, queue: &mut mpsc::UnboundedReceiver<ServerFrame>) -> Result<(), String> {
+        while self.open {
+            match queue.try_recv() {
+                Ok(frame) => self.push_frame(frame)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How much of a session stream is read at once.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -1146,6 +1202,38 @@ mod tests {
             assert_eq!(read, frames, "chunks of {chunk} bytes");
             assert!(reader.buffer.is_empty());
         }
+    }
+
+    #[test]
+    fn session_output_keeps_queue_order_and_ends_with_the_expiry_notice() {
+        let (queue, mut queued) = mpsc::unbounded_channel();
+        let event = |path: &str| {
+            ServerFrame::Event(crate::types::WatchEvent {
+                kind: crate::types::EventKind::NodeDataChanged,
+                path: path.into(),
+                index: 3,
+            })
+        };
+        queue.send(event("/a")).unwrap();
+        queue.send(event("/b")).unwrap();
+        let mut output = Output::default();
+        output.drain(&mut queued).unwrap();
+        output.push_frame(ServerFrame::Pong).unwrap();
+        queue.send(ServerFrame::SessionExpired).unwrap();
+        queue.send(event("/c")).unwrap();
+        output.drain(&mut queued).unwrap();
+        output.push_frame(ServerFrame::Pong).unwrap();
+        assert!(!output.open && output.finish);
+        let mut written = Vec::new();
+        for frame in [
+            event("/a"),
+            event("/b"),
+            ServerFrame::Pong,
+            ServerFrame::SessionExpired,
+        ] {
+            wire::append_frame(&mut written, &frame).unwrap();
+        }
+        assert_eq!(output.bytes, written, "nothing follows the expiry notice");
     }
 
     #[test]
