@@ -15,13 +15,14 @@
 //!   client always reads its own writes from its server.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use consensus::{LogIndex, RecoverError, StateMachine};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::expiry::ExpiryTracker;
 use crate::path;
@@ -257,8 +258,69 @@ enum WatchTable {
 /// apply task) and the server's connections.
 pub struct Hub {
     registry: Mutex<Registry>,
-    applied: watch::Sender<LogIndex>,
+    applied: AppliedIndex,
     started: Instant,
+}
+
+/// The applied index and the tasks waiting for it: each waiter is woken
+/// once, when the index it waits for is applied (not on every apply).
+#[derive(Default)]
+struct AppliedIndex {
+    index: AtomicU64,
+    /// Waiters by the index they wait for.
+    waiting: Mutex<BTreeMap<LogIndex, Vec<oneshot::Sender<()>>>>,
+}
+
+impl AppliedIndex {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, BTreeMap<LogIndex, Vec<oneshot::Sender<()>>>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self) -> LogIndex {
+        self.index.load(Ordering::Acquire)
+    }
+
+    /// Publishes `index` and wakes every waiter it satisfies.
+    fn publish(&self, index: LogIndex) {
+        self.index.store(index, Ordering::Release);
+        let ready = {
+            let mut waiting = self.waiting();
+            if waiting
+                .first_key_value()
+                .is_none_or(|(lowest, _)| *lowest > index)
+            {
+                return;
+            }
+            let later = waiting.split_off(&(index + 1));
+            std::mem::replace(&mut *waiting, later)
+        };
+        for sender in ready.into_values().flatten() {
+            let _ = sender.send(());
+        }
+    }
+
+    /// A receiver that resolves once `index` is applied; `None` when it
+    /// already is.
+    fn waiter(&self, index: LogIndex) -> Option<oneshot::Receiver<()>> {
+        if self.get() >= index {
+            return None;
+        }
+        let (sender, receiver) = oneshot::channel();
+        let mut waiting = self.waiting();
+        // Checked again under the lock: `publish` stores the index before
+        // it takes the lock, so either this sees it or `publish` sees the
+        // waiter.
+        if self.get() >= index {
+            return None;
+        }
+        // Waiters whose task gave up (timed out) are dropped here.
+        let entry = waiting.entry(index).or_default();
+        entry.retain(|sender| !sender.is_closed());
+        entry.push(sender);
+        Some(receiver)
+    }
 }
 
 impl Default for Hub {
@@ -272,7 +334,7 @@ impl Hub {
     pub fn new() -> Hub {
         Hub {
             registry: Mutex::new(Registry::default()),
-            applied: watch::channel(0).0,
+            applied: AppliedIndex::default(),
             started: Instant::now(),
         }
     }
@@ -290,15 +352,15 @@ impl Hub {
 
     /// The last applied index.
     pub fn applied(&self) -> LogIndex {
-        *self.applied.borrow()
+        self.applied.get()
     }
 
     /// Waits until this node applied `index`; false on timeout.
     pub async fn wait_applied(&self, index: LogIndex, timeout: Duration) -> bool {
-        let mut receiver = self.applied.subscribe();
-        tokio::time::timeout(timeout, receiver.wait_for(|applied| *applied >= index))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let Some(receiver) = self.applied.waiter(index) else {
+            return true;
+        };
+        matches!(tokio::time::timeout(timeout, receiver).await, Ok(Ok(())))
     }
 
     /// Registers a connection attached to `session`.
@@ -376,7 +438,7 @@ impl Hub {
                 }
             }
         }
-        self.applied.send_replace(index);
+        self.applied.publish(index);
     }
 
     /// After a snapshot replaced the state: fire every watch whose node
@@ -428,7 +490,7 @@ impl Hub {
                 now,
             );
         }
-        self.applied.send_replace(index);
+        self.applied.publish(index);
     }
 }
 
@@ -552,9 +614,9 @@ enum ReadKind {
 
 impl StateMachine for CoordMachine {
     fn apply(&mut self, index: LogIndex, command: &Bytes) -> Bytes {
-        let (response, effects) = self.state.apply(index, command);
+        let (response, effects) = self.state.apply_encoded(index, command);
         self.hub.after_apply(index, &effects);
-        response.encode()
+        response
     }
 
     fn query(&self, query: &Bytes) -> Bytes {
@@ -720,6 +782,31 @@ mod tests {
         );
         assert_eq!(rx.try_recv().unwrap(), ServerFrame::SessionExpired);
         assert!(hub.with_tracker(|t| t.is_empty()));
+    }
+
+    #[test]
+    fn an_applied_index_waiter_is_woken_once_its_index_is_applied_and_not_before() {
+        let applied = AppliedIndex::default();
+        let mut at_three = applied.waiter(3).expect("index 3 is not applied yet");
+        let mut at_five = applied.waiter(5).expect("index 5 is not applied yet");
+        let abandoned = applied.waiter(5).expect("index 5 is not applied yet");
+        drop(abandoned);
+        applied.publish(2);
+        assert_eq!(applied.get(), 2);
+        assert!(matches!(
+            at_three.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        applied.publish(4);
+        assert_eq!(at_three.try_recv(), Ok(()));
+        assert!(matches!(
+            at_five.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        assert!(applied.waiter(4).is_none(), "already applied: no wait");
+        applied.publish(5);
+        assert_eq!(at_five.try_recv(), Ok(()));
+        assert!(applied.waiting().is_empty(), "woken waiters are forgotten");
     }
 
     #[test]

@@ -13,14 +13,14 @@
 //! session every quarter timeout); and the expirer loop (see
 //! [`crate::expiry`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use consensus::{
     certs, ClientError, ClusterId, ConsensusNode, LogIndex, NodeId, ReadConsistency, ReplicatedLog,
     Role,
@@ -103,6 +103,8 @@ pub fn check_backup_data(
 /// A running coordination node.
 pub struct Server {
     node: Arc<ConsensusNode>,
+    /// The node's published status, read without cloning it.
+    status: tokio::sync::watch::Receiver<consensus::Status>,
     members: Arc<MemberService>,
     backup: BackupService,
     endpoint: quinn::Endpoint,
@@ -238,6 +240,7 @@ impl Server {
             "coordination node started"
         );
         Ok(Arc::new(Server {
+            status: node.status_watch(),
             node,
             members,
             backup,
@@ -501,9 +504,14 @@ impl Server {
         let body = Bytes::from(wire::encode(&request));
         let reply = pipe.call(body);
         tokio::pin!(reply);
-        let deadline = tokio::time::sleep(FORWARD_TIMEOUT);
-        tokio::pin!(deadline);
-        let mut check = tokio::time::interval(LEADER_CHECK_INTERVAL);
+        // One timer per forwarded request: the leader check, whose first
+        // tick is one interval away (most answers come sooner), also
+        // enforces the deadline.
+        let deadline = Instant::now() + FORWARD_TIMEOUT;
+        let mut check = tokio::time::interval_at(
+            tokio::time::Instant::now() + LEADER_CHECK_INTERVAL,
+            LEADER_CHECK_INTERVAL,
+        );
         loop {
             tokio::select! {
                 answer = &mut reply => {
@@ -519,19 +527,33 @@ impl Server {
                         Err(error) => Err(ForwardError::MaybeSent(error.to_string())),
                     };
                 }
-                _ = &mut deadline => {
-                    return Err(ForwardError::MaybeSent(format!(
-                        "node {to} did not answer in time"
-                    )));
-                }
                 _ = check.tick() => {
-                    if self.node.status().leader != Some(to) {
+                    if Instant::now() >= deadline {
+                        return Err(ForwardError::MaybeSent(format!(
+                            "node {to} did not answer in time"
+                        )));
+                    }
+                    if self.status.borrow().leader != Some(to) {
                         return Err(ForwardError::MaybeSent(format!(
                             "node {to} stopped being the leader while the request was forwarded"
                         )));
                     }
                 }
             }
+        }
+    }
+
+    /// The leader this node follows, when it is a follower that knows
+    /// another node as leader reachable by forwarding.
+    fn known_leader(&self) -> Option<NodeId> {
+        let status = self.status.borrow();
+        match (status.role, status.leader) {
+            (Role::Follower | Role::Learner, Some(leader))
+                if leader != self.id && self.members.address(leader).is_some() =>
+            {
+                Some(leader)
+            }
+            _ => None,
         }
     }
 
@@ -545,37 +567,44 @@ impl Server {
         let mut last_problem = String::from("no attempt");
         let mut attempt = 0u32;
         while Instant::now() < deadline {
-            let outcome: Result<(LogIndex, Bytes), (ServiceError, bool)> =
-                match self.node.append(command.clone()).await {
-                    Ok(applied) => Ok((applied.index, applied.response)),
-                    Err(ClientError::NotLeader { hint: Some(leader) })
-                        if leader != self.id && self.members.address(leader).is_some() =>
-                    {
-                        match self.forward(leader, Forward::Append(command.clone())).await {
-                            Ok(Forwarded::Appended { index, response }) => Ok((index, response)),
-                            Ok(Forwarded::Barrier { .. }) => Err((
-                                ServiceError::OutcomeUnknown(format!(
-                                    "node {leader} answered a forwarded write with a barrier"
-                                )),
-                                true,
+            // A follower that knows its leader forwards at once rather than
+            // asking its own consensus node first (which would answer "not
+            // leader" with the same hint); a stale view is corrected by the
+            // answer of the node it names.
+            let local = match self.known_leader() {
+                Some(leader) => Err(ClientError::NotLeader { hint: Some(leader) }),
+                None => self.node.append(command.clone()).await,
+            };
+            let outcome: Result<(LogIndex, Bytes), (ServiceError, bool)> = match local {
+                Ok(applied) => Ok((applied.index, applied.response)),
+                Err(ClientError::NotLeader { hint: Some(leader) })
+                    if leader != self.id && self.members.address(leader).is_some() =>
+                {
+                    match self.forward(leader, Forward::Append(command.clone())).await {
+                        Ok(Forwarded::Appended { index, response }) => Ok((index, response)),
+                        Ok(Forwarded::Barrier { .. }) => Err((
+                            ServiceError::OutcomeUnknown(format!(
+                                "node {leader} answered a forwarded write with a barrier"
                             )),
-                            Err(ForwardError::Refused(error)) => {
-                                let unknown = error.is_outcome_unknown();
-                                Err((error, unknown))
-                            }
-                            Err(ForwardError::NotSent(problem)) => {
-                                Err((ServiceError::NotReady(problem), false))
-                            }
-                            Err(ForwardError::MaybeSent(problem)) => {
-                                Err((ServiceError::OutcomeUnknown(problem), true))
-                            }
+                            true,
+                        )),
+                        Err(ForwardError::Refused(error)) => {
+                            let unknown = error.is_outcome_unknown();
+                            Err((error, unknown))
+                        }
+                        Err(ForwardError::NotSent(problem)) => {
+                            Err((ServiceError::NotReady(problem), false))
+                        }
+                        Err(ForwardError::MaybeSent(problem)) => {
+                            Err((ServiceError::OutcomeUnknown(problem), true))
                         }
                     }
-                    Err(error) => {
-                        let unknown = error.is_outcome_unknown();
-                        Err((redirect_error(error), unknown))
-                    }
-                };
+                }
+                Err(error) => {
+                    let unknown = error.is_outcome_unknown();
+                    Err((redirect_error(error), unknown))
+                }
+            };
             match outcome {
                 Ok((index, response)) => {
                     if !self.hub.wait_applied(index, PROPOSE_DEADLINE).await {
@@ -610,7 +639,11 @@ impl Server {
         let mut last_problem = String::from("no attempt");
         let mut attempt = 0u32;
         while Instant::now() < deadline {
-            let outcome = match self.node.read_barrier().await {
+            let local = match self.known_leader() {
+                Some(leader) => Err(ClientError::NotLeader { hint: Some(leader) }),
+                None => self.node.read_barrier().await,
+            };
+            let outcome = match local {
                 Ok(index) => Ok(index),
                 Err(ClientError::NotLeader { hint: Some(leader) })
                     if leader != self.id && self.members.address(leader).is_some() =>
@@ -746,39 +779,16 @@ impl Server {
         self.hub.connect(conn, attached.session, outbound.clone());
         let session = attached.session;
         let timeout = Duration::from_millis(attached.timeout_ms);
-        // The writer: the one ordered path to the client.
-        let writer = tokio::spawn(async move {
-            if wire::write_frame(&mut send, &wire::HelloReply::Ok(attached))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            // Every frame already queued leaves in the same stream write.
-            let mut out = Vec::new();
-            let mut last = false;
-            while let Some(frame) = outbound_rx.recv().await {
-                let mut next = Some(frame);
-                while let Some(frame) = next.take() {
-                    last = frame == ServerFrame::SessionExpired;
-                    if wire::append_frame(&mut out, &frame).is_err() {
-                        return;
-                    }
-                    if last {
-                        break;
-                    }
-                    next = outbound_rx.try_recv().ok();
-                }
-                if send.write_all(&out).await.is_err() {
-                    return;
-                }
-                out.clear();
-                if last {
-                    break;
-                }
-            }
-            let _ = send.finish();
-        });
+        // This task is the one ordered path to the client: watch events
+        // and expiry notices queued on `outbound` (by the apply task), pongs
+        // and replies leave in its stream writes, every frame already
+        // queued in the same write.
+        let mut output = Output::default();
+        if let Err(error) = output.push(&wire::HelloReply::Ok(attached)) {
+            tracing::debug!(%error, session, "hello reply");
+            self.hub.disconnect(conn);
+            return;
+        }
         if !hello.watches.is_empty() {
             let _ = self
                 .query(MachineQuery::SetWatches {
@@ -788,59 +798,104 @@ impl Server {
                 })
                 .await;
         }
-        // The processor: one request at a time, in arrival order.
-        let (requests, mut requests_rx) = mpsc::unbounded_channel::<(u64, bool, Request)>();
-        let processor = {
-            let server = self.clone();
-            let outbound = outbound.clone();
-            tokio::spawn(async move {
-                while let Some((id, linearizable, request)) = requests_rx.recv().await {
-                    let (index, result) =
-                        server.execute(conn, session, linearizable, request).await;
-                    if outbound
-                        .send(ServerFrame::Reply { id, index, result })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-        };
+        // One task reads the stream and runs its requests, one at a time in
+        // arrival order (no hand-off to a second task per request); pings
+        // are answered while a request runs.
         let touch_every = timeout / 4;
         let mut last_touch: Option<Instant> = None;
-        loop {
-            match wire::read_frame::<ClientFrame>(&mut recv).await {
-                Ok(Some(ClientFrame::Ping)) => {
-                    let _ = outbound.send(ServerFrame::Pong);
-                    if last_touch.is_none_or(|at| at.elapsed() >= touch_every) {
-                        last_touch = Some(Instant::now());
-                        let _ = self.touches.send(session);
+        let mut frames = FrameReader::default();
+        let mut queued: VecDeque<(u64, bool, Request)> = VecDeque::new();
+        let mut running: Option<Running<'_>> = None;
+        'session: loop {
+            loop {
+                match frames.next() {
+                    Ok(Some(ClientFrame::Ping)) => {
+                        if let Err(error) = output
+                            .drain(&mut outbound_rx)
+                            .and_then(|()| output.push_frame(ServerFrame::Pong))
+                        {
+                            tracing::debug!(%error, session, "session output");
+                            break 'session;
+                        }
+                        if last_touch.is_none_or(|at| at.elapsed() >= touch_every) {
+                            last_touch = Some(Instant::now());
+                            let _ = self.touches.send(session);
+                        }
+                    }
+                    Ok(Some(ClientFrame::Request {
+                        id,
+                        linearizable,
+                        request,
+                    })) => {
+                        if request.is_write() {
+                            last_touch = Some(Instant::now());
+                        }
+                        queued.push_back((id, linearizable, request));
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::debug!(%error, session, "session stream ended");
+                        break 'session;
                     }
                 }
-                Ok(Some(ClientFrame::Request {
-                    id,
-                    linearizable,
-                    request,
-                })) => {
-                    if request.is_write() {
-                        last_touch = Some(Instant::now());
-                    }
-                    if requests.send((id, linearizable, request)).is_err() {
-                        break;
-                    }
+            }
+            if running.is_none() {
+                if let Some((id, linearizable, request)) = queued.pop_front() {
+                    let server = &self;
+                    running = Some(Box::pin(async move {
+                        let (index, result) =
+                            server.execute(conn, session, linearizable, request).await;
+                        ServerFrame::Reply { id, index, result }
+                    }));
                 }
-                Ok(None) => break,
-                Err(error) => {
+            }
+            if !output.bytes.is_empty() {
+                if let Err(error) = send.write_all(&output.bytes).await {
                     tracing::debug!(%error, session, "session stream ended");
                     break;
                 }
+                output.bytes.clear();
+                if output.finish {
+                    output.finish = false;
+                    let _ = send.finish();
+                }
+            }
+            tokio::select! {
+                biased;
+                reply = async { running.as_mut().expect("running").await }, if running.is_some() => {
+                    running = None;
+                    // The events queued before the reply (those of the
+                    // changes it reflects among them) leave before it.
+                    if let Err(error) = output
+                        .drain(&mut outbound_rx)
+                        .and_then(|()| output.push_frame(reply))
+                    {
+                        tracing::debug!(%error, session, "session output");
+                        break;
+                    }
+                }
+                frame = outbound_rx.recv(), if output.open => {
+                    let Some(frame) = frame else { break };
+                    if let Err(error) = output
+                        .push_frame(frame)
+                        .and_then(|()| output.drain(&mut outbound_rx))
+                    {
+                        tracing::debug!(%error, session, "session output");
+                        break;
+                    }
+                }
+                chunk = recv.read_chunk(READ_CHUNK_BYTES, true) => match chunk {
+                    Ok(Some(chunk)) => frames.extend(&chunk.bytes),
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::debug!(%error, session, "session stream ended");
+                        break;
+                    }
+                },
             }
         }
+        drop(running);
         self.hub.disconnect(conn);
-        drop(requests);
-        drop(outbound);
-        processor.abort();
-        writer.abort();
     }
 
     /// Executes one session request and counts it in the client request
@@ -1037,6 +1092,95 @@ impl Server {
     }
 }
 
+/// The request a session is running.
+type Running<'a> = std::pin::Pin<Box<dyn Future<Output = ServerFrame> + Send + 'a>>;
+
+/// The frames a session has yet to write to its client.
+struct Output {
+    bytes: Vec<u8>,
+    /// False once `SessionExpired` is queued: nothing follows it.
+    open: bool,
+    /// The stream is to be finished after the next write.
+    finish: bool,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            bytes: Vec::new(),
+            open: true,
+            finish: false,
+        }
+    }
+}
+
+impl Output {
+    fn push<T: serde::Serialize>(&mut self, frame: &T) -> Result<(), String> {
+        if self.open {
+            wire::append_frame(&mut self.bytes, frame)?;
+        }
+        Ok(())
+    }
+
+    fn push_frame(&mut self, frame: ServerFrame) -> Result<(), String> {
+        self.push(&frame)?;
+        if frame == ServerFrame::SessionExpired && self.open {
+            self.open = false;
+            self.finish = true;
+        }
+        Ok(())
+    }
+
+    /// Queues every frame already waiting on `queue`.
+    fn drain(&mut self, queue: &mut mpsc::UnboundedReceiver<ServerFrame>) -> Result<(), String> {
+        while self.open {
+            match queue.try_recv() {
+                Ok(frame) => self.push_frame(frame)?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How much of a session stream is read at once.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Splits a session stream into [`ClientFrame`]s: the frames of
+/// [`wire::read_frame`] (a little-endian `u32` length, then the body), read
+/// from whatever chunks the stream delivers.
+#[derive(Default)]
+struct FrameReader {
+    buffer: BytesMut,
+}
+
+impl FrameReader {
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame, `None` until one is complete; an error for
+    /// a frame above [`wire::FRAME_BYTES_MAX`] or a body that does not
+    /// decode.
+    fn next(&mut self) -> Result<Option<ClientFrame>, String> {
+        let Some(header) = self.buffer.get(..4) else {
+            return Ok(None);
+        };
+        let length = u32::from_le_bytes(header.try_into().expect("four bytes")) as usize;
+        if length > wire::FRAME_BYTES_MAX {
+            return Err(format!(
+                "frame of {length} bytes exceeds {}",
+                wire::FRAME_BYTES_MAX
+            ));
+        }
+        if self.buffer.len() < 4 + length {
+            return Ok(None);
+        }
+        let frame = self.buffer.split_to(4 + length);
+        wire::decode(&frame[4..]).map(Some)
+    }
+}
+
 enum ForwardError {
     /// Certainly not delivered.
     NotSent(String),
@@ -1059,4 +1203,89 @@ const FORWARD_BACKOFF: Backoff = Backoff {
 
 fn backoff(attempt: u32) -> Duration {
     FORWARD_BACKOFF.pause(attempt, &mut rand::rng())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_reader_splits_frames_written_by_append_frame_whatever_the_chunks() {
+        let frames = vec![
+            ClientFrame::Ping,
+            ClientFrame::Request {
+                id: 7,
+                linearizable: true,
+                request: Request::Sync,
+            },
+            ClientFrame::Request {
+                id: 8,
+                linearizable: false,
+                request: Request::Get {
+                    path: "/a/b".into(),
+                    watch: true,
+                },
+            },
+        ];
+        let mut stream = Vec::new();
+        for frame in &frames {
+            wire::append_frame(&mut stream, frame).unwrap();
+        }
+        for chunk in [1, 3, 5, stream.len()] {
+            let mut reader = FrameReader::default();
+            let mut read = Vec::new();
+            for piece in stream.chunks(chunk) {
+                reader.extend(piece);
+                while let Some(frame) = reader.next().unwrap() {
+                    read.push(frame);
+                }
+            }
+            assert_eq!(read, frames, "chunks of {chunk} bytes");
+            assert!(reader.buffer.is_empty());
+        }
+    }
+
+    #[test]
+    fn session_output_keeps_queue_order_and_ends_with_the_expiry_notice() {
+        let (queue, mut queued) = mpsc::unbounded_channel();
+        let event = |path: &str| {
+            ServerFrame::Event(crate::types::WatchEvent {
+                kind: crate::types::EventKind::NodeDataChanged,
+                path: path.into(),
+                index: 3,
+            })
+        };
+        queue.send(event("/a")).unwrap();
+        queue.send(event("/b")).unwrap();
+        let mut output = Output::default();
+        output.drain(&mut queued).unwrap();
+        output.push_frame(ServerFrame::Pong).unwrap();
+        queue.send(ServerFrame::SessionExpired).unwrap();
+        queue.send(event("/c")).unwrap();
+        output.drain(&mut queued).unwrap();
+        output.push_frame(ServerFrame::Pong).unwrap();
+        assert!(!output.open && output.finish);
+        let mut written = Vec::new();
+        for frame in [
+            event("/a"),
+            event("/b"),
+            ServerFrame::Pong,
+            ServerFrame::SessionExpired,
+        ] {
+            wire::append_frame(&mut written, &frame).unwrap();
+        }
+        assert_eq!(output.bytes, written, "nothing follows the expiry notice");
+    }
+
+    #[test]
+    fn the_frame_reader_refuses_an_oversized_frame_and_a_body_that_does_not_decode() {
+        let mut reader = FrameReader::default();
+        reader.extend(&((wire::FRAME_BYTES_MAX as u32 + 1).to_le_bytes()));
+        assert!(reader.next().is_err());
+        let mut reader = FrameReader::default();
+        reader.extend(&3u32.to_le_bytes());
+        assert_eq!(reader.next(), Ok(None), "incomplete");
+        reader.extend(&[0xff, 0xff, 0xff]);
+        assert!(reader.next().is_err());
+    }
 }

@@ -154,6 +154,30 @@ impl CommandResponse {
     }
 }
 
+/// A response as [`CoordState::apply_any`] has it: decoded, encoded
+/// (a retry's kept bytes), or both.
+enum Response {
+    Value(CommandResponse),
+    Encoded(Bytes),
+    Both(CommandResponse, Bytes),
+}
+
+impl Response {
+    fn decoded(self) -> CommandResponse {
+        match self {
+            Response::Value(response) | Response::Both(response, _) => response,
+            Response::Encoded(bytes) => CommandResponse::decode(&bytes),
+        }
+    }
+
+    fn encoded(self) -> Bytes {
+        match self {
+            Response::Value(response) => response.encode(),
+            Response::Encoded(bytes) | Response::Both(_, bytes) => bytes,
+        }
+    }
+}
+
 /// A change to the tree, as watches see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
@@ -491,10 +515,26 @@ impl CoordState {
     /// Applies the entry at `index`; returns the response and the side
     /// effects for watches and the expirer.
     pub fn apply(&mut self, index: LogIndex, command: &[u8]) -> (CommandResponse, Vec<Effect>) {
+        let (response, effects) = self.apply_any(index, command);
+        (response.decoded(), effects)
+    }
+
+    /// [`CoordState::apply`] with the response encoded
+    /// ([`CommandResponse::encode`]), encoded once: a session write's
+    /// response is the bytes it keeps for a retry.
+    pub fn apply_encoded(&mut self, index: LogIndex, command: &[u8]) -> (Bytes, Vec<Effect>) {
+        let (response, effects) = self.apply_any(index, command);
+        (response.encoded(), effects)
+    }
+
+    fn apply_any(&mut self, index: LogIndex, command: &[u8]) -> (Response, Vec<Effect>) {
         self.applied = index;
         let mut effects = Vec::new();
         let Some(command) = Command::decode(command) else {
-            return (CommandResponse::Refused(CoordError::Malformed), effects);
+            return (
+                Response::Value(CommandResponse::Refused(CoordError::Malformed)),
+                effects,
+            );
         };
         let response = match command {
             Command::CreateSession { timeout_ms, secret } => {
@@ -528,9 +568,12 @@ impl CoordState {
                 session,
                 sequence,
                 write,
-            } => self.apply_request(index, session, sequence, write, &mut effects),
+            } => {
+                let response = self.apply_request(index, session, sequence, write, &mut effects);
+                return (response, effects);
+            }
         };
-        (response, effects)
+        (Response::Value(response), effects)
     }
 
     fn create_session(
@@ -582,25 +625,30 @@ impl CoordState {
         sequence: u64,
         write: Write,
         effects: &mut Vec<Effect>,
-    ) -> CommandResponse {
+    ) -> Response {
         let Some(session) = self.sessions.get_mut(&id) else {
-            return CommandResponse::Refused(CoordError::SessionExpired(id));
+            return Response::Value(CommandResponse::Refused(CoordError::SessionExpired(id)));
         };
         session.last_active = index;
         effects.push(Effect::SessionActive(id));
         if sequence == session.last_sequence && sequence != 0 {
-            return CommandResponse::decode(&session.last_response);
+            return Response::Encoded(session.last_response.clone());
         }
         if sequence < session.last_sequence || sequence == 0 {
-            return CommandResponse::Refused(CoordError::Stale {
+            return Response::Value(CommandResponse::Refused(CoordError::Stale {
                 sequence,
                 last: session.last_sequence,
-            });
+            }));
         }
         let response = match write {
             Write::Close => {
                 CommandResponse::Closed(self.end_session(index, id, EndReason::Closed, effects))
             }
+            Write::Op(Op::SetData {
+                path,
+                data,
+                version,
+            }) => CommandResponse::Op(self.set_data_in_place(index, path, data, version, effects)),
             Write::Op(op) => {
                 let result = self.transaction(index, id, std::slice::from_ref(&op), false, effects);
                 CommandResponse::Op(
@@ -623,11 +671,44 @@ impl CoordState {
                 }
             }
         };
+        let encoded = response.encode();
         if let Some(session) = self.sessions.get_mut(&id) {
             session.last_sequence = sequence;
-            session.last_response = response.encode();
+            session.last_response = encoded.clone();
         }
-        response
+        Response::Both(response, encoded)
+    }
+
+    /// A single `set_data` outside a multi, applied to the node in place:
+    /// the same checks, in the same order, and the same outcome as
+    /// [`CoordState::transaction`] gives it, without the transaction's
+    /// scratch copy of the node.
+    fn set_data_in_place(
+        &mut self,
+        index: LogIndex,
+        path: String,
+        data: Bytes,
+        version: Option<u32>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<OpResult, CoordError> {
+        path::validate(&path)?;
+        if data.len() > DATA_BYTES_MAX {
+            return Err(CoordError::DataTooLarge {
+                size: data.len(),
+                max: DATA_BYTES_MAX,
+            });
+        }
+        let Some(node) = self.nodes.get_mut(path.as_str()) else {
+            return Err(CoordError::NoNode(path));
+        };
+        Txn::check_version(&path, node, version)?;
+        node.stat.version = node.stat.version.wrapping_add(1);
+        node.stat.modified = index;
+        node.stat.data_length = data.len() as u32;
+        node.data = data;
+        let stat = node.stat;
+        effects.push(Effect::Changed(Change::DataChanged(path)));
+        Ok(OpResult::Set(stat))
     }
 
     /// Runs `ops` all-or-nothing as session `session`.
@@ -664,15 +745,20 @@ impl CoordState {
         for (path, node) in overlay {
             match node {
                 Some(node) => {
+                    let mut created = true;
                     if let Some(old) = self.nodes.get(&path) {
                         if old.stat.created != node.stat.created {
                             // Deleted and re-created within this transaction.
                             if let Some(owner) = self.sessions.get_mut(&old.stat.ephemeral_owner) {
                                 owner.ephemerals.remove(&path);
                             }
+                        } else {
+                            // The same node, changed: already listed as its
+                            // owner's ephemeral if it is one.
+                            created = false;
                         }
                     }
-                    if node.stat.ephemeral_owner != 0 {
+                    if created && node.stat.ephemeral_owner != 0 {
                         if let Some(owner) = self.sessions.get_mut(&node.stat.ephemeral_owner) {
                             owner.ephemerals.insert(path.clone());
                         }
@@ -823,6 +909,111 @@ mod tests {
                 other => panic!("{other:?}"),
             })
         }
+    }
+
+    #[test]
+    fn a_single_set_data_changes_the_state_as_the_same_set_data_in_a_multi_does() {
+        let mut base = Harness::new();
+        let owner = base.session(1);
+        base.create(owner, "/p", CreateMode::Persistent).unwrap();
+        base.create(owner, "/e", CreateMode::Ephemeral).unwrap();
+        let cases = [
+            ("/p", None),
+            ("/p", Some(0)),
+            ("/p", Some(7)),
+            ("/e", None),
+            ("/", None),
+            ("/missing", None),
+            ("bad", None),
+        ];
+        for (path, version) in cases {
+            let set = Op::SetData {
+                path: path.into(),
+                data: Bytes::from_static(b"new"),
+                version,
+            };
+            let single = {
+                let mut h = Harness {
+                    state: base.state.clone(),
+                    index: base.index,
+                    sequence: base.sequence.clone(),
+                };
+                let (response, effects) = h.apply(Command::Request {
+                    session: owner,
+                    sequence: 100,
+                    write: Write::Op(set.clone()),
+                });
+                let CommandResponse::Op(result) = response else {
+                    panic!("{response:?}")
+                };
+                (h.state, result, effects)
+            };
+            let multi = {
+                let mut h = Harness {
+                    state: base.state.clone(),
+                    index: base.index,
+                    sequence: base.sequence.clone(),
+                };
+                let (response, effects) = h.apply(Command::Request {
+                    session: owner,
+                    sequence: 100,
+                    write: Write::Multi(vec![set]),
+                });
+                let CommandResponse::Multi(result) = response else {
+                    panic!("{response:?}")
+                };
+                let result = result
+                    .map(|mut results| results.remove(0))
+                    .map_err(|e| e.error);
+                (h.state, result, effects)
+            };
+            assert_eq!(single.1, multi.1, "{path} {version:?}");
+            assert_eq!(single.2, multi.2, "{path} {version:?}");
+            let nodes = |state: &CoordState| {
+                state
+                    .nodes()
+                    .map(|(p, n)| (p.clone(), n.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(nodes(&single.0), nodes(&multi.0), "{path} {version:?}");
+            assert_eq!(
+                single.0.session(owner).unwrap().ephemerals,
+                multi.0.session(owner).unwrap().ephemerals
+            );
+        }
+    }
+
+    #[test]
+    fn an_encoded_apply_answers_the_bytes_of_the_decoded_one_and_a_retry_its_kept_bytes() {
+        let mut h = Harness::new();
+        let session = h.session(1);
+        let mut other = h.state.clone();
+        let create = Command::Request {
+            session,
+            sequence: 1,
+            write: Write::Op(Op::Create {
+                path: "/a".into(),
+                data: Bytes::new(),
+                mode: CreateMode::Persistent,
+            }),
+        }
+        .encode();
+        let (decoded, _) = h.state.apply(2, &create);
+        let (encoded, _) = other.apply_encoded(2, &create);
+        assert_eq!(encoded, decoded.encode());
+        let (retried, _) = other.apply_encoded(3, &create);
+        assert_eq!(retried, encoded, "a retry answers the kept response");
+        let (touched, _) = other.apply_encoded(
+            4,
+            &Command::Touch {
+                sessions: vec![session, 99],
+            }
+            .encode(),
+        );
+        assert_eq!(
+            CommandResponse::decode(&touched),
+            CommandResponse::Touched { dead: vec![99] }
+        );
     }
 
     #[test]

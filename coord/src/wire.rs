@@ -436,16 +436,20 @@ pub async fn write_frame<T: Serialize>(
 /// Appends one frame to `out`, so that many frames leave in one stream
 /// write.
 pub fn append_frame<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
-    let body = encode(value);
-    if body.len() > FRAME_BYTES_MAX {
-        return Err(format!(
-            "frame of {} bytes exceeds {FRAME_BYTES_MAX}",
-            body.len()
-        ));
+    // The body is encoded in place after a length placeholder (no
+    // intermediate buffer per frame).
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let mut bytes =
+        postcard::to_extend(value, std::mem::take(out)).expect("encoding to a Vec cannot fail");
+    let length = bytes.len() - start - 4;
+    if length > FRAME_BYTES_MAX {
+        bytes.truncate(start);
+        *out = bytes;
+        return Err(format!("frame of {length} bytes exceeds {FRAME_BYTES_MAX}"));
     }
-    out.reserve(4 + body.len());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
+    bytes[start..start + 4].copy_from_slice(&(length as u32).to_le_bytes());
+    *out = bytes;
     Ok(())
 }
 
@@ -468,4 +472,38 @@ pub async fn read_frame<T: DeserializeOwned>(
         .await
         .map_err(|e| e.to_string())?;
     decode(&body).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_the_body_length_little_endian_then_the_encoded_body() {
+        let mut out = vec![9, 9];
+        let values = [
+            ServerFrame::Pong,
+            ServerFrame::Reply {
+                id: 3,
+                index: 12,
+                result: Ok(Answer::Synced),
+            },
+        ];
+        let mut expected = out.clone();
+        for value in &values {
+            append_frame(&mut out, value).unwrap();
+            let body = encode(value);
+            expected.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            expected.extend_from_slice(&body);
+        }
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_and_leaves_the_buffer_as_it_was() {
+        let mut out = vec![1, 2, 3];
+        let huge = Bytes::from(vec![0u8; FRAME_BYTES_MAX + 1]);
+        assert!(append_frame(&mut out, &huge).is_err());
+        assert_eq!(out, vec![1, 2, 3]);
+    }
 }

@@ -578,6 +578,15 @@ pub struct RequestMetrics {
     service: &'static str,
     node: Arc<str>,
     protocol: &'static str,
+    /// The recorder's handles, looked up (labels built, key hashed) once
+    /// per operation and result rather than once per request.
+    handles: Arc<std::sync::Mutex<RequestHandles>>,
+}
+
+#[derive(Debug, Default)]
+struct RequestHandles {
+    counters: std::collections::HashMap<(&'static str, &'static str), metrics::Counter>,
+    histograms: std::collections::HashMap<&'static str, metrics::Histogram>,
 }
 
 impl RequestMetrics {
@@ -587,6 +596,7 @@ impl RequestMetrics {
             service,
             node: Arc::from(id.to_string()),
             protocol: protocol.name(),
+            handles: Arc::default(),
         }
     }
 
@@ -596,23 +606,34 @@ impl RequestMetrics {
         if !exporting() {
             return;
         }
-        metrics::counter!(
-            "consensus_client_requests_total",
-            "node" => self.node.clone(),
-            "protocol" => self.protocol,
-            "service" => self.service,
-            "op" => op,
-            "result" => result
-        )
-        .increment(1);
-        metrics::histogram!(
-            "consensus_client_request_seconds",
-            "node" => self.node.clone(),
-            "protocol" => self.protocol,
-            "service" => self.service,
-            "op" => op
-        )
-        .record(took.as_secs_f64());
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        handles
+            .counters
+            .entry((op, result))
+            .or_insert_with(|| {
+                metrics::counter!(
+                    "consensus_client_requests_total",
+                    "node" => self.node.clone(),
+                    "protocol" => self.protocol,
+                    "service" => self.service,
+                    "op" => op,
+                    "result" => result
+                )
+            })
+            .increment(1);
+        handles
+            .histograms
+            .entry(op)
+            .or_insert_with(|| {
+                metrics::histogram!(
+                    "consensus_client_request_seconds",
+                    "node" => self.node.clone(),
+                    "protocol" => self.protocol,
+                    "service" => self.service,
+                    "op" => op
+                )
+            })
+            .record(took.as_secs_f64());
     }
 }
 
