@@ -135,6 +135,15 @@ fn malformed_requests_are_dropped() {
     assert!(exchange(&mut core, &mut store, 2, prepare(4, Ballot::new(5, 3))).is_empty());
     assert!(exchange(&mut core, &mut store, 2, prepare(0, Ballot::new(5, 2))).is_empty());
     assert!(exchange(&mut core, &mut store, 2, accept(4, Ballot::ZERO, "x")).is_empty());
+    // The same for Accept: slot 0, a ballot owned by another node (two
+    // proposers must never propose under one ballot, or two values could be
+    // accepted under it).
+    assert!(exchange(&mut core, &mut store, 2, accept(0, Ballot::new(5, 2), "x")).is_empty());
+    assert!(exchange(&mut core, &mut store, 2, accept(4, Ballot::new(5, 3), "x")).is_empty());
+    assert!(
+        !store.durable().entries.contains_key(&4),
+        "nothing accepted from a malformed Accept"
+    );
     let joint = Membership::new([1, 2]).joint_to(&Membership::new([2, 3]));
     let bad = Message::Accept(Accept {
         slots: vec![Proposal {
@@ -609,4 +618,60 @@ fn identical_commands_from_two_proposers_are_both_committed() {
         .expect("finished")
         .expect("ok");
     assert_ne!(a, b, "each command has its own slot");
+}
+
+// The Prepare horizon: an acceptor promises for any slot up to 4 * ALPHA
+// above its chosen frontier. A proposer opens slots up to ALPHA above its
+// own frontier, so an acceptor that lags it by up to 3 * ALPHA slots still
+// takes part in Phase 1 (with one node down, a lagging acceptor may be
+// needed for the quorum while it catches up). Beyond the horizon it
+// ignores the Prepare and answers with a beacon: its promises stay bounded.
+#[test]
+fn an_acceptor_promises_up_to_the_prepare_horizon() {
+    let (mut core, mut store, _) = acceptor_node();
+    let horizon = 4 * paxos::ALPHA;
+    let ballot = Ballot::new(1, 2);
+    for slot in [paxos::ALPHA + 5, 3 * paxos::ALPHA, horizon] {
+        let replies = exchange(&mut core, &mut store, 2, prepare(slot, ballot));
+        assert!(
+            replies
+                .iter()
+                .any(|m| matches!(m, Message::Promise(p) if p.slots[0].slot == slot)),
+            "slot {slot} (frontier 0): {replies:?}"
+        );
+    }
+    let replies = exchange(&mut core, &mut store, 2, prepare(horizon + 1, ballot));
+    assert!(
+        !replies.iter().any(|m| matches!(m, Message::Promise(_))),
+        "beyond the horizon: {replies:?}"
+    );
+    assert!(replies.iter().any(|m| matches!(m, Message::Learn(_))));
+}
+
+// A Prepare at the ballot already promised (a retransmission after a lost
+// Promise, or one overtaken by the Accept that followed it) is promised
+// again, not refused, and costs no disk write: the floor is already durable.
+#[test]
+fn a_repeated_prepare_is_promised_again_without_a_write() {
+    let (mut core, mut store, _) = acceptor_node();
+    let ballot = Ballot::new(5, 2);
+    let replies = exchange(&mut core, &mut store, 2, prepare(4, ballot));
+    assert!(matches!(&replies[..], [Message::Promise(_)]));
+    for round in ["promised", "accepted"] {
+        core.step(2, prepare(4, ballot));
+        let ready = core.ready().expect("a reply");
+        assert!(
+            ready.hard_state.is_none() && !ready.must_sync,
+            "{round}: the floor did not rise, nothing to write: {ready:?}"
+        );
+        match &ready.messages[..] {
+            [(2, Message::Promise(p))] => assert_eq!(p.slots[0].ballot, ballot, "{round}"),
+            other => panic!("{round}: expected a promise, got {other:?}"),
+        }
+        assert!(core.ready().is_none());
+        if round == "promised" {
+            let replies = exchange(&mut core, &mut store, 2, accept(4, ballot, "v"));
+            assert!(replies.iter().any(|m| matches!(m, Message::Accepted(_))));
+        }
+    }
 }
