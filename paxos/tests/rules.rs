@@ -50,6 +50,43 @@ fn exchange(
     replies
 }
 
+/// Like `exchange`, but returns every message sent, to anyone.
+fn step_all(
+    core: &mut PaxosCore,
+    store: &mut MemStore,
+    from: u64,
+    message: Message,
+) -> Vec<(u64, Message)> {
+    core.step(from, message);
+    let mut sent = Vec::new();
+    while let Some(ready) = core.ready() {
+        store.write(&ready.write_batch()).unwrap();
+        store.sync().unwrap();
+        sent.extend(ready.messages);
+    }
+    sent
+}
+
+fn accepted(slots: &[(u64, Ballot)]) -> Message {
+    Message::Accepted(paxos::Accepted {
+        slots: slots
+            .iter()
+            .map(|&(slot, ballot)| SlotBallot { slot, ballot })
+            .collect(),
+    })
+}
+
+/// The slots of the `Ask` messages in `sent`.
+fn asked(sent: &[(u64, Message)]) -> Vec<u64> {
+    sent.iter()
+        .filter_map(|(_, m)| match m {
+            Message::Ask(ask) => Some(ask.slots.iter().map(|s| s.slot)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 fn acceptor_node() -> (PaxosCore, MemStore, CoreConfig) {
     let config = CoreConfig::new(1, Membership::new([1, 2, 3]));
     let mut store = MemStore::new();
@@ -135,6 +172,15 @@ fn malformed_requests_are_dropped() {
     assert!(exchange(&mut core, &mut store, 2, prepare(4, Ballot::new(5, 3))).is_empty());
     assert!(exchange(&mut core, &mut store, 2, prepare(0, Ballot::new(5, 2))).is_empty());
     assert!(exchange(&mut core, &mut store, 2, accept(4, Ballot::ZERO, "x")).is_empty());
+    // The same for Accept: slot 0, a ballot owned by another node (two
+    // proposers must never propose under one ballot, or two values could be
+    // accepted under it).
+    assert!(exchange(&mut core, &mut store, 2, accept(0, Ballot::new(5, 2), "x")).is_empty());
+    assert!(exchange(&mut core, &mut store, 2, accept(4, Ballot::new(5, 3), "x")).is_empty());
+    assert!(
+        !store.durable().entries.contains_key(&4),
+        "nothing accepted from a malformed Accept"
+    );
     let joint = Membership::new([1, 2]).joint_to(&Membership::new([2, 3]));
     let bad = Message::Accept(Accept {
         slots: vec![Proposal {
@@ -609,4 +655,193 @@ fn identical_commands_from_two_proposers_are_both_committed() {
         .expect("finished")
         .expect("ok");
     assert_ne!(a, b, "each command has its own slot");
+}
+
+// The Prepare horizon: an acceptor promises for any slot up to 4 * ALPHA
+// above its chosen frontier. A proposer opens slots up to ALPHA above its
+// own frontier, so an acceptor that lags it by up to 3 * ALPHA slots still
+// takes part in Phase 1 (with one node down, a lagging acceptor may be
+// needed for the quorum while it catches up). Beyond the horizon it
+// ignores the Prepare and answers with a beacon: its promises stay bounded.
+#[test]
+fn an_acceptor_promises_up_to_the_prepare_horizon() {
+    let (mut core, mut store, _) = acceptor_node();
+    let horizon = 4 * paxos::ALPHA;
+    let ballot = Ballot::new(1, 2);
+    for slot in [paxos::ALPHA + 5, 3 * paxos::ALPHA, horizon] {
+        let replies = exchange(&mut core, &mut store, 2, prepare(slot, ballot));
+        assert!(
+            replies
+                .iter()
+                .any(|m| matches!(m, Message::Promise(p) if p.slots[0].slot == slot)),
+            "slot {slot} (frontier 0): {replies:?}"
+        );
+    }
+    let replies = exchange(&mut core, &mut store, 2, prepare(horizon + 1, ballot));
+    assert!(
+        !replies.iter().any(|m| matches!(m, Message::Promise(_))),
+        "beyond the horizon: {replies:?}"
+    );
+    assert!(replies.iter().any(|m| matches!(m, Message::Learn(_))));
+}
+
+// A Prepare at the ballot already promised (a retransmission after a lost
+// Promise, or one overtaken by the Accept that followed it) is promised
+// again, not refused, and costs no disk write: the floor is already durable.
+#[test]
+fn a_repeated_prepare_is_promised_again_without_a_write() {
+    let (mut core, mut store, _) = acceptor_node();
+    let ballot = Ballot::new(5, 2);
+    let replies = exchange(&mut core, &mut store, 2, prepare(4, ballot));
+    assert!(matches!(&replies[..], [Message::Promise(_)]));
+    for round in ["promised", "accepted"] {
+        core.step(2, prepare(4, ballot));
+        let ready = core.ready().expect("a reply");
+        assert!(
+            ready.hard_state.is_none() && !ready.must_sync,
+            "{round}: the floor did not rise, nothing to write: {ready:?}"
+        );
+        match &ready.messages[..] {
+            [(2, Message::Promise(p))] => assert_eq!(p.slots[0].ballot, ballot, "{round}"),
+            other => panic!("{round}: expected a promise, got {other:?}"),
+        }
+        assert!(core.ready().is_none());
+        if round == "promised" {
+            let replies = exchange(&mut core, &mut store, 2, accept(4, ballot, "v"));
+            assert!(replies.iter().any(|m| matches!(m, Message::Accepted(_))));
+        }
+    }
+}
+
+// A learner counts `Accepted` notices only for open slots: a late notice
+// for a decided slot (below the frontier, or chosen above a gap; here from
+// a later proposer that re-proposed the chosen value under a higher ballot,
+// as P2c makes it) is not a vote, and malformed ones (slot 0, the zero
+// ballot) are dropped. Counting them made the learner ask for values it
+// has, or for a value nobody proposed.
+#[test]
+fn accepted_notices_count_only_for_open_slots() {
+    let (mut core, mut store, _) = acceptor_node();
+    let zero = step_all(&mut core, &mut store, 2, accepted(&[(4, Ballot::ZERO)]));
+    let zero_too = step_all(&mut core, &mut store, 3, accepted(&[(4, Ballot::ZERO)]));
+    assert_eq!(asked(&zero), Vec::<u64>::new(), "{zero:?}");
+    assert_eq!(asked(&zero_too), Vec::<u64>::new(), "{zero_too:?}");
+
+    let first = Ballot::new(5, 2);
+    exchange(&mut core, &mut store, 2, accept(1, first, "v"));
+    exchange(&mut core, &mut store, 2, accepted(&[(1, first)]));
+    assert_eq!(core.status().commit_index, 1, "slot 1 is chosen");
+    let later = Ballot::new(7, 3);
+    let mut sent = step_all(&mut core, &mut store, 2, accepted(&[(1, later)]));
+    sent.extend(step_all(&mut core, &mut store, 3, accepted(&[(1, later)])));
+    assert_eq!(asked(&sent), Vec::<u64>::new(), "{sent:?}");
+    assert_eq!(core.status().commit_index, 1);
+    // The same for a slot known chosen above a gap (slot 2 is open).
+    exchange(&mut core, &mut store, 2, accept(3, first, "w"));
+    exchange(&mut core, &mut store, 2, accepted(&[(3, first)]));
+    let mut sent = step_all(&mut core, &mut store, 2, accepted(&[(3, later)]));
+    sent.extend(step_all(&mut core, &mut store, 3, accepted(&[(3, later)])));
+    assert_eq!(asked(&sent), Vec::<u64>::new(), "{sent:?}");
+    assert_eq!(core.status().commit_index, 1);
+    assert_eq!(core.status().last_index, 3);
+}
+
+// Notices are kept up to the Prepare horizon (4 * ALPHA above the
+// frontier): a lagging learner that catches up finds a quorum it already
+// counted (and asks only for the value). Beyond the horizon they are
+// dropped, which keeps the learner's memory bounded.
+#[test]
+fn accepted_notices_are_kept_up_to_the_prepare_horizon() {
+    let (mut core, mut store, _) = acceptor_node();
+    let horizon = 4 * paxos::ALPHA;
+    let ballot = Ballot::new(9, 3);
+    let notice = accepted(&[(horizon, ballot), (horizon + 1, ballot)]);
+    step_all(&mut core, &mut store, 2, notice.clone());
+    step_all(&mut core, &mut store, 3, notice);
+    // The node learns slots 1..=3 * ALPHA + 1 (no-ops): both slots are now
+    // within its configuration window.
+    let caught_up = 3 * paxos::ALPHA + 1;
+    let chosen = Message::Chosen(paxos::Chosen {
+        entries: (1..=caught_up)
+            .map(|index| paxos::ChosenValue {
+                entry: consensus_api::Entry {
+                    index,
+                    epoch: Ballot::new(1, 2).to_epoch(),
+                    payload: Payload::Noop,
+                },
+                origin: Ballot::ZERO,
+            })
+            .collect(),
+    });
+    let sent = step_all(&mut core, &mut store, 2, chosen);
+    assert_eq!(core.status().commit_index, caught_up);
+    assert_eq!(asked(&sent), vec![horizon], "{:?}", asked(&sent));
+}
+
+// One Accept may carry slots of two configurations (the change chosen in
+// slot 1 governs slots from 1 + ALPHA on). Each slot's Accepted notice goes
+// to the nodes of that slot's configuration: node 4, added by the change,
+// hears of slot ALPHA + 1 but not of slot ALPHA.
+#[test]
+fn accepted_notices_of_one_batch_follow_each_slots_configuration() {
+    let (mut core, mut store, _) = acceptor_node();
+    let change = Ballot::new(3, 2);
+    let chosen = Message::Chosen(paxos::Chosen {
+        entries: vec![paxos::ChosenValue {
+            entry: consensus_api::Entry {
+                index: 1,
+                epoch: change.to_epoch(),
+                payload: Payload::Membership(Membership::new([1, 2, 3, 4])),
+            },
+            origin: change,
+        }],
+    });
+    step_all(&mut core, &mut store, 2, chosen);
+    assert_eq!(core.status().commit_index, 1);
+    let ballot = Ballot::new(5, 2);
+    let batch = Message::Accept(Accept {
+        slots: [paxos::ALPHA, paxos::ALPHA + 1]
+            .into_iter()
+            .map(|slot| Proposal {
+                slot,
+                ballot,
+                payload: payload("v"),
+                origin: ballot,
+            })
+            .collect(),
+    });
+    let sent = step_all(&mut core, &mut store, 2, batch);
+    let notices_to = |node: u64| -> Vec<u64> {
+        sent.iter()
+            .filter(|(to, _)| *to == node)
+            .filter_map(|(_, m)| match m {
+                Message::Accepted(a) => Some(a.slots.iter().map(|s| s.slot)),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    assert_eq!(notices_to(2), vec![paxos::ALPHA, paxos::ALPHA + 1]);
+    assert_eq!(notices_to(3), vec![paxos::ALPHA, paxos::ALPHA + 1]);
+    assert_eq!(notices_to(4), vec![paxos::ALPHA + 1], "{sent:?}");
+}
+
+// Reference: §2.3. A learner that counted a quorum of `Accepted` notices but
+// missed the `Accept` itself asks a node that accepted it for the value
+// (`Ask`), at once: it does not wait for the peers' beacons to catch up.
+#[test]
+fn a_learner_that_missed_the_value_asks_for_it() {
+    let mut net = Net::new(3);
+    net.record = true;
+    let ticket = net.propose(1, "x");
+    net.deliver_all_losing(|_, to, m| to == 3 && matches!(m, Message::Accept(_)));
+    assert_eq!(net.outcome(1, ticket), Some(&Ok(1)));
+    assert_eq!(net.commands(3), vec!["x"], "{:#?}", net.trace);
+    assert!(
+        net.trace
+            .iter()
+            .any(|l| l.starts_with("3->") && l.contains(" Ask ")),
+        "{:#?}",
+        net.trace
+    );
 }

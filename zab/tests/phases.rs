@@ -422,6 +422,61 @@ fn sync_leader_is_established_only_after_a_quorum_acks_newleader() {
     net.elect();
 }
 
+/// Reference: ZooKeeper `LearnerHandler.syncFollower` (TRUNC) and JRS IV-B
+/// Phase 2: the leader keeps listening to a follower's ACKs while it
+/// synchronizes. A follower that truncated reports its new last zxid in an
+/// ACK, and the leader plans the DIFF and NEWLEADER from it. Here that
+/// follower is needed for the quorum (the third node is down), so a leader
+/// that ignored ACKs until established would stay in synchronization until
+/// it gave up and a new election ran.
+#[test]
+fn sync_acks_count_while_the_leader_synchronizes() {
+    let mut net = net_from(vec![
+        state(1, 1, vec![entry(1, 1, "a")]),
+        // Proposals 1:2 and 1:3 of an abandoned epoch-1 leader.
+        state(
+            1,
+            1,
+            vec![entry(1, 1, "a"), entry(2, 1, "b"), entry(3, 1, "d")],
+        ),
+        // The epoch-2 history: 1:1 then 2:1.
+        state(2, 2, vec![entry(1, 1, "a"), entry(2, 2, "c")]),
+    ]);
+    net.crash(1);
+    net.tracing = true;
+    assert!(
+        net.run_until(100, |n| n.leader() == Some(3)),
+        "node 3 is established with node 2's ACK after TRUNC: {}; {:#?}",
+        net.core(3).state_name(),
+        net.trace
+    );
+    assert!(
+        net.trace.iter().any(|l| l.starts_with("3->2 Trunc")),
+        "{:#?}",
+        net.trace
+    );
+    // In the epoch it started synchronizing with: not after giving up and
+    // running a new election (where node 2's ACKEPOCH, not an ACK, reports
+    // the truncated history).
+    assert_eq!(
+        net.status(3).epoch,
+        3,
+        "established only in a later epoch: {:#?}",
+        net.trace
+    );
+    assert_eq!(
+        net.trace
+            .iter()
+            .filter(|l| l.contains(" LeaderInfo "))
+            .count(),
+        1,
+        "{:#?}",
+        net.trace
+    );
+    assert!(net.run_until(20, |n| n.status(2).last_index == 2));
+    assert_eq!(net.stored(2), vec![entry(1, 1, "a"), entry(2, 2, "c")]);
+}
+
 // ---------------------------------------------------------------- Phase 3
 
 /// Reference: JRS IV-B Phase 3: commit only after a quorum acked.
