@@ -73,7 +73,7 @@ pub struct PaxosCore {
     pub(crate) frontier: LogIndex,
     /// Highest slot handed out in `Ready::committed` (or covered by the
     /// snapshot).
-    pub(crate) applied: LogIndex,
+    pub(crate) applied_index: LogIndex,
     /// Configurations by slot.
     pub(crate) configs: Configs,
     /// Acceptor state.
@@ -223,10 +223,13 @@ impl PaxosCore {
         assert!(self.counter >= 1, "the ballot counter starts at 1");
         assert!(self.frontier >= snapshot_index, "the snapshot is chosen");
         assert!(
-            self.applied <= self.frontier,
+            self.applied_index <= self.frontier,
             "only chosen slots are applied"
         );
-        assert!(self.applied >= snapshot_index, "the snapshot is applied");
+        assert!(
+            self.applied_index >= snapshot_index,
+            "the snapshot is applied"
+        );
         assert!(
             self.acceptor
                 .promises
@@ -370,7 +373,7 @@ impl Core for PaxosCore {
             counter,
             snapshot: state.snapshot,
             frontier: snapshot_index,
-            applied: snapshot_index,
+            applied_index: snapshot_index,
             configs,
             acceptor: AcceptorState::default(),
             proposer: ProposerState::default(),
@@ -536,7 +539,7 @@ impl Core for PaxosCore {
             leader: None,
             epoch: self.current_ballot().to_epoch(),
             commit_index: self.frontier,
-            applied_index: self.applied,
+            applied_index: self.applied_index,
             last_index: self
                 .log
                 .keys()
@@ -574,7 +577,7 @@ impl std::fmt::Debug for PaxosCore {
             .field("id", &self.me)
             .field("counter", &self.counter)
             .field("frontier", &self.frontier)
-            .field("applied", &self.applied)
+            .field("applied", &self.applied_index)
             .field("snapshot_index", &self.snapshot_index())
             .field("highest_seen", &self.learner.highest_seen)
             .field("chosen_above", &self.learner.chosen_above)

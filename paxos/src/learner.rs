@@ -244,7 +244,7 @@ impl PaxosCore {
                     self.configs.add_chosen(slot, membership.clone());
                 }
                 self.output.committed.push(entry);
-                self.applied = slot;
+                self.applied_index = slot;
                 self.slot_committed(slot);
             }
             if self.frontier == old {

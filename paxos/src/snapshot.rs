@@ -41,10 +41,10 @@ impl PaxosCore {
         data: Bytes,
     ) -> Result<Snapshot, Rejected> {
         let snapshot_index = self.snapshot_index();
-        if applied_index > self.applied || applied_index <= snapshot_index {
+        if applied_index > self.applied_index || applied_index <= snapshot_index {
             return Err(Rejected::InvalidCompaction {
                 index: applied_index,
-                applied: self.applied,
+                applied: self.applied_index,
                 snapshot: snapshot_index,
             });
         }
@@ -204,7 +204,7 @@ impl PaxosCore {
         // is applied: nothing at or below it may be applied on top.
         self.output.committed.clear();
         self.frontier = index;
-        self.applied = index;
+        self.applied_index = index;
         self.output.hard_state_dirty = true;
         self.acceptor.promises = self.acceptor.promises.split_off(&(index + 1));
         self.acceptor.highest_accepted = self.acceptor.highest_accepted.max(index);
