@@ -93,35 +93,11 @@ impl MemberClient {
         command: MemberCommand,
         timeout: Duration,
     ) -> Result<MemberReply, String> {
-        let addr = self
-            .nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .copied()
-            .ok_or_else(|| format!("node {id}: address unknown"))?;
         let request = Open::Member(MemberRequest {
             token: self.token.clone(),
             command,
         });
-        let exchange = async {
-            let connection = self
-                .endpoint
-                .connect(addr, &tls::server_name(&self.cluster, id))
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-            wire::write_frame(&mut send, &request).await?;
-            let _ = send.finish();
-            let reply = wire::read_frame::<MemberReply>(&mut recv).await;
-            connection.close(0u32.into(), b"done");
-            reply?.ok_or_else(|| "the node closed the stream".to_string())
-        };
-        let reply = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| format!("node {id}: no answer within {timeout:?}"))?
-            .map_err(|e| format!("node {id}: {e}"))?;
+        let reply: MemberReply = self.exchange(id, &request, timeout).await?;
         if let Ok(view) = &reply {
             if view.leader.is_some() {
                 *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = view.leader;
@@ -143,6 +119,21 @@ impl MemberClient {
         command: BackupCommand,
         timeout: Duration,
     ) -> Result<BackupReply, String> {
+        let request = Open::Backup(BackupRequest {
+            token: self.token.clone(),
+            command,
+        });
+        self.exchange(id, &request, timeout).await
+    }
+
+    /// One request on its own stream of a fresh connection to node `id`,
+    /// and its one answer frame.
+    async fn exchange<R: serde::de::DeserializeOwned>(
+        &self,
+        id: NodeId,
+        request: &Open,
+        timeout: Duration,
+    ) -> Result<R, String> {
         let addr = self
             .nodes
             .lock()
@@ -150,10 +141,6 @@ impl MemberClient {
             .get(&id)
             .copied()
             .ok_or_else(|| format!("node {id}: address unknown"))?;
-        let request = Open::Backup(BackupRequest {
-            token: self.token.clone(),
-            command,
-        });
         let exchange = async {
             let connection = self
                 .endpoint
@@ -162,9 +149,9 @@ impl MemberClient {
                 .await
                 .map_err(|e| e.to_string())?;
             let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
-            wire::write_frame(&mut send, &request).await?;
+            wire::write_frame(&mut send, request).await?;
             let _ = send.finish();
-            let reply = wire::read_frame::<BackupReply>(&mut recv).await;
+            let reply = wire::read_frame::<R>(&mut recv).await;
             connection.close(0u32.into(), b"done");
             reply?.ok_or_else(|| "the node closed the stream".to_string())
         };
@@ -206,22 +193,6 @@ impl MemberSender for MemberClient {
 }
 
 impl BackupSender for MemberClient {
-    fn node_ids(&self) -> Vec<NodeId> {
-        let leader = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ids: Vec<NodeId> = self
-            .nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect();
-        if let Some(leader) = leader.filter(|l| ids.contains(l)) {
-            ids.retain(|id| *id != leader);
-            ids.insert(0, leader);
-        }
-        ids
-    }
-
     async fn send_backup(
         &self,
         id: NodeId,

@@ -279,16 +279,6 @@ impl MemberSender for MemberClient {
 }
 
 impl BackupSender for MemberClient {
-    fn node_ids(&self) -> Vec<NodeId> {
-        let leader = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ids = MemberClient::node_ids(self);
-        if let Some(leader) = leader.filter(|l| ids.contains(l)) {
-            ids.retain(|id| *id != leader);
-            ids.insert(0, leader);
-        }
-        ids
-    }
-
     async fn send_backup(
         &self,
         id: NodeId,

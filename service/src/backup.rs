@@ -503,10 +503,9 @@ fn chunk_of(backup: u64, file: &Bytes, offset: u64) -> BackupChunk {
     }
 }
 
-/// How a service's client sends one backup request to one node.
-pub trait BackupSender {
-    /// The nodes to try, in order.
-    fn node_ids(&self) -> Vec<NodeId>;
+/// How a service's client sends one backup request to one node (the
+/// membership client's node list and leader, one more request kind).
+pub trait BackupSender: crate::members::MemberSender {
     /// Sends `command` to node `id`: the node's answer, or why there was
     /// none.
     fn send_backup(
@@ -523,7 +522,15 @@ pub trait BackupSender {
 pub async fn fetch<S: BackupSender>(sender: &S, timeout: Duration) -> Result<BackupFile, String> {
     let deadline = Instant::now() + timeout;
     let mut problems: Vec<String> = Vec::new();
-    let mut order = sender.node_ids();
+    let nodes = || {
+        let mut ids = sender.node_ids();
+        if let Some(leader) = sender.last_leader().filter(|l| ids.contains(l)) {
+            ids.retain(|id| *id != leader);
+            ids.insert(0, leader);
+        }
+        ids
+    };
+    let mut order = nodes();
     let mut round = 0;
     while Instant::now() < deadline {
         let Some(id) = order.first().copied() else {
@@ -532,7 +539,7 @@ pub async fn fetch<S: BackupSender>(sender: &S, timeout: Duration) -> Result<Bac
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            order = sender.node_ids();
+            order = nodes();
             continue;
         };
         order.remove(0);
