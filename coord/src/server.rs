@@ -28,7 +28,7 @@ use consensus::{
 use consensus_service::accept;
 use consensus_service::backup::{BackupReply, BackupService};
 use consensus_service::config::{ClusterConfig, NodeEntry};
-use consensus_service::members::{MemberAddrs, MemberOptions, MemberService, WithDirectory};
+use consensus_service::members::{seed_addrs, MemberOptions, MemberService, WithDirectory};
 use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeClient, PipeError, PipeLimits};
 use consensus_service::retry::Backoff;
@@ -178,24 +178,7 @@ impl Server {
             builder = builder.membership(initial);
         }
         let node = Arc::new(builder.start(machine)?);
-        let mut seeds: BTreeMap<NodeId, MemberAddrs> = config
-            .nodes
-            .iter()
-            .map(|n| {
-                let addrs = MemberAddrs {
-                    peer_addr: n.peer_addr,
-                    client_addr: n.client_addr,
-                };
-                (n.id, addrs)
-            })
-            .collect();
-        seeds.insert(
-            id,
-            MemberAddrs {
-                peer_addr: entry.peer_addr,
-                client_addr: entry.client_addr,
-            },
-        );
+        let seeds = seed_addrs(config, &entry);
         let members = MemberService::new(
             node.clone(),
             id,

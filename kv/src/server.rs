@@ -1,6 +1,6 @@
 //! `consensus-kv serve`: one node of the replicated key-value service.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +15,7 @@ use consensus_service::accept;
 use consensus_service::backup::BackupService;
 use consensus_service::config::NodeEntry;
 use consensus_service::members::{
-    same_secret, MemberAddrs, MemberOptions, MemberService, WithDirectory,
+    same_secret, seed_addrs, MemberOptions, MemberService, WithDirectory,
 };
 use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeLimits};
@@ -180,24 +180,7 @@ impl Server {
             builder = builder.membership(initial);
         }
         let node = Arc::new(builder.start(machine)?);
-        let mut seeds: BTreeMap<NodeId, MemberAddrs> = config
-            .nodes
-            .iter()
-            .map(|n| {
-                let addrs = MemberAddrs {
-                    peer_addr: n.peer_addr,
-                    client_addr: n.client_addr,
-                };
-                (n.id, addrs)
-            })
-            .collect();
-        seeds.insert(
-            id,
-            MemberAddrs {
-                peer_addr: entry.peer_addr,
-                client_addr: entry.client_addr,
-            },
-        );
+        let seeds = seed_addrs(config, &entry);
         let backup = BackupService::new(node.clone(), id, "kv", config, operator_token.clone());
         let members = MemberService::new(
             node.clone(),

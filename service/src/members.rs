@@ -119,6 +119,26 @@ impl Directory {
     }
 }
 
+/// The addresses a node starts with: every node of the cluster file, and
+/// the node itself (which a joining node's file need not list).
+pub fn seed_addrs(
+    config: &crate::config::ClusterConfig,
+    entry: &crate::config::NodeEntry,
+) -> BTreeMap<NodeId, MemberAddrs> {
+    config
+        .nodes
+        .iter()
+        .chain([entry])
+        .map(|n| {
+            let addrs = MemberAddrs {
+                peer_addr: n.peer_addr,
+                client_addr: n.client_addr,
+            };
+            (n.id, addrs)
+        })
+        .collect()
+}
+
 /// A change of the address book, replicated through the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DirectoryCommand {
