@@ -67,7 +67,7 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Timing profile of every protocol: default (50 ms heartbeat,
-        /// 150-300 ms election timeout) or fast (20 ms, 60-120 ms).
+        /// 150-250 ms election timeout) or fast (20 ms, 60-100 ms).
         #[arg(long, default_value = "default")]
         timing: String,
     },

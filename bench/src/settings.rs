@@ -43,7 +43,7 @@ pub struct Settings {
     pub storage: StorageKind,
     /// Parent of the temporary data directories (default: the system temp dir).
     pub data_dir: Option<PathBuf>,
-    /// Protocol timing and batching (150-300 ms election timeout, 50 ms
+    /// Protocol timing and batching (150-250 ms election timeout, 50 ms
     /// heartbeat, 10 ms tick by default).
     pub tuning: Tuning,
     /// Runtime queues and timeouts.

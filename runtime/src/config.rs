@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeConfig {
     /// Real time of one logical tick. With the default 10 ms and
-    /// `CoreConfig::new`'s 15..30 ticks, elections time out after 150-300 ms.
+    /// `CoreConfig::new`'s 15..30 ticks, elections time out after 150-300 ms
+    /// (`consensus::Tuning`'s default, what deployments run, is 150-250 ms).
     pub tick: Duration,
     /// Most client requests waiting to be handed to the core; beyond it,
     /// requests are refused with `Overloaded` instead of queueing without
