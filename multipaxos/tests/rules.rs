@@ -669,7 +669,7 @@ fn a_restarted_node_reapplies_its_chosen_prefix_at_once() {
     let status = h.core(2).status();
     assert!(status.commit_index >= 3, "frontier lost: {status:?}");
     assert_eq!(
-        h.nodes[&2].machine.applied_index, status.commit_index,
+        h.nodes[&2].applied_index, status.commit_index,
         "re-applied on restart"
     );
 }

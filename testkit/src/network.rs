@@ -51,21 +51,18 @@ use rand_chacha::ChaCha8Rng;
 pub type Envelope<M> = (NodeId, NodeId, M);
 
 /// A node's state machine as a test sees it, plus any bookkeeping the suite
-/// keeps per node. The network calls it from the `Ready` loop.
+/// keeps per node. The network calls it from the `Ready` loop (and keeps
+/// the node's applied index itself: [`Node::applied_index`]).
 pub trait Machine<M>: Default {
-    /// The last index applied or covered by an installed snapshot (what the
-    /// driver reports to the `Ready` loop).
-    fn applied_index(&self) -> LogIndex;
-
     /// Applies one committed entry of node `id`.
     fn apply(&mut self, id: NodeId, entry: Entry);
 
     /// Replaces the state with a snapshot received from another node.
-    fn restore(&mut self, snapshot: &Snapshot);
+    fn restore(&mut self, _snapshot: &Snapshot) {}
 
     /// The node starts (added, or restarted) from a store that holds
     /// `snapshot`.
-    fn start(&mut self, snapshot: Option<&Snapshot>);
+    fn start(&mut self, _snapshot: Option<&Snapshot>) {}
 
     /// The node crashed (its core is gone; the store keeps what it synced).
     fn crash(&mut self) {}
@@ -73,8 +70,8 @@ pub trait Machine<M>: Default {
     /// Sees every `Ready` before the loop handles it.
     fn on_ready(&mut self, _ready: &Ready<M>) {}
 
-    /// The state to compact at: `(applied index, snapshot data)`.
-    fn snapshot(&self) -> (LogIndex, Bytes) {
+    /// The snapshot data of the state (compaction at the applied index).
+    fn snapshot(&self) -> Bytes {
         panic!("this test machine does not take snapshots")
     }
 
@@ -143,7 +140,7 @@ impl Default for Rules {
 }
 
 /// One node: its core (`None` while crashed), its store, its configuration,
-/// its state machine and its finished tickets.
+/// its state machine, its applied index and its finished tickets.
 pub struct Node<C: Core, S> {
     /// The core; `None` while the node is down.
     pub core: Option<C>,
@@ -153,6 +150,9 @@ pub struct Node<C: Core, S> {
     pub config: CoreConfig,
     /// The test state machine.
     pub machine: S,
+    /// The last index applied or covered by a snapshot, this incarnation
+    /// (what the driver reports to the `Ready` loop).
+    pub applied_index: LogIndex,
     /// Finished tickets of the current incarnation.
     pub completed: BTreeMap<Ticket, Result<LogIndex, Rejected>>,
 }
@@ -225,6 +225,7 @@ impl<C: Core, S: Machine<C::Message>> Network<C, S> {
         store.sync().expect("store sync");
         let mut machine = S::default();
         machine.start(state.snapshot.as_ref());
+        let applied_index = state.snapshot.as_ref().map_or(0, |s| s.index);
         let core = C::restore(config.clone(), state).expect("restore");
         self.nodes.insert(
             id,
@@ -233,6 +234,7 @@ impl<C: Core, S: Machine<C::Message>> Network<C, S> {
                 store,
                 config,
                 machine,
+                applied_index,
                 completed: BTreeMap::new(),
             },
         );
@@ -600,6 +602,7 @@ impl<C: Core, S: Machine<C::Message>> Network<C, S> {
         let node = self.node_mut(id);
         let state = node.store.load().expect("load");
         node.machine.start(state.snapshot.as_ref());
+        node.applied_index = state.snapshot.as_ref().map_or(0, |s| s.index);
         node.completed.clear();
         node.core = Some(C::restore(node.config.clone(), state).expect("restore"));
         if self.rules.process_on_restart {
@@ -611,7 +614,7 @@ impl<C: Core, S: Machine<C::Message>> Network<C, S> {
     /// compacts, the store saves the snapshot.
     pub fn compact(&mut self, id: NodeId) {
         let node = self.node_mut(id);
-        let (index, data) = node.machine.snapshot();
+        let (index, data) = (node.applied_index, node.machine.snapshot());
         let snapshot = node.core_mut().compact(index, data).expect("compact");
         node.store.save_snapshot(&snapshot).expect("save snapshot");
         if self.rules.process_after_compact {
@@ -720,15 +723,17 @@ impl<C: Core, S: Machine<C::Message>> ReadyDriver<C::Message> for NodeIo<'_, C, 
     }
 
     fn applied_index(&self) -> LogIndex {
-        self.node.machine.applied_index()
+        self.node.applied_index
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Self::Error> {
+        self.node.applied_index = snapshot.index;
         self.node.machine.restore(snapshot);
         Ok(())
     }
 
     fn apply(&mut self, entry: Entry) -> Result<(), Self::Error> {
+        self.node.applied_index = entry.index;
         self.node.machine.apply(self.id, entry);
         Ok(())
     }

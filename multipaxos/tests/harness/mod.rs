@@ -8,8 +8,7 @@
 #![allow(dead_code)]
 
 use consensus_api::{
-    Bytes, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, Payload, Rejected,
-    Snapshot, Ticket,
+    Bytes, CoreConfig, Entry, InitialState, Membership, NodeId, Payload, Rejected, Ticket,
 };
 use consensus_testkit::network::{self, CrashDrops, Machine, Network, Rules};
 use multipaxos::{Message, MultiPaxosCore};
@@ -24,17 +23,10 @@ pub type Harness = Network<MultiPaxosCore, Replayed>;
 pub struct Replayed {
     /// Every entry applied, across incarnations, at position `index - 1`.
     pub applied: Vec<Entry>,
-    /// Applied index in the current incarnation.
-    pub applied_index: LogIndex,
 }
 
 impl Machine<Message> for Replayed {
-    fn applied_index(&self) -> LogIndex {
-        self.applied_index
-    }
-
     fn apply(&mut self, id: NodeId, entry: Entry) {
-        self.applied_index = entry.index;
         let position = (entry.index - 1) as usize;
         if position < self.applied.len() {
             assert_eq!(
@@ -46,14 +38,6 @@ impl Machine<Message> for Replayed {
             assert_eq!(position, self.applied.len(), "applied sequence has a hole");
             self.applied.push(entry);
         }
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) {
-        self.applied_index = snapshot.index;
-    }
-
-    fn start(&mut self, snapshot: Option<&Snapshot>) {
-        self.applied_index = snapshot.map_or(0, |s| s.index);
     }
 
     /// Applied sequences agree on their common prefix (state machine

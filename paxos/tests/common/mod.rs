@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use consensus_api::{
-    Bytes, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, Payload, Snapshot, Ticket,
+    Bytes, CoreConfig, Entry, InitialState, Membership, NodeId, Payload, Snapshot, Ticket,
 };
 use consensus_testkit::network::{self, CrashDrops, Machine, Network, Rules, TraceAt};
 use paxos::{Message, PaxosCore};
@@ -24,10 +24,6 @@ pub struct Log {
 }
 
 impl Machine<Message> for Log {
-    fn applied_index(&self) -> LogIndex {
-        self.applied.len() as LogIndex
-    }
-
     fn apply(&mut self, _id: NodeId, entry: Entry) {
         self.applied.push(entry);
     }
@@ -44,9 +40,8 @@ impl Machine<Message> for Log {
         };
     }
 
-    fn snapshot(&self) -> (LogIndex, Bytes) {
-        let data = Bytes::from(postcard::to_allocvec(&self.applied).expect("encode"));
-        (self.applied.len() as u64, data)
+    fn snapshot(&self) -> Bytes {
+        Bytes::from(postcard::to_allocvec(&self.applied).expect("encode"))
     }
 
     /// Safety: no two nodes applied different values at the same slot.

@@ -28,30 +28,19 @@ pub struct Applied {
     pub installed: Vec<Snapshot>,
     /// Every `Ready` handed out (for durability checks).
     pub readies: Vec<Ready<Message>>,
-    /// Last index applied (or covered by an installed snapshot).
-    pub last_applied: LogIndex,
 }
 
 impl Machine<Message> for Applied {
-    fn applied_index(&self) -> LogIndex {
-        self.last_applied
-    }
-
     fn apply(&mut self, _id: NodeId, entry: Entry) {
-        self.last_applied = entry.index;
         self.applied.push(entry);
     }
 
     fn restore(&mut self, snapshot: &Snapshot) {
-        self.last_applied = snapshot.index;
         self.installed.push(snapshot.clone());
     }
 
-    fn start(&mut self, snapshot: Option<&Snapshot>) {
-        *self = Applied {
-            last_applied: snapshot.map_or(0, |s| s.index),
-            ..Applied::default()
-        };
+    fn start(&mut self, _snapshot: Option<&Snapshot>) {
+        *self = Applied::default();
     }
 
     fn on_ready(&mut self, ready: &Ready<Message>) {

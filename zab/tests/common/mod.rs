@@ -38,7 +38,6 @@ pub type Net = Network<ZabCore, State>;
 #[derive(Default)]
 pub struct State {
     pub commands: Machine,
-    pub applied: LogIndex,
     /// `Ready` batches handled.
     pub readies: u64,
     /// Ready batches that carried an installed snapshot.
@@ -48,12 +47,7 @@ pub struct State {
 }
 
 impl network::Machine<Message> for State {
-    fn applied_index(&self) -> LogIndex {
-        self.applied
-    }
-
     fn apply(&mut self, _id: NodeId, entry: Entry) {
-        self.applied = entry.index;
         if let Payload::Command(bytes) = &entry.payload {
             self.commands
                 .push((entry.index, String::from_utf8_lossy(bytes).into_owned()));
@@ -62,19 +56,14 @@ impl network::Machine<Message> for State {
 
     fn restore(&mut self, snapshot: &Snapshot) {
         self.commands = decode_machine(&snapshot.data);
-        self.applied = snapshot.index;
     }
 
     fn start(&mut self, snapshot: Option<&Snapshot>) {
-        (self.commands, self.applied) = match snapshot {
-            Some(s) => (decode_machine(&s.data), s.index),
-            None => (Vec::new(), 0),
-        };
+        self.commands = snapshot.map_or_else(Vec::new, |s| decode_machine(&s.data));
     }
 
     fn crash(&mut self) {
         self.commands.clear();
-        self.applied = 0;
     }
 
     fn on_ready(&mut self, ready: &Ready<Message>) {
@@ -87,8 +76,8 @@ impl network::Machine<Message> for State {
         }
     }
 
-    fn snapshot(&self) -> (LogIndex, Bytes) {
-        (self.applied, encode_machine(&self.commands))
+    fn snapshot(&self) -> Bytes {
+        encode_machine(&self.commands)
     }
 
     /// Applied state machines agree: each is a prefix of the longest.
