@@ -17,14 +17,15 @@
 //! ## Where the four suites' harnesses differed
 //!
 //! The rule tests of the four cores were written against four hand-made
-//! harnesses that disagreed in a few places. Their tests (and the schedules
-//! they produce) depend on those choices, so they are [`Rules`], set once by
-//! each suite, rather than unified:
+//! harnesses that disagreed in a few places. Their tests (the order in
+//! which messages reach nodes, what a test finds queued after a restart)
+//! depend on those choices, so they are [`Rules`], set once by each suite,
+//! rather than unified; with them, every rule test delivers the same
+//! messages in the same order as it did on its own harness:
 //!
-//! * whether a node's first `Ready` is handled as soon as the node is added
-//!   or restarted ([`Rules::process_on_add`], [`Rules::process_on_restart`]):
-//!   the Raft suite handles it at the next input, so a test can inspect what
-//!   a restarted node does first;
+//! * whether a node's output is handled as soon as the node is added or
+//!   restarted, or left for its next input ([`Rules::process_on_add`],
+//!   [`Rules::process_on_restart`]);
 //! * which queued messages a crash takes with it ([`CrashDrops`]): nothing
 //!   (messages to a crashed node wait, and reach its next incarnation if it
 //!   restarts before they are delivered), those to it, or those to and from
@@ -35,6 +36,19 @@
 //!   and a text trace of sends or deliveries ([`Rules::trace_at`]);
 //! * whether state machines are checked for agreement after every delivery
 //!   ([`Rules::check_after_delivery`]).
+//!
+//! | suite | on add | on restart | after compact | crash drops | records |
+//! |---|---|---|---|---|---|
+//! | raft (`tests/unit`) | wait | wait | – | to and from | deliveries |
+//! | multipaxos (`tests/rules.rs`) | wait | handle | – | nothing | trace of sends |
+//! | paxos (`tests/rules.rs`, `random.rs`) | handle | handle | handle | to | trace of deliveries |
+//! | zab (`tests/phases.rs` ...) | handle | handle | wait | to | trace of sends; agreement checked after every delivery |
+//!
+//! What "applied" means is each suite's [`Machine`]: entries of this
+//! incarnation (raft), entries across incarnations with a check that a
+//! restart re-applies the same prefix (multipaxos), the whole applied log
+//! restored from the snapshot (paxos), commands restored from a text
+//! snapshot (zab).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
