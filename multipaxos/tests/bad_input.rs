@@ -9,25 +9,9 @@
 //! debug). The long run is in docs/testing.md, "Bad input at scale".
 
 use consensus_api::Core;
-use consensus_testkit::hostile::{self, Cluster, Hit};
+use consensus_testkit::hostile::{self, config, hits, Cluster};
 use multipaxos::{HardState, Message, MultiPaxosCore};
 use proptest::prelude::*;
-
-/// `PROPTEST_CASES` when set (the long run), else `default` (CI).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(256),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// The cluster property leaves out messages naming slots above this. Not a
 /// crash any more (Phase 1 recovers a far slot one bounded batch per
@@ -48,18 +32,6 @@ fn near_slots(message: &Message) -> bool {
         _ => return true,
     };
     entries.iter().all(|e| e.index <= FAR_SLOTS)
-}
-
-fn hits() -> impl Strategy<Value = Vec<Hit>> {
-    prop::collection::vec(
-        (
-            any::<u8>(),
-            prop::collection::vec(any::<u8>(), 0..10),
-            prop::collection::vec(any::<u8>(), 0..160),
-            any::<u8>(),
-        ),
-        1..12,
-    )
 }
 
 proptest! {

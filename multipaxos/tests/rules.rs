@@ -4,7 +4,7 @@
 mod harness;
 
 use consensus_api::{Bytes, Core, Entry, Payload, Role};
-use harness::{command, payload_text, Envelope, Harness};
+use harness::{command, payload_text, Envelope, Harness, MultiPaxosNet};
 use multipaxos::{Accept, Ballot, Message, Prepare, Probe};
 
 fn value(index: u64, ballot: Ballot, text: &str) -> Entry {
@@ -106,12 +106,12 @@ fn a_proposer_adopts_a_value_chosen_by_a_quorum_of_which_only_one_survives() {
     // 1 crashes before it tells anyone.
     let accepts = h.take(|e| matches!(e.message, Message::Accept(_)));
     for envelope in accepts.into_iter().filter(|e| e.to == 2 || e.to == 3) {
-        h.deliver(envelope);
+        h.deliver_envelope(envelope);
     }
     let accepted = h.take(|e| matches!(e.message, Message::Accepted(_)));
     assert_eq!(accepted.len(), 2);
     for envelope in accepted {
-        h.deliver(envelope);
+        h.deliver_envelope(envelope);
     }
     assert_eq!(
         h.core(1).commit_index(),
@@ -122,7 +122,7 @@ fn a_proposer_adopts_a_value_chosen_by_a_quorum_of_which_only_one_survives() {
     h.crash(1);
     h.crash(2);
     h.elect(4);
-    h.tick_all(5);
+    h.run(5);
     for id in [3, 4, 5] {
         assert_eq!(h.applied_texts(id), ["x"], "node {id}");
     }
@@ -150,12 +150,12 @@ fn two_proposers_with_interleaved_phases_never_choose_two_values() {
             }
         }
         h.shuffle_deliver(order.rotate_left(7), 400);
-        h.tick_all(40);
+        h.run(40);
         h.check_agreement();
         let first: Vec<String> = h
             .nodes
             .values()
-            .filter_map(|n| n.applied.first().map(|e| payload_text(&e.payload)))
+            .filter_map(|n| n.machine.applied.first().map(|e| payload_text(&e.payload)))
             .collect();
         assert!(
             first.windows(2).all(|w| w[0] == w[1]),
@@ -182,7 +182,7 @@ fn leader_takeover_reproposes_accepted_values_and_fills_gaps_with_noops() {
         };
         let slot = accept.entries[0].index;
         if envelope.to == 2 && (slot == 1 || slot == 3) {
-            h.deliver(envelope);
+            h.deliver_envelope(envelope);
         }
     }
     h.drop_all();
@@ -205,12 +205,12 @@ fn leader_takeover_reproposes_accepted_values_and_fills_gaps_with_noops() {
         .collect();
     assert_eq!(log, [(1, "a".into()), (2, "noop".into()), (3, "c".into())]);
     h.propose(2, "e").unwrap();
-    h.tick_all(5);
+    h.run(5);
     assert_eq!(h.applied_texts(2), ["a", "noop", "c", "e"]);
     assert_eq!(h.applied_texts(3), ["a", "noop", "c", "e"]);
     // The old leader comes back, learns, and holds the same log.
     h.restart(1);
-    h.tick_all(10);
+    h.run(10);
     assert_eq!(h.applied_texts(1), ["a", "noop", "c", "e"]);
     h.check_agreement();
 }
@@ -228,11 +228,11 @@ fn a_wide_gap_is_filled_in_bounded_batches_and_committed_past() {
     let mut h = Harness::with_config(3, |c| c.batch_entries_max = BATCH);
     h.elect(1);
     h.propose(1, "a").unwrap();
-    h.tick_all(2);
+    h.run(2);
     let ballot = h.core(1).leader_ballot().unwrap();
     // Slots 2..=3000 were proposed and lost; the Accept of slot 3001
     // reached node 2.
-    h.deliver(Envelope {
+    h.deliver_envelope(Envelope {
         from: 1,
         to: 2,
         message: Message::Accept(Accept {
@@ -249,7 +249,7 @@ fn a_wide_gap_is_filled_in_bounded_batches_and_committed_past() {
         if h.applied_texts(2).len() as u64 >= FAR {
             break;
         }
-        h.tick_all(1);
+        h.run(1);
     }
     let applied = h.applied_texts(2);
     assert_eq!(applied.len() as u64, FAR, "the gap is filled and chosen");
@@ -280,10 +280,10 @@ fn a_wide_gap_is_filled_in_bounded_batches_and_committed_past() {
     );
     // The log goes on past the gap.
     h.propose(2, "after").unwrap();
-    h.tick_all(5);
+    h.run(5);
     assert_eq!(h.applied_texts(2).last().map(String::as_str), Some("after"));
     h.restart(1);
-    h.tick_all(20);
+    h.run(20);
     assert_eq!(h.applied_texts(1), h.applied_texts(2));
     assert_eq!(h.applied_texts(3), h.applied_texts(2));
     h.check_agreement();
@@ -295,7 +295,7 @@ fn a_wide_gap_is_filled_in_bounded_batches_and_committed_past() {
 fn followers_refuse_proposals_with_a_hint() {
     let mut h = Harness::new(3);
     h.elect(2);
-    h.tick_all(2);
+    h.run(2);
     let refused = h.core_mut(3).propose(command("x"));
     assert_eq!(
         refused,
@@ -325,10 +325,10 @@ fn replication_batches_and_pipelines() {
         assert_eq!(accept.entries.len(), 4);
     }
     for envelope in accepts {
-        h.deliver(envelope);
+        h.deliver_envelope(envelope);
     }
     h.stabilize();
-    h.tick_all(5);
+    h.run(5);
     // A first leader recovers nothing: no no-op, just the ten commands.
     assert_eq!(h.applied_texts(3).len(), 10);
     h.check_agreement();
@@ -362,8 +362,8 @@ impl HarnessExt for Harness {
             state ^= state >> 7;
             state ^= state << 17;
             let index = (state % self.queue.len() as u64) as usize;
-            let envelope = self.queue.remove(index).unwrap();
-            self.deliver(envelope);
+            let (from, to, message) = self.queue.remove(index).unwrap();
+            self.deliver(from, to, message);
         }
     }
 }
@@ -385,23 +385,23 @@ fn a_deposed_leader_never_serves_a_read() {
     let mut h = Harness::with_config(3, |c| c.check_quorum = false);
     h.elect(1);
     h.propose(1, "old").unwrap();
-    h.tick_all(5);
+    h.run(5);
     isolate(&mut h, 1);
     h.elect(2);
     h.propose(2, "new").unwrap();
-    h.tick_all(5);
+    h.run(5);
     assert_eq!(h.applied_texts(2), ["old", "new"]);
     // Node 1 still believes it leads (check-quorum is off here).
     assert_eq!(h.core(1).status().role, Role::Leader);
     let read = h.core_mut(1).read_barrier().unwrap();
     h.process(1);
-    h.tick_all(10);
+    h.run(10);
     assert!(
         !h.nodes[&1].completed.contains_key(&read),
         "read confirmed without a quorum"
     );
     h.cut.clear();
-    h.tick_all(10);
+    h.run(10);
     let outcome = h.nodes[&1].completed.get(&read).cloned();
     assert!(
         matches!(
@@ -413,7 +413,7 @@ fn a_deposed_leader_never_serves_a_read() {
     // The live leader's reads see "new".
     let read = h.core_mut(2).read_barrier().unwrap();
     h.process(2);
-    h.tick_all(3);
+    h.run(3);
     assert_eq!(h.nodes[&2].completed.get(&read), Some(&Ok(2)));
 }
 
@@ -427,20 +427,20 @@ fn pre_vote_keeps_a_returning_node_from_deposing_the_leader() {
     h.elect(1);
     let ballot = h.core(1).leader_ballot().unwrap();
     isolate(&mut h, 3);
-    h.tick_all(200);
+    h.run(200);
     assert!(
         h.core(3).promised() <= ballot,
         "the isolated node raised its ballot"
     );
     h.cut.clear();
-    h.tick_all(50);
+    h.run(50);
     assert_eq!(
         h.core(1).leader_ballot(),
         Some(ballot),
         "the leader was deposed"
     );
     h.propose(1, "x").unwrap();
-    h.tick_all(5);
+    h.run(5);
     assert_eq!(h.applied_texts(3), ["x"]);
 }
 
@@ -451,11 +451,11 @@ fn pre_vote_keeps_a_returning_node_from_deposing_the_leader() {
 fn probes_are_granted_only_when_the_leader_went_silent() {
     let mut h = Harness::with_config(3, |c| c.pre_vote = true);
     h.elect(1);
-    h.tick_all(3);
+    h.run(3);
     let ballot = h.core(1).leader_ballot().unwrap();
     let probe = |h: &mut Harness, to, ballot: Ballot| -> bool {
         h.drop_all();
-        h.deliver(Envelope {
+        h.deliver_envelope(Envelope {
             from: ballot.node(),
             to,
             message: Message::Probe(Probe { ballot, commit: 0 }),
@@ -497,7 +497,7 @@ fn probes_are_granted_only_when_the_leader_went_silent() {
 fn a_leader_without_a_quorum_fails_fast_then_steps_down() {
     let mut h = Harness::new(5);
     h.elect(1);
-    h.tick_all(3);
+    h.run(3);
     for id in [3, 4, 5] {
         h.cut.insert((1, id));
         h.cut.insert((id, 1));
@@ -540,12 +540,12 @@ fn a_follower_never_takes_a_stale_value_for_chosen() {
     let mut h = Harness::new(5);
     h.elect(1);
     h.propose(1, "a").unwrap();
-    h.tick_all(3);
+    h.run(3);
     // "stale" reaches node 5 only, then node 1 crashes for good.
     h.propose(1, "stale").unwrap();
     for envelope in h.take(|e| matches!(e.message, Message::Accept(_))) {
         if envelope.to == 5 {
-            h.deliver(envelope);
+            h.deliver_envelope(envelope);
         }
     }
     h.drop_all();
@@ -562,7 +562,7 @@ fn a_follower_never_takes_a_stale_value_for_chosen() {
     }
     h.elect(2);
     h.propose(2, "fresh").unwrap();
-    h.tick_all(3);
+    h.run(3);
     assert_eq!(h.applied_texts(2), ["a", "fresh"]);
     // Reconnect node 5, but lose every Accept to it: it hears only
     // heartbeats with frontier 2, while it holds "stale" at slot 2.
@@ -573,13 +573,13 @@ fn a_follower_never_takes_a_stale_value_for_chosen() {
         }
         h.process_all();
         for _ in 0..1000 {
-            let Some(envelope) = h.queue.pop_front() else {
+            let Some((from, to, message)) = h.queue.pop_front() else {
                 break;
             };
-            if envelope.to == 5 && matches!(envelope.message, Message::Accept(_)) {
+            if to == 5 && matches!(message, Message::Accept(_)) {
                 continue;
             }
-            h.deliver(envelope);
+            h.deliver(from, to, message);
         }
     }
     assert_eq!(
@@ -602,7 +602,7 @@ fn the_highest_ballot_wins_when_promises_disagree() {
     h.propose(1, "x").unwrap();
     for envelope in h.take(|e| matches!(e.message, Message::Accept(_))) {
         if envelope.to == 2 {
-            h.deliver(envelope);
+            h.deliver_envelope(envelope);
         }
     }
     h.drop_all();
@@ -629,7 +629,7 @@ fn the_highest_ballot_wins_when_promises_disagree() {
     h.restart(1);
     h.drop_all();
     h.elect(2);
-    h.tick_all(5);
+    h.run(5);
     assert_eq!(h.applied_texts(2), ["y"]);
     assert_eq!(h.applied_texts(1), ["y"]);
     h.check_agreement();
@@ -768,13 +768,13 @@ fn malformed_messages_are_dropped_without_panicking() {
         );
     }
     h.propose(1, "b").unwrap();
-    h.tick_all(5);
+    h.run(5);
     assert_eq!(h.applied_texts(3), ["a", "b"]);
     // A new election over the same logs still works.
     h.crash(1);
     h.elect(2);
     h.propose(2, "c").unwrap();
-    h.tick_all(5);
+    h.run(5);
     assert_eq!(h.applied_texts(3), ["a", "b", "c"]);
     h.check_agreement();
 }

@@ -15,7 +15,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::Net;
+use common::{Net, PaxosNet};
 use consensus_api::{Core, Membership, NodeId, Payload, Ticket};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,23 +34,23 @@ fn run_seed(seed: u64) {
         let down = (1..=nodes).filter(|n| !net.is_up(*n)).count() as u64;
         match roll {
             0..=599 => {
-                if net.in_flight.is_empty() {
+                if net.queue.is_empty() {
                     continue;
                 }
-                let i = rng.random_range(0..net.in_flight.len());
+                let i = rng.random_range(0..net.queue.len());
                 let lost = rng.random_range(0..100) < 5;
                 let duplicated = rng.random_range(0..100) < 3;
                 if duplicated {
-                    let copy = net.in_flight[i].clone();
-                    net.in_flight.push(copy);
+                    let copy = net.queue[i].clone();
+                    net.queue.push_back(copy);
                 }
                 if lost {
-                    net.in_flight.swap_remove(i);
+                    net.queue.swap_remove_back(i);
                 } else {
                     net.deliver_index(i);
                 }
             }
-            600..=849 => net.tick_all(),
+            600..=849 => net.tick_all(1),
             850..=959 => {
                 let id = rng.random_range(1..=nodes);
                 if net.is_up(id) {
@@ -107,7 +107,7 @@ fn run_seed(seed: u64) {
     }
     net.run(400);
     if std::env::var("PAXOS_TRACE").is_ok() {
-        net.record = true;
+        net.tracing = true;
         net.run(60);
         for line in &net.trace {
             eprintln!("{line}");
@@ -115,7 +115,9 @@ fn run_seed(seed: u64) {
     }
     net.check_agreement();
     net.check_no_duplicates();
-    let lengths: Vec<usize> = (1..=nodes).map(|n| net.node(n).applied.len()).collect();
+    let lengths: Vec<usize> = (1..=nodes)
+        .map(|n| net.node(n).machine.applied.len())
+        .collect();
     assert!(
         lengths.windows(2).all(|w| w[0] == w[1]),
         "seed {seed}: logs differ in length: {lengths:?}"
@@ -143,7 +145,7 @@ fn run_seed(seed: u64) {
 /// Every ticket that finished `Ok(slot)` names the slot of its command;
 /// every pending one is still pending (the run is not over) or failed.
 fn check_tickets(net: &Net, proposed: &BTreeMap<(NodeId, Ticket), String>, id: NodeId) {
-    let applied = &net.node(id).applied;
+    let applied = &net.node(id).machine.applied;
     for ((node, ticket), text) in proposed.range((id, Ticket(0))..=(id, Ticket(u64::MAX))) {
         assert_eq!(*node, id);
         if let Some(Ok(slot)) = net.outcome(id, *ticket) {
@@ -182,17 +184,17 @@ fn run_membership_seed(seed: u64) {
         let down = (1..=nodes).filter(|n| !net.is_up(*n)).count();
         match roll {
             0..=599 => {
-                if net.in_flight.is_empty() {
+                if net.queue.is_empty() {
                     continue;
                 }
-                let i = rng.random_range(0..net.in_flight.len());
+                let i = rng.random_range(0..net.queue.len());
                 if rng.random_range(0..100) < 3 {
-                    net.in_flight.swap_remove(i);
+                    net.queue.swap_remove_back(i);
                 } else {
                     net.deliver_index(i);
                 }
             }
-            600..=849 => net.tick_all(),
+            600..=849 => net.tick_all(1),
             850..=949 => {
                 let id = rng.random_range(1..=nodes);
                 if net.is_up(id) {
@@ -239,7 +241,9 @@ fn run_membership_seed(seed: u64) {
     net.check_agreement();
     net.check_no_duplicates();
     let membership = net.core(1).status().membership;
-    let lengths: Vec<usize> = (1..=nodes).map(|n| net.node(n).applied.len()).collect();
+    let lengths: Vec<usize> = (1..=nodes)
+        .map(|n| net.node(n).machine.applied.len())
+        .collect();
     assert!(
         lengths.windows(2).all(|w| w[0] == w[1]),
         "seed {seed}: logs differ after {changes} changes: {lengths:?}"

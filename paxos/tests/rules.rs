@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{command, payload, Net};
+use common::{command, payload, Net, PaxosNet};
 use consensus_api::{Core, CoreConfig, LogStore, Membership, Payload, Rejected};
 use consensus_storage::MemStore;
 use paxos::{Accept, Ballot, Message, NackSlot, PaxosCore, Prepare, Proposal, SlotBallot};
@@ -206,7 +206,7 @@ fn a_proposer_adopts_the_value_chosen_by_a_quorum_that_mostly_crashed() {
     // slot 1. Phase 2 happens on 1, 2, 3 ("a" is chosen), but every
     // Accepted notice is lost, so nobody knows it.
     net.deliver_all_losing(|_, to, m| to == 4 || to == 5 || matches!(m, Message::Accepted(_)));
-    assert!(net.node(1).applied.is_empty());
+    assert!(net.node(1).machine.applied.is_empty());
     assert_eq!(
         net.node(3).store.durable().entries[&1].payload,
         payload("a")
@@ -215,7 +215,7 @@ fn a_proposer_adopts_the_value_chosen_by_a_quorum_that_mostly_crashed() {
     net.crash(2);
     // Node 5 proposes "b" in what it believes is a fresh slot: slot 1.
     let second = net.propose(5, "b");
-    net.record = true;
+    net.tracing = true;
     net.deliver_all();
     assert!(
         net.trace
@@ -263,7 +263,7 @@ fn a_value_accepted_by_a_crashed_minority_is_decided_once() {
         net.commands(4),
         vec!["b"],
         "slot 1 became a no-op: {:?}",
-        net.node(4).applied
+        net.node(4).machine.applied
     );
     net.restart(1);
     net.restart(2);
@@ -278,12 +278,12 @@ fn a_value_accepted_by_a_crashed_minority_is_decided_once() {
 #[test]
 fn two_proposers_with_interleaved_phases_choose_one_value() {
     let mut net = Net::new(3);
-    net.record = true;
+    net.tracing = true;
     let x = net.propose(1, "x");
     // Node 1's Prepare reaches node 2; node 3 hears nothing yet.
     net.deliver_where(|from, to, m| from == 1 && to == 2 && matches!(m, Message::Prepare(_)));
     let late_prepare: Vec<_> = net
-        .in_flight
+        .queue
         .iter()
         .filter(|(_, to, _)| *to == 3)
         .cloned()
@@ -300,7 +300,7 @@ fn two_proposers_with_interleaved_phases_choose_one_value() {
     net.deliver_where(|from, _, m| from == 1 && matches!(m, Message::Accept(_)));
     net.deliver_where(|_, _, m| matches!(m, Message::Nack(_)));
     net.deliver_where(|from, _, m| from == 3 && matches!(m, Message::Accept(_)));
-    net.in_flight.extend(late_prepare);
+    net.queue.extend(late_prepare);
     net.run(100);
     net.check_agreement();
     net.check_no_duplicates();
@@ -336,20 +336,20 @@ fn gaps_are_filled_with_noops() {
     net.propose(2, "z");
     net.run(3);
     assert!(
-        net.node(2).applied.is_empty(),
+        net.node(2).machine.applied.is_empty(),
         "slot 2 is chosen but slot 1 is a gap"
     );
     assert_eq!(net.core(2).status().last_index, 2);
     net.run(200);
     for id in [2, 3] {
-        let applied = &net.node(id).applied;
+        let applied = &net.node(id).machine.applied;
         assert_eq!(applied.len(), 2, "node {id}");
         assert_eq!(applied[0].payload, Payload::Noop);
         assert_eq!(applied[1].payload, payload("z"));
     }
     net.restart(1);
     net.run(50);
-    assert_eq!(net.node(1).applied.len(), 2);
+    assert_eq!(net.node(1).machine.applied.len(), 2);
     net.check_agreement();
 }
 
@@ -371,7 +371,7 @@ fn a_command_is_chosen_and_committed_everywhere() {
 #[test]
 fn the_golden_message_flow_of_one_command() {
     let mut net = Net::new(3);
-    net.record = true;
+    net.tracing = true;
     net.propose(1, "x");
     net.deliver_all();
     let expected = [
@@ -401,8 +401,8 @@ fn pipelined_proposals_share_messages() {
         })
         .collect();
     net.process(1);
-    assert_eq!(net.in_flight.len(), 2, "one Prepare per peer for 50 slots");
-    net.record = true;
+    assert_eq!(net.queue.len(), 2, "one Prepare per peer for 50 slots");
+    net.tracing = true;
     net.deliver_all();
     for (i, ticket) in tickets.iter().enumerate() {
         assert_eq!(net.outcome(1, *ticket), Some(&Ok(i as u64 + 1)));
@@ -471,7 +471,7 @@ fn a_read_barrier_comes_after_every_acknowledged_write() {
     net.deliver_all_losing(|_, to, _| to == 3);
     assert_eq!(net.outcome(1, write), Some(&Ok(1)));
     assert_eq!(net.core(3).status().last_index, 0);
-    let read = net.read_barrier(3);
+    let read = net.read_barrier(3).expect("read accepted");
     net.deliver_all();
     net.run(5);
     let index = net
@@ -480,7 +480,7 @@ fn a_read_barrier_comes_after_every_acknowledged_write() {
         .expect("read finished")
         .expect("read ok");
     assert!(index > 1, "the read point {index} is above the write");
-    assert!(net.node(3).applied.len() as u64 >= index);
+    assert!(net.node(3).machine.applied.len() as u64 >= index);
     assert_eq!(net.commands(3), vec!["w"]);
 }
 
@@ -499,13 +499,17 @@ fn restarts_replay_the_chosen_log_and_keep_going() {
         // The frontier is persisted lazily (with the next write that is
         // synced anyway): a restart may re-learn the last slots.
         assert!(
-            net.node(id).applied.len() >= 9,
+            net.node(id).machine.applied.len() >= 9,
             "node {id} re-applies the chosen prefix"
         );
     }
     net.run(30);
     for id in 1..=3 {
-        assert_eq!(net.node(id).applied.len(), 10, "node {id} learned the rest");
+        assert_eq!(
+            net.node(id).machine.applied.len(),
+            10,
+            "node {id} learned the rest"
+        );
     }
     let ticket = net.propose(2, "after");
     net.run(5);
@@ -530,7 +534,7 @@ fn a_lagging_node_catches_up_by_snapshot() {
     assert_eq!(net.core(1).status().snapshot_index, 30);
     net.restart(3);
     net.run(20);
-    assert_eq!(net.node(3).applied.len(), 30);
+    assert_eq!(net.node(3).machine.applied.len(), 30);
     assert_eq!(net.core(3).status().snapshot_index, 30);
     let ticket = net.propose(3, "new");
     net.run(5);
@@ -539,7 +543,7 @@ fn a_lagging_node_catches_up_by_snapshot() {
     // And the installed snapshot survives a restart.
     net.crash(3);
     net.restart(3);
-    assert_eq!(net.node(3).applied.len(), 31);
+    assert_eq!(net.node(3).machine.applied.len(), 31);
 }
 
 #[test]
@@ -832,7 +836,7 @@ fn accepted_notices_of_one_batch_follow_each_slots_configuration() {
 #[test]
 fn a_learner_that_missed_the_value_asks_for_it() {
     let mut net = Net::new(3);
-    net.record = true;
+    net.tracing = true;
     let ticket = net.propose(1, "x");
     net.deliver_all_losing(|_, to, m| to == 3 && matches!(m, Message::Accept(_)));
     assert_eq!(net.outcome(1, ticket), Some(&Ok(1)));

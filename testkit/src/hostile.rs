@@ -15,10 +15,14 @@
 //! messages reach nodes in every role, and the cluster's own reaction to
 //! them (elections on an absurd term, catch-up of a follower told of a far
 //! index) runs as well.
+//!
+//! [`cases`], [`config`] and [`hits`] are the proptest scaffolding every
+//! protocol's `tests/bad_input.rs` shares.
 
 use std::fmt;
 
 use consensus_api::{Bytes, Core, CoreConfig, InitialState, Membership, NodeId, Role};
+use proptest::prelude::*;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -534,6 +538,38 @@ impl<C: Core> Cluster<C> {
         self.nodes[index % count].step(from, message);
         self.collect();
     }
+}
+
+/// `PROPTEST_CASES` when set (the long run), else `default` (CI).
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The bad-input properties' configuration: [`cases`]`(256)` cases, no
+/// failure persistence.
+pub fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: cases(256),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// 1 to 11 [`Hit`]s: a target, up to 9 bytes of sender entropy, up to 159
+/// bytes of message entropy and a tick count each.
+pub fn hits() -> impl Strategy<Value = Vec<Hit>> {
+    prop::collection::vec(
+        (
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..10),
+            prop::collection::vec(any::<u8>(), 0..160),
+            any::<u8>(),
+        ),
+        1..12,
+    )
 }
 
 /// One hostile event of [`attack`]: entropy for a message to `target`

@@ -84,6 +84,7 @@
 #![deny(missing_docs)]
 
 pub mod hostile;
+pub mod network;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -8,37 +8,9 @@
 //! Cases per property: `PROPTEST_CASES` (default below, a few seconds in
 //! debug). The long run is in docs/testing.md, "Bad input at scale".
 
-use consensus_testkit::hostile::{self, Cluster, Hit};
+use consensus_testkit::hostile::{self, config, hits, Cluster};
 use proptest::prelude::*;
 use zab::{HardState, Message, SnapshotMeta, ZabCore};
-
-/// `PROPTEST_CASES` when set (the long run), else `default` (CI).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(256),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-fn hits() -> impl Strategy<Value = Vec<Hit>> {
-    prop::collection::vec(
-        (
-            any::<u8>(),
-            prop::collection::vec(any::<u8>(), 0..10),
-            prop::collection::vec(any::<u8>(), 0..160),
-            any::<u8>(),
-        ),
-        1..12,
-    )
-}
 
 proptest! {
     #![proptest_config(config())]

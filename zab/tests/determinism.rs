@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Net;
+use common::{Net, ZabNet};
 
 #[test]
 fn the_crate_does_not_depend_on_tokio() {

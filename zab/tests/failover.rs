@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config, Net};
+use common::{config, Net, ZabNet};
 use consensus_api::{Bytes, Core, Entry, InitialState, Membership, NodeId, Payload};
 use zab::{FollowerInfo, HardState, LeaderInfo, Message, ServerState, Vote, ZabCore, Zxid};
 
@@ -278,14 +278,7 @@ fn entry(index: u64, text: &str) -> Entry {
 /// Three servers restored with the given `acceptedEpoch`s (currentEpoch 1)
 /// and histories of `lengths` proposals of epoch 1.
 fn restored(accepted: [u64; 3], lengths: [u64; 3]) -> Net {
-    let mut net = Net {
-        nodes: Default::default(),
-        queue: Default::default(),
-        cut: Default::default(),
-        trace: Vec::new(),
-        tracing: false,
-        sent: Vec::new(),
-    };
+    let mut net = Net::empty();
     for id in 1..=3u64 {
         let i = id as usize - 1;
         let state = InitialState {

@@ -30,7 +30,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::Net;
+use common::{Net, ZabNet};
 use consensus_api::Role;
 
 const MILESTONES: [&str; 6] = [

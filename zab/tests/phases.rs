@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config, Net};
+use common::{config, Net, ZabNet};
 use consensus_api::{Bytes, Core, Entry, InitialState, Membership, Payload, Rejected, Role};
 use zab::{Ack, AckEpoch, FollowerInfo, HardState, Message, ServerState, Vote, ZabCore, Zxid};
 
@@ -33,14 +33,7 @@ fn state(accepted: u64, current: u64, entries: Vec<Entry>) -> InitialState {
 fn net_from(states: Vec<InitialState>) -> Net {
     let n = states.len() as u64;
     let voters: Vec<u64> = (1..=n).collect();
-    let mut net = Net {
-        nodes: Default::default(),
-        queue: Default::default(),
-        cut: Default::default(),
-        trace: Vec::new(),
-        tracing: false,
-        sent: Vec::new(),
-    };
+    let mut net = Net::empty();
     for (i, s) in states.into_iter().enumerate() {
         net.add_node(config(i as u64 + 1, &voters), s);
     }
@@ -333,7 +326,7 @@ fn sync_trunc_removes_proposals_of_an_abandoned_epoch() {
         net.trace
     );
     assert!(
-        !net.nodes[&old].truncations.is_empty(),
+        !net.nodes[&old].machine.truncations.is_empty(),
         "TRUNC is a truncate_from"
     );
     let stored = net.stored(old);
@@ -392,7 +385,7 @@ fn sync_snap_transfers_the_snapshot_in_chunks() {
     assert!(net.run_until(200, |n| n.status(lagging).applied_index == 7));
     let chunks = net.trace.iter().filter(|l| l.contains(" Snap ")).count();
     assert!(chunks > 3, "several chunks: {:#?}", net.trace);
-    assert_eq!(net.nodes[&lagging].snapshots_installed, 1);
+    assert_eq!(net.nodes[&lagging].machine.snapshots_installed, 1);
     assert_eq!(net.machine(lagging), net.machine(leader));
     assert_eq!(net.status(lagging).snapshot_index, 6);
     // The follower's store holds the snapshot and the entry after it.
@@ -845,7 +838,7 @@ fn sync_snap_never_drops_acknowledged_proposals() {
     // The leader snapshots at 5 and (as after a go-back below its
     // compaction point) sends that snapshot to the follower.
     let epoch = net.core(leader).following_epoch().unwrap();
-    let data = common::encode_machine(&net.nodes[&leader].machine[..5].to_vec());
+    let data = common::encode_machine(&net.nodes[&leader].machine.commands[..5].to_vec());
     let snap = zab::Snap {
         epoch,
         zxid: net.core(leader).zxid_at(5).unwrap(),
@@ -860,8 +853,8 @@ fn sync_snap_never_drops_acknowledged_proposals() {
     net.tracing = true;
     net.deliver(leader, follower, Message::Snap(snap));
     assert_eq!(net.status(follower).last_index, 7, "acked proposals kept");
-    assert!(net.nodes[&follower].truncations.is_empty());
-    assert_eq!(net.nodes[&follower].snapshots_installed, 0);
+    assert!(net.nodes[&follower].machine.truncations.is_empty());
+    assert_eq!(net.nodes[&follower].machine.snapshots_installed, 0);
     assert_eq!(net.stored(follower).len(), 7);
     assert!(
         net.trace

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config, Net};
+use common::{config, Net, ZabNet};
 use consensus_api::{
     Bytes, Core, Entry, InitialState, Membership, Payload, RecoverError, Rejected, Snapshot,
 };

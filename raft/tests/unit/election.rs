@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use consensus_api::{Core, InitialState, NodeId, Rejected, Role};
 use raft::{HardState, Message, RaftCore, ReadMode, RequestVote, RequestVoteResponse};
 
-use crate::harness::{config, log_with_terms, stored, Network};
+use crate::harness::{config, log_with_terms, stored, Network, RaftNet};
 
 fn request_vote(term: u64, last_log_index: u64, last_log_term: u64) -> Message {
     Message::RequestVote(RequestVote {
@@ -53,7 +53,7 @@ fn follower_times_out_and_starts_an_election() {
     let status = net.status(1);
     assert_eq!(status.role, Role::Candidate);
     assert_eq!(status.epoch, 1);
-    let ready = net.node(1).readies.last().expect("a ready");
+    let ready = net.node(1).machine.readies.last().expect("a ready");
     let hard_state = HardState::decode(ready.hard_state.as_ref().expect("term and vote persisted"))
         .expect("decodes");
     assert_eq!(
@@ -189,6 +189,7 @@ fn a_vote_is_durable_before_it_is_sent_and_survives_restart() {
     net.deliver(1, 3, request_vote(1, 0, 0));
     let ready = net
         .node(3)
+        .machine
         .readies
         .iter()
         .find(|r| {
@@ -278,7 +279,7 @@ fn pre_vote_does_not_bump_terms_and_does_not_disrupt() {
 fn pre_vote_requests_change_no_term_or_vote() {
     let mut net = Network::new(3);
     net.elect(1);
-    let before = (net.status(2).epoch, net.node(2).readies.len());
+    let before = (net.status(2).epoch, net.node(2).machine.readies.len());
     net.deliver(
         3,
         2,
@@ -298,7 +299,7 @@ fn pre_vote_requests_change_no_term_or_vote() {
     );
     assert_eq!(net.status(2).epoch, before.0, "term unchanged");
     assert!(
-        net.node(2).readies[before.1..]
+        net.node(2).machine.readies[before.1..]
             .iter()
             .all(|r| r.hard_state.is_none()),
         "nothing persisted"
@@ -450,9 +451,12 @@ fn a_new_leader_appends_and_commits_a_noop() {
     net.run(3);
     for id in 1..=3 {
         let node = net.node(id);
-        assert_eq!(node.applied.len(), 1);
-        assert_eq!(node.applied[0].epoch, 1);
-        assert_eq!(node.applied[0].payload, consensus_api::Payload::Noop);
+        assert_eq!(node.machine.applied.len(), 1);
+        assert_eq!(node.machine.applied[0].epoch, 1);
+        assert_eq!(
+            node.machine.applied[0].payload,
+            consensus_api::Payload::Noop
+        );
     }
 }
 

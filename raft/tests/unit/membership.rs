@@ -7,7 +7,7 @@ use consensus_api::{
 };
 use raft::Message;
 
-use crate::harness::{config, stored, Network};
+use crate::harness::{config, stored, Network, RaftNet};
 
 fn conf(index: u64, term: u64, membership: Membership) -> Entry {
     Entry {
@@ -137,6 +137,7 @@ fn adding_voters_goes_through_learners_and_joint_consensus() {
     let index = done.expect("successfully");
     let configs: Vec<Membership> = net
         .node(1)
+        .machine
         .applied
         .iter()
         .filter_map(|e| match &e.payload {
@@ -152,7 +153,10 @@ fn adding_voters_goes_through_learners_and_joint_consensus() {
             target.clone(),
         ]
     );
-    assert_eq!(net.node(1).applied.last().map(|e| e.index), Some(index));
+    assert_eq!(
+        net.node(1).machine.applied.last().map(|e| e.index),
+        Some(index)
+    );
     for id in 1..=5 {
         assert_eq!(net.core(id).membership(), &target, "node {id}");
         assert_eq!(net.applied_commands(id), vec!["before"], "node {id}");

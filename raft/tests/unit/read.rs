@@ -3,7 +3,7 @@
 use consensus_api::{Core, Rejected, Role};
 use raft::{Message, ReadMode};
 
-use crate::harness::Network;
+use crate::harness::{Network, RaftNet};
 
 // Reference: thesis section 6.4
 // A read barrier finishes with the commit index once a quorum answered a

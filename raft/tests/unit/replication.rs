@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use consensus_api::{Core, Entry, InitialState, NodeId, Payload, Rejected, Role};
 use raft::{AppendEntries, AppendOutcome, Message};
 
-use crate::harness::{entry, log_with_terms, stored, Network};
+use crate::harness::{entry, log_with_terms, stored, Network, RaftNet};
 
 fn append(term: u64, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
     Message::AppendEntries(AppendEntries {
@@ -112,7 +112,7 @@ fn follower_overwrites_a_conflicting_suffix() {
     let mut net = single_follower(&[1, 1, 2, 2], 3);
     net.deliver(1, 2, append(3, (2, 1), vec![entry(3, 3)], 0));
     assert_eq!(net.stored_log(2), vec![(1, 1), (2, 1), (3, 3)]);
-    let ready = net.node(2).readies.last().expect("ready");
+    let ready = net.node(2).machine.readies.last().expect("ready");
     assert_eq!(ready.truncate_from, Some(3));
     assert_eq!(ready.append, vec![entry(3, 3)]);
     assert_eq!(
@@ -142,7 +142,7 @@ fn follower_commit_is_bounded_by_the_last_new_entry() {
     let mut net = single_follower(&[1, 1, 1, 1], 1);
     net.deliver(1, 2, append(1, (1, 1), vec![entry(2, 1)], 4));
     assert_eq!(net.status(2).commit_index, 2);
-    assert_eq!(net.node(2).applied.len(), 2);
+    assert_eq!(net.node(2).machine.applied.len(), 2);
     net.deliver(1, 2, append(1, (4, 1), vec![], 3));
     assert_eq!(net.status(2).commit_index, 3);
     net.deliver(1, 2, append(1, (1, 1), vec![], 1));
@@ -198,7 +198,7 @@ fn figure_8_older_term_entry_on_a_majority_is_not_committed() {
         0,
         "2@2 is on a majority but must not commit"
     );
-    assert!(net.node(1).applied.is_empty());
+    assert!(net.node(1).machine.applied.is_empty());
     // (d): S1 crashes; S5 is elected with votes from S2, S3, S4 and
     // overwrites index 2 everywhere.
     net.isolate(1);
@@ -209,6 +209,7 @@ fn figure_8_older_term_entry_on_a_majority_is_not_committed() {
         assert_eq!(net.core(id).status().commit_index, 3);
         let applied: Vec<(u64, u64)> = net
             .node(id)
+            .machine
             .applied
             .iter()
             .map(|e| (e.index, e.epoch))
@@ -240,6 +241,7 @@ fn figure_8_current_term_entry_commits_older_entries_indirectly() {
     );
     let applied: Vec<(u64, u64)> = net
         .node(1)
+        .machine
         .applied
         .iter()
         .map(|e| (e.index, e.epoch))

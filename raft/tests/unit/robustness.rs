@@ -12,7 +12,7 @@ use raft::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::harness::Network;
+use crate::harness::{Network, RaftNet};
 
 fn number(rng: &mut ChaCha8Rng) -> u64 {
     match rng.random_range(0..6) {

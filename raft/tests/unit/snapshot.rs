@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use consensus_api::{Bytes, Core, InitialState, LogStore, Membership, NodeId, Rejected, Snapshot};
 use raft::{HardState, InstallSnapshot, Message, SnapshotOutcome};
 
-use crate::harness::{log_with_terms, stored, Network};
+use crate::harness::{log_with_terms, stored, Network, RaftNet};
 
 /// Compacts `id` at its applied index with `data` and persists the snapshot.
 fn compact(net: &mut Network, id: NodeId, data: &[u8]) -> Snapshot {
     let applied = net.status(id).applied_index;
     let node = net.nodes.get_mut(&id).expect("node");
     let snapshot = node
-        .core
+        .core_mut()
         .compact(applied, Bytes::copy_from_slice(data))
         .expect("compact");
     node.store.save_snapshot(&snapshot).expect("save");
@@ -71,9 +71,9 @@ fn lagging_follower_catches_up_by_chunked_snapshot() {
         net.count_delivered(|f, t, m| f == 1 && t == 3 && matches!(m, Message::InstallSnapshot(_)));
     assert_eq!(chunks, 7, "100 bytes in chunks of 16");
     let node = net.node(3);
-    assert_eq!(node.installed.len(), 1);
-    assert_eq!(node.installed[0].data, Bytes::from(data));
-    assert_eq!(node.installed[0].index, 21);
+    assert_eq!(node.machine.installed.len(), 1);
+    assert_eq!(node.machine.installed[0].data, Bytes::from(data));
+    assert_eq!(node.machine.installed[0].index, 21);
     assert_eq!(
         net.applied_commands(3),
         vec!["after"],
@@ -119,7 +119,7 @@ fn stale_snapshot_is_rejected() {
         snapshot_answers(&net, 2),
         vec![SnapshotOutcome::Done { match_index: 10 }]
     );
-    assert!(net.node(2).installed.is_empty());
+    assert!(net.node(2).machine.installed.is_empty());
     let status = net.status(2);
     assert_eq!(
         (
@@ -145,14 +145,14 @@ fn snapshot_matching_the_log_only_advances_the_commit_index() {
         snapshot_answers(&net, 2),
         vec![SnapshotOutcome::Done { match_index: 6 }]
     );
-    assert!(net.node(2).installed.is_empty());
+    assert!(net.node(2).machine.installed.is_empty());
     assert_eq!(net.status(2).commit_index, 6);
     assert_eq!(
         net.status(2).last_index,
         10,
         "entries after the snapshot are kept"
     );
-    assert_eq!(net.node(2).applied.len(), 6);
+    assert_eq!(net.node(2).machine.applied.len(), 6);
 }
 
 // Chunks must arrive in order; a gap or a duplicate is answered with the
@@ -184,7 +184,7 @@ fn snapshot_chunks_are_assembled_in_order_and_verified() {
         snapshot_answers(&net, 2),
         vec![SnapshotOutcome::Receiving { next_offset: 0 }]
     );
-    assert!(net.node(2).installed.is_empty());
+    assert!(net.node(2).machine.installed.is_empty());
     net.queue.clear();
     for offset in [0, 10, 20] {
         net.deliver(1, 2, chunk(8, 3, &data, offset, 10, crc));
@@ -194,8 +194,8 @@ fn snapshot_chunks_are_assembled_in_order_and_verified() {
         Some(&SnapshotOutcome::Done { match_index: 8 })
     );
     let node = net.node(2);
-    assert_eq!(node.installed.len(), 1);
-    assert_eq!(node.installed[0].data, Bytes::from(data));
+    assert_eq!(node.machine.installed.len(), 1);
+    assert_eq!(node.machine.installed[0].data, Bytes::from(data));
     let status = net.status(2);
     assert_eq!(
         (

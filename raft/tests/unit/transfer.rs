@@ -3,7 +3,7 @@
 use consensus_api::{Core, Rejected, Role};
 use raft::Message;
 
-use crate::harness::Network;
+use crate::harness::{Network, RaftNet};
 
 // Reference: thesis section 3.10
 // The leader sends TimeoutNow to an up-to-date target, which starts an
