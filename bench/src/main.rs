@@ -70,6 +70,11 @@ enum Command {
         /// 150-250 ms election timeout) or fast (20 ms, 60-100 ms).
         #[arg(long, default_value = "default")]
         timing: String,
+        /// Measured seconds per load point (default 5, 2 with --quick); a
+        /// long point at 256 clients is the spurious-election check of a
+        /// timing profile (the table's `elections` column must stay 0).
+        #[arg(long)]
+        measure_secs: Option<u64>,
     },
     /// (internal) One key-value node, for the service-level measurement.
     #[command(hide = true)]
@@ -133,6 +138,7 @@ async fn run(cli: Cli) -> Result<()> {
             failovers,
             data_dir,
             timing,
+            measure_secs,
         } => {
             let mut options = CompareOptions::new(quick);
             options.settings.tuning =
@@ -145,6 +151,10 @@ async fn run(cli: Cli) -> Result<()> {
             options.service |= service;
             if let Some(failovers) = failovers {
                 options.failovers = failovers;
+            }
+            if let Some(seconds) = measure_secs {
+                anyhow::ensure!(seconds > 0, "--measure-secs must be at least 1");
+                options.measure = Duration::from_secs(seconds);
             }
             options.settings.nodes = nodes;
             options.settings.storage = storage;
