@@ -16,6 +16,7 @@ use crate::hard_state::HardState;
 use crate::leader::LeaderState;
 use crate::log::RaftLog;
 use crate::message::{AppendOutcome, HeartbeatResponse, Message, RequestVoteResponse};
+use crate::progress::Progress;
 use crate::read::ReadMode;
 use crate::snapshot::IncomingSnapshot;
 
@@ -30,6 +31,20 @@ pub(crate) enum Role {
     Candidate(CandidateState),
     /// Leads its term (§5.3).
     Leader(Box<LeaderState>),
+}
+
+impl Role {
+    /// A leader's progress of `from`, marked as heard from just now (every
+    /// answer a follower sends proves it alive); `None` when this node is
+    /// not a leader or `from` is not a member it replicates to.
+    pub(crate) fn heard_from(&mut self, from: NodeId) -> Option<&mut Progress> {
+        let Role::Leader(leader) = self else {
+            return None;
+        };
+        let progress = leader.progress.get_mut(&from)?;
+        progress.ticks_since_heard = 0;
+        Some(progress)
+    }
 }
 
 /// A Raft node as a deterministic, sans-IO state machine.

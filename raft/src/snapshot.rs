@@ -127,13 +127,9 @@ impl RaftCore {
         response: InstallSnapshotResponse,
     ) {
         let last = self.log.last_index();
-        let Role::Leader(leader) = &mut self.role else {
+        let Some(progress) = self.role.heard_from(from) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            return;
-        };
-        progress.ticks_since_heard = 0;
         match response.outcome {
             SnapshotOutcome::Receiving { next_offset } => {
                 if let ProgressState::Snapshot(transfer) = &mut progress.state {
@@ -164,12 +160,7 @@ impl RaftCore {
                     );
                     progress.become_probe();
                 }
-                if advanced {
-                    self.maybe_commit();
-                    self.maybe_send_timeout_now();
-                    self.advance_membership_change();
-                }
-                self.send_appends(from);
+                self.after_matched(from, advanced);
             }
         }
     }
