@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::ZabCore;
 use crate::message::{AckSnap, Message, Snap};
-use crate::role::{Role, Stage};
+use crate::role::{LeaderPhase, Role, Stage};
 use crate::zxid::Zxid;
 
 /// What ZAB keeps in [`Snapshot::protocol_state`].
@@ -189,16 +189,13 @@ impl ZabCore {
     /// Leader: snapshot progress.
     pub(crate) fn on_ack_snap(&mut self, from: NodeId, message: AckSnap) {
         let now = self.now;
-        let Role::Leading(leader) = &mut self.role else {
+        let epoch = message.epoch;
+        let Some(progress) = self
+            .role
+            .heard_from(from, epoch, LeaderPhase::Discovery, now)
+        else {
             return;
         };
-        if message.epoch != leader.epoch {
-            return;
-        }
-        let Some(progress) = leader.followers.get_mut(&from) else {
-            return;
-        };
-        progress.heard_at = now;
         let Stage::Snapshotting(send) = &mut progress.stage else {
             return;
         };
