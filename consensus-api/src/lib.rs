@@ -69,7 +69,10 @@ pub use membership::{Membership, MembershipError};
 pub use replicated::{Applied, ReadConsistency, ReplicatedLog, StateMachine};
 pub use sessions::{SessionCommand, SessionError, Sessions};
 pub use store::LogStore;
-pub use toolkit::{random_ticks, snapshot_chunk, ChunkError, SnapshotChunks, TicketCounter};
+pub use toolkit::{
+    decode_hard_state, decode_protocol_state, encode_postcard, random_ticks, snapshot_chunk,
+    ChunkError, SnapshotChunks, SnapshotTransfer, TicketCounter,
+};
 pub use transport::{Transport, TransportEvent};
 pub use types::{Entry, LogIndex, NodeId, Payload, PeerProgress, Role, Snapshot, Status, Ticket};
 
