@@ -182,11 +182,7 @@ impl ZabCore {
         let base_zxid = self.log.history.base_zxid();
         let now = self.now;
         let interval = self.heartbeat_ticks();
-        let epoch = message.epoch;
-        let Some(progress) = self
-            .role
-            .heard_from(from, epoch, LeaderPhase::Synchronization, now)
-        else {
+        let Some(progress) = self.heard_from_syncing(from, message.epoch) else {
             return;
         };
         let replan = match &progress.stage {

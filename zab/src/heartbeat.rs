@@ -233,12 +233,7 @@ impl ZabCore {
 
     /// Leader: PING answered.
     pub(crate) fn on_ping_response(&mut self, from: NodeId, message: PingResponse) {
-        let now = self.now;
-        let epoch = message.epoch;
-        let Some(progress) = self
-            .role
-            .heard_from(from, epoch, LeaderPhase::Discovery, now)
-        else {
+        let Some(progress) = self.heard_from(from, message.epoch) else {
             return;
         };
         progress.round = progress.round.max(message.round);

@@ -283,12 +283,7 @@ impl ZabCore {
     pub(crate) fn on_ack_new_leader(&mut self, from: NodeId, message: AckNewLeader) {
         let membership = self.log.membership();
         let index = self.log.history.floor_index(message.zxid).unwrap_or(0);
-        let now = self.now;
-        let epoch = message.epoch;
-        let Some(progress) = self
-            .role
-            .heard_from(from, epoch, LeaderPhase::Synchronization, now)
-        else {
+        let Some(progress) = self.heard_from_syncing(from, message.epoch) else {
             return;
         };
         progress.synced = true;
