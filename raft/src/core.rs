@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use consensus_api::{
     Bytes, Core, CoreConfig, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
-    RecoverError, Rejected, Role as StatusRole, Snapshot, Status, Ticket, TicketCounter,
+    RecoverError, Rejected, Role as StatusRole, Snapshot, SnapshotTransfer, Status, Ticket,
+    TicketCounter,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +19,6 @@ use crate::log::RaftLog;
 use crate::message::{AppendOutcome, HeartbeatResponse, Message, RequestVoteResponse};
 use crate::progress::Progress;
 use crate::read::ReadMode;
-use crate::snapshot::IncomingSnapshot;
 
 /// The part a node plays, with the state only that part has.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ pub struct RaftCore {
     pub(crate) messages: Vec<(NodeId, Message)>,
     pub(crate) completed: Vec<(Ticket, Result<LogIndex, Rejected>)>,
     /// A snapshot being assembled from chunks (followers).
-    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    pub(crate) incoming_snapshot: Option<SnapshotTransfer>,
     pub(crate) read_mode: ReadMode,
     pub(crate) ticket_counter: TicketCounter,
     ready_number: u64,
