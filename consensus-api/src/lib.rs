@@ -42,8 +42,10 @@
 //! What every core needs and no protocol owns is written here once: the
 //! configuration rules ([`CoreConfig::validate`]), the seeded randomized
 //! timeout ([`CoreConfig::random_election_timeout`], [`random_ticks`]), the
-//! ticket counter ([`TicketCounter`]) and chunked snapshot transfer
-//! ([`SnapshotChunks`], [`snapshot_chunk`]).
+//! ticket counter ([`TicketCounter`]), chunked snapshot transfer
+//! ([`SnapshotChunks`], [`SnapshotTransfer`], [`snapshot_chunk`]) and the
+//! postcard encoding of a core's own durable metadata ([`encode_postcard`],
+//! [`decode_hard_state`], [`decode_protocol_state`]).
 //!
 //! This crate has no async runtime dependency: [`ReplicatedLog`] and
 //! [`Transport`] are `async-trait` traits, implemented elsewhere with tokio.
@@ -69,7 +71,10 @@ pub use membership::{Membership, MembershipError};
 pub use replicated::{Applied, ReadConsistency, ReplicatedLog, StateMachine};
 pub use sessions::{SessionCommand, SessionError, Sessions};
 pub use store::LogStore;
-pub use toolkit::{random_ticks, snapshot_chunk, ChunkError, SnapshotChunks, TicketCounter};
+pub use toolkit::{
+    decode_hard_state, decode_protocol_state, encode_postcard, random_ticks, snapshot_chunk,
+    ChunkError, SnapshotChunks, SnapshotTransfer, TicketCounter,
+};
 pub use transport::{Transport, TransportEvent};
 pub use types::{Entry, LogIndex, NodeId, Payload, PeerProgress, Role, Snapshot, Status, Ticket};
 

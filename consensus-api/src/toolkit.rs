@@ -7,15 +7,22 @@
 //!   seeded randomized timeout, drawn from the core's own RNG;
 //! * [`TicketCounter`]: the counter that numbers the tickets a core hands out;
 //! * [`SnapshotChunks`] and [`snapshot_chunk`]: both ends of a chunked
-//!   snapshot transfer, with one behaviour on a bad transfer.
+//!   snapshot transfer, with one behaviour on a bad transfer, and
+//!   [`SnapshotTransfer`]: the received bytes with the snapshot's metadata;
+//! * [`encode_postcard`], [`decode_hard_state`] and
+//!   [`decode_protocol_state`]: the encoding of a core's own durable
+//!   metadata (its hard state, a snapshot's `protocol_state`).
 
 use bytes::Bytes;
 use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use thiserror::Error;
 
 use crate::core::CoreConfig;
 use crate::error::RecoverError;
-use crate::types::Ticket;
+use crate::membership::Membership;
+use crate::types::{LogIndex, Snapshot, Ticket};
 
 impl CoreConfig {
     /// The rules every core's configuration obeys, checked by each core's
@@ -219,6 +226,67 @@ impl SnapshotChunks {
     }
 }
 
+/// The receiving side of one snapshot transfer with the snapshot's metadata
+/// (what the transfer's first chunk announced): for a core whose chunks
+/// carry the [`Snapshot`]'s own fields (index, epoch, membership, protocol
+/// state), so that the whole snapshot comes out at the end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotTransfer {
+    /// Last index the snapshot covers.
+    pub index: LogIndex,
+    /// Epoch of the entry at `index`.
+    pub epoch: u64,
+    /// The membership the snapshot records.
+    pub membership: Membership,
+    /// The protocol's own metadata.
+    pub protocol_state: Bytes,
+    /// The bytes so far, with the announced size and CRC32C.
+    pub chunks: SnapshotChunks,
+}
+
+impl SnapshotTransfer {
+    /// A new transfer of the snapshot at `index` (with `epoch`,
+    /// `membership` and `protocol_state`) whose data has `total_bytes`
+    /// bytes and the CRC32C `checksum`.
+    pub fn new(
+        index: LogIndex,
+        epoch: u64,
+        membership: Membership,
+        protocol_state: Bytes,
+        total_bytes: u64,
+        checksum: u32,
+    ) -> Self {
+        SnapshotTransfer {
+            index,
+            epoch,
+            membership,
+            protocol_state,
+            chunks: SnapshotChunks::new(total_bytes, checksum),
+        }
+    }
+
+    /// Whether a chunk announcing the snapshot at `index` with `checksum`
+    /// and `total_bytes` belongs to this transfer.
+    pub fn is_same(&self, index: LogIndex, checksum: u32, total_bytes: u64) -> bool {
+        self.index == index
+            && self.chunks.checksum() == checksum
+            && self.chunks.total_bytes() == total_bytes
+    }
+
+    /// The whole snapshot, if its data has the announced size and checksum
+    /// (see [`SnapshotChunks::finish`]).
+    pub fn finish(self) -> Result<Snapshot, ChunkError> {
+        let data = self.chunks.finish()?;
+        Ok(Snapshot {
+            index: self.index,
+            epoch: self.epoch,
+            membership: self.membership,
+            protocol_state: self.protocol_state,
+            data,
+        })
+    }
+}
+
 /// The sending side: the chunk of at most `chunk_bytes` bytes of `data`
 /// starting at `offset` (clamped to the end), and whether it is the last.
 pub fn snapshot_chunk(data: &Bytes, offset: u64, chunk_bytes: usize) -> (Bytes, bool) {
@@ -226,6 +294,24 @@ pub fn snapshot_chunk(data: &Bytes, offset: u64, chunk_bytes: usize) -> (Bytes, 
     let start = usize::try_from(offset).unwrap_or(total).min(total);
     let end = start.saturating_add(chunk_bytes.max(1)).min(total);
     (data.slice(start..end), end == total)
+}
+
+/// The postcard bytes of a core's own durable metadata: its hard state, or
+/// a snapshot's `protocol_state`. (Encoding into a `Vec` cannot fail.)
+pub fn encode_postcard<T: Serialize + ?Sized>(value: &T) -> Bytes {
+    Bytes::from(postcard::to_allocvec(value).expect("encoding into a Vec cannot fail"))
+}
+
+/// Decodes a hard state written by [`encode_postcard`]
+/// ([`RecoverError::CorruptHardState`] when it does not decode).
+pub fn decode_hard_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecoverError> {
+    postcard::from_bytes(bytes).map_err(|e| RecoverError::CorruptHardState(e.to_string()))
+}
+
+/// Decodes a snapshot's `protocol_state` written by [`encode_postcard`]
+/// ([`RecoverError::CorruptSnapshot`] when it does not decode).
+pub fn decode_protocol_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecoverError> {
+    postcard::from_bytes(bytes).map_err(|e| RecoverError::CorruptSnapshot(e.to_string()))
 }
 
 #[cfg(test)]
@@ -292,6 +378,50 @@ mod tests {
         assert_eq!(bad.finish(), Err(ChunkError::ChecksumMismatch));
         assert!(!SnapshotChunks::fits(10, 5, 14));
         assert!(SnapshotChunks::fits(9, 5, 14));
+    }
+
+    #[test]
+    fn a_transfer_gives_the_whole_snapshot() {
+        let data = Bytes::from_static(b"state");
+        let membership = Membership::new([1, 2, 3]);
+        let state = Bytes::from_static(b"meta");
+        let mut transfer = SnapshotTransfer::new(
+            7,
+            2,
+            membership.clone(),
+            state.clone(),
+            data.len() as u64,
+            crc32c::crc32c(&data),
+        );
+        assert!(transfer.is_same(7, crc32c::crc32c(&data), data.len() as u64));
+        assert!(!transfer.is_same(8, crc32c::crc32c(&data), data.len() as u64));
+        transfer.chunks.push(0, &data).unwrap();
+        let snapshot = transfer.finish().unwrap();
+        assert_eq!(
+            snapshot,
+            Snapshot {
+                index: 7,
+                epoch: 2,
+                membership,
+                protocol_state: state,
+                data,
+            }
+        );
+    }
+
+    #[test]
+    fn postcard_helpers_round_trip_and_refuse_garbage() {
+        let encoded = encode_postcard(&(3u64, 4u64));
+        assert_eq!(encoded, Bytes::from(vec![3, 4]));
+        assert_eq!(decode_hard_state::<(u64, u64)>(&encoded), Ok((3, 4)));
+        assert!(matches!(
+            decode_hard_state::<(u64, u64)>(&[0xff]),
+            Err(RecoverError::CorruptHardState(_))
+        ));
+        assert!(matches!(
+            decode_protocol_state::<(u64, u64)>(&[]),
+            Err(RecoverError::CorruptSnapshot(_))
+        ));
     }
 
     #[test]

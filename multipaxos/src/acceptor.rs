@@ -38,6 +38,19 @@ impl MultiPaxosCore {
         self.send(to, message);
     }
 
+    /// The promise rule for a Prepare, an Accept or a heartbeat of `ballot`
+    /// from `from`: below the promise it is refused with a [`Nack`]; at or
+    /// above it, the promise rises to `ballot` (durably) and the message may
+    /// be acted on (`true`).
+    fn keep_promise(&mut self, from: NodeId, ballot: Ballot) -> bool {
+        if ballot < self.promised {
+            self.nack(from, ballot);
+            return false;
+        }
+        self.observe_ballot(ballot);
+        true
+    }
+
     /// A message of the leader of `ballot` (at least the promise) arrived:
     /// follow it and restart the failure detector.
     fn follow(&mut self, leader: NodeId) {
@@ -68,16 +81,25 @@ impl MultiPaxosCore {
         self.want_catch_up(leader, leader_commit);
     }
 
+    /// Whether `from` owns `ballot`, as a probe or heartbeat (`what`) must;
+    /// a message that claims someone else's ballot is dropped with a warning.
+    fn sender_owns(&self, from: NodeId, ballot: Ballot, what: &str) -> bool {
+        let owns = ballot.node() == from;
+        if !owns {
+            tracing::warn!(
+                node = self.config.id,
+                from,
+                "{what} for a ballot the sender does not own"
+            );
+        }
+        owns
+    }
+
     /// Pre-vote: grants when the ballot is above the promise and no live
     /// leader was heard from within the minimum election timeout (a node
     /// that still hears its leader does not help depose it).
     pub(crate) fn on_probe(&mut self, from: NodeId, probe: Probe) {
-        if probe.ballot.node() != from {
-            tracing::warn!(
-                node = self.config.id,
-                from,
-                "probe for a ballot the sender does not own"
-            );
+        if !self.sender_owns(from, probe.ballot, "probe") {
             return;
         }
         let leader_alive = matches!(self.role, Role::Leader(_))
@@ -100,11 +122,9 @@ impl MultiPaxosCore {
             tracing::warn!(node = self.config.id, from, "malformed Prepare dropped");
             return;
         }
-        if prepare.ballot < self.promised {
-            self.nack(from, prepare.ballot);
+        if !self.keep_promise(from, prepare.ballot) {
             return;
         }
-        self.observe_ballot(prepare.ballot);
         // Give the candidate time to finish Phase 1 before competing.
         self.election_elapsed = 0;
         let commit = self.log.commit();
@@ -128,11 +148,9 @@ impl MultiPaxosCore {
             tracing::warn!(node = self.config.id, from, "malformed Accept dropped");
             return;
         }
-        if accept.ballot < self.promised {
-            self.nack(from, accept.ballot);
+        if !self.keep_promise(from, accept.ballot) {
             return;
         }
-        self.observe_ballot(accept.ballot);
         self.follow(from);
         let floor = self.log.commit().max(self.log.snapshot_index());
         let first = accept.entries[0].index;
@@ -166,19 +184,12 @@ impl MultiPaxosCore {
 
     /// The leader's liveness signal: follow it, learn its frontier, answer.
     pub(crate) fn on_heartbeat(&mut self, from: NodeId, heartbeat: Heartbeat) {
-        if heartbeat.ballot.node() != from {
-            tracing::warn!(
-                node = self.config.id,
-                from,
-                "heartbeat for a ballot the sender does not own"
-            );
+        if !self.sender_owns(from, heartbeat.ballot, "heartbeat") {
             return;
         }
-        if heartbeat.ballot < self.promised {
-            self.nack(from, heartbeat.ballot);
+        if !self.keep_promise(from, heartbeat.ballot) {
             return;
         }
-        self.observe_ballot(heartbeat.ballot);
         self.follow(from);
         self.learn_commit(heartbeat.ballot, heartbeat.commit, from);
         let response = Message::HeartbeatResponse(HeartbeatResponse {

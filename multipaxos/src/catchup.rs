@@ -17,7 +17,7 @@ use consensus_api::{LogIndex, NodeId};
 use crate::ballot::Ballot;
 use crate::core::{MultiPaxosCore, Role};
 use crate::log::Stored;
-use crate::message::{CatchUp, Chosen, Message, SnapshotChunkResponse};
+use crate::message::{CatchUp, Chosen, Message};
 
 /// An outstanding request for chosen values.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -67,11 +67,7 @@ impl MultiPaxosCore {
     /// snapshot is being received from `target`, else chosen values.
     fn send_catch_up_request(&mut self, target: NodeId) {
         if let Some(incoming) = self.incoming_snapshot.as_ref().filter(|i| i.from == target) {
-            let response = SnapshotChunkResponse {
-                index: incoming.index,
-                checksum: incoming.chunks.checksum(),
-                next_offset: incoming.chunks.received_bytes(),
-            };
+            let response = incoming.next_chunk_request();
             self.send(target, Message::SnapshotChunkResponse(response));
         } else {
             let from = self.log.commit() + 1;

@@ -294,6 +294,20 @@ impl MultiPaxosCore {
             .next_for(self.config.id)
     }
 
+    /// [`fresh_ballot`](Self::fresh_ballot), or `None` after stepping down
+    /// to follower when the ballot counter is exhausted.
+    fn fresh_ballot_or_follow(&mut self) -> Option<Ballot> {
+        let ballot = self.fresh_ballot();
+        if ballot.is_none() {
+            tracing::error!(
+                node = self.config.id,
+                "ballot counter exhausted; this node cannot lead"
+            );
+            self.become_follower(None);
+        }
+        ballot
+    }
+
     /// Starts (or restarts) an election: a probe round with `pre_vote`,
     /// else Phase 1 at once.
     pub(crate) fn start_election(&mut self) {
@@ -303,12 +317,7 @@ impl MultiPaxosCore {
         if let Role::Leader(_) = self.role {
             self.become_follower(None);
         }
-        let Some(ballot) = self.fresh_ballot() else {
-            tracing::error!(
-                node = self.config.id,
-                "ballot counter exhausted; this node cannot lead"
-            );
-            self.become_follower(None);
+        let Some(ballot) = self.fresh_ballot_or_follow() else {
             return;
         };
         if !self.config.pre_vote {
@@ -353,12 +362,7 @@ impl MultiPaxosCore {
     /// Phase 1a: promise a fresh ballot to itself (durably, in the same
     /// `Ready` as the Prepares) and ask the voters for theirs.
     pub(crate) fn start_phase1(&mut self) {
-        let Some(ballot) = self.fresh_ballot() else {
-            tracing::error!(
-                node = self.config.id,
-                "ballot counter exhausted; this node cannot lead"
-            );
-            self.become_follower(None);
+        let Some(ballot) = self.fresh_ballot_or_follow() else {
             return;
         };
         tracing::debug!(node = self.config.id, %ballot, "phase 1");

@@ -1,7 +1,7 @@
 //! The durable metadata of a node, written in `Ready::hard_state`.
 
 use bytes::Bytes;
-use consensus_api::{LogIndex, RecoverError};
+use consensus_api::{decode_hard_state, encode_postcard, LogIndex, RecoverError};
 use serde::{Deserialize, Serialize};
 
 use crate::ballot::Ballot;
@@ -44,14 +44,12 @@ impl HardState {
             promised: self.promised.epoch(),
             commit: self.commit,
         };
-        // Encoding a struct of integers into a Vec cannot fail.
-        Bytes::from(postcard::to_allocvec(&encoded).unwrap_or_default())
+        encode_postcard(&encoded)
     }
 
     /// Decodes what [`HardState::encode`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<HardState, RecoverError> {
-        let encoded: Encoded = postcard::from_bytes(bytes)
-            .map_err(|error| RecoverError::CorruptHardState(error.to_string()))?;
+        let encoded: Encoded = decode_hard_state(bytes)?;
         if encoded.version != VERSION {
             return Err(RecoverError::CorruptHardState(format!(
                 "unknown hard state version {}",

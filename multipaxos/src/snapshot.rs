@@ -17,7 +17,7 @@
 
 use bytes::Bytes;
 use consensus_api::{
-    snapshot_chunk, LogIndex, Membership, NodeId, Rejected, Snapshot, SnapshotChunks,
+    snapshot_chunk, LogIndex, NodeId, Rejected, Snapshot, SnapshotChunks, SnapshotTransfer,
 };
 
 use crate::core::MultiPaxosCore;
@@ -28,16 +28,20 @@ use crate::message::{CatchUp, Message, SnapshotChunk, SnapshotChunkResponse};
 pub(crate) struct IncomingSnapshot {
     /// The sender.
     pub(crate) from: NodeId,
-    /// Last slot covered.
-    pub(crate) index: LogIndex,
-    /// Epoch of that slot.
-    pub(crate) epoch: u64,
-    /// Membership in force after it.
-    pub(crate) membership: Membership,
-    /// Protocol metadata.
-    pub(crate) protocol_state: Bytes,
-    /// The bytes so far, with the announced size and CRC32C.
-    pub(crate) chunks: SnapshotChunks,
+    /// The snapshot's metadata (membership in force after its last slot)
+    /// and the bytes so far.
+    pub(crate) transfer: SnapshotTransfer,
+}
+
+impl IncomingSnapshot {
+    /// Asks the sender for the chunk after the bytes received so far.
+    pub(crate) fn next_chunk_request(&self) -> SnapshotChunkResponse {
+        SnapshotChunkResponse {
+            index: self.transfer.index,
+            checksum: self.transfer.chunks.checksum(),
+            next_offset: self.transfer.chunks.received_bytes(),
+        }
+    }
 }
 
 impl MultiPaxosCore {
@@ -133,11 +137,14 @@ impl MultiPaxosCore {
         if chunk.offset == 0 {
             self.incoming_snapshot = Some(IncomingSnapshot {
                 from,
-                index: chunk.index,
-                epoch: chunk.epoch,
-                membership: chunk.membership.clone(),
-                protocol_state: chunk.protocol_state.clone(),
-                chunks: SnapshotChunks::new(chunk.total_bytes, chunk.checksum),
+                transfer: SnapshotTransfer::new(
+                    chunk.index,
+                    chunk.epoch,
+                    chunk.membership.clone(),
+                    chunk.protocol_state.clone(),
+                    chunk.total_bytes,
+                    chunk.checksum,
+                ),
             });
         }
         let Some(incoming) = self.incoming_snapshot.as_mut() else {
@@ -146,54 +153,43 @@ impl MultiPaxosCore {
             self.send(from, Message::CatchUp(CatchUp { from: from_slot }));
             return;
         };
+        let transfer = &mut incoming.transfer;
         let same_transfer = incoming.from == from
-            && incoming.index == chunk.index
-            && incoming.chunks.checksum() == chunk.checksum
-            && incoming.chunks.total_bytes() == chunk.total_bytes;
-        if !same_transfer || incoming.chunks.push(chunk.offset, &chunk.data).is_err() {
+            && transfer.is_same(chunk.index, chunk.checksum, chunk.total_bytes);
+        if !same_transfer || transfer.chunks.push(chunk.offset, &chunk.data).is_err() {
             return;
         }
         if let Some(state) = &mut self.catch_up {
             state.requested_at = self.now;
         }
-        if !incoming.chunks.is_complete() {
-            let response = SnapshotChunkResponse {
-                index: incoming.index,
-                checksum: incoming.chunks.checksum(),
-                next_offset: incoming.chunks.received_bytes(),
-            };
+        if !transfer.chunks.is_complete() {
+            let response = incoming.next_chunk_request();
             self.send(from, Message::SnapshotChunkResponse(response));
             return;
         }
         let Some(incoming) = self.incoming_snapshot.take() else {
             return;
         };
-        let checksum = incoming.chunks.checksum();
+        let index = incoming.transfer.index;
+        let checksum = incoming.transfer.chunks.checksum();
         // A bad transfer restarts from offset 0 (see `SnapshotChunks`).
-        let Ok(data) = incoming.chunks.finish() else {
+        let Ok(snapshot) = incoming.transfer.finish() else {
             tracing::warn!(
                 node = self.config.id,
                 from,
-                index = incoming.index,
+                index,
                 "snapshot checksum mismatch: transfer restarts"
             );
             let response = SnapshotChunkResponse {
-                index: incoming.index,
+                index,
                 checksum,
                 next_offset: 0,
             };
             self.send(from, Message::SnapshotChunkResponse(response));
             return;
         };
-        let snapshot = Snapshot {
-            index: incoming.index,
-            epoch: incoming.epoch,
-            membership: incoming.membership,
-            protocol_state: incoming.protocol_state,
-            data,
-        };
         self.install_received_snapshot(snapshot, checksum);
-        self.catch_up_progressed(from, incoming.index);
+        self.catch_up_progressed(from, index);
     }
 
     fn install_received_snapshot(&mut self, snapshot: Snapshot, checksum: u32) {

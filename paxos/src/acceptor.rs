@@ -99,6 +99,27 @@ impl PaxosCore {
         false
     }
 
+    /// The promise rule of Phase 1b and 2b for one slot: a `ballot` below
+    /// what this acceptor promised for `slot` is refused with a Nack naming
+    /// the promise (`None`); otherwise the promise it respects (`Some`).
+    fn nack_below_promise(
+        &mut self,
+        from: NodeId,
+        slot: LogIndex,
+        ballot: Ballot,
+    ) -> Option<Ballot> {
+        let floor = self.promise_floor(slot);
+        if ballot < floor {
+            self.output.to(from).nack.push(NackSlot {
+                slot,
+                ballot,
+                promised: floor,
+            });
+            return None;
+        }
+        Some(floor)
+    }
+
     /// Phase 1b.
     pub(crate) fn on_prepare(&mut self, from: NodeId, message: Prepare) {
         for SlotBallot { slot, ballot } in message.slots {
@@ -120,15 +141,9 @@ impl PaxosCore {
                 self.output.to(from).learn = true;
                 continue;
             }
-            let floor = self.promise_floor(slot);
-            if ballot < floor {
-                self.output.to(from).nack.push(NackSlot {
-                    slot,
-                    ballot,
-                    promised: floor,
-                });
+            let Some(floor) = self.nack_below_promise(from, slot, ballot) else {
                 continue;
-            }
+            };
             if ballot > floor {
                 self.acceptor.promises.insert(slot, ballot);
                 self.output.hard_state_dirty = true;
@@ -174,13 +189,7 @@ impl PaxosCore {
             if self.answer_decided(from, slot) {
                 continue;
             }
-            let floor = self.promise_floor(slot);
-            if ballot < floor {
-                self.output.to(from).nack.push(NackSlot {
-                    slot,
-                    ballot,
-                    promised: floor,
-                });
+            if self.nack_below_promise(from, slot, ballot).is_none() {
                 continue;
             }
             let entry = Entry {

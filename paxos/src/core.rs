@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use consensus_api::{
-    Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
-    RecoverError, Rejected, Role, Snapshot, Status, Ticket,
+    decode_hard_state, encode_postcard, Core, CoreConfig, Entry, InitialState, LogIndex,
+    Membership, NodeId, PeerProgress, Ready, RecoverError, Rejected, Role, Snapshot,
+    SnapshotTransfer, Status, Ticket,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -20,7 +21,6 @@ use crate::membership::{Configs, PendingConfigs, ALPHA};
 use crate::message::{Learn, Message};
 use crate::output::{Limits, Output};
 use crate::proposer::{OwnValue, ProposerState};
-use crate::snapshot::IncomingSnapshot;
 
 /// Bound on loopback rounds within one input (a node's messages to itself
 /// are handled before `ready()`); a round never creates unbounded work, so
@@ -82,8 +82,9 @@ pub struct PaxosCore {
     pub(crate) proposer: ProposerState,
     /// Learner state.
     pub(crate) learner: LearnerState,
-    /// A snapshot being received.
-    pub(crate) incoming: Option<IncomingSnapshot>,
+    /// A snapshot being received (its membership is the one in force at its
+    /// last slot; its protocol state the configurations pending above it).
+    pub(crate) incoming: Option<SnapshotTransfer>,
     /// Pending output.
     pub(crate) output: Output,
 }
@@ -311,18 +312,12 @@ impl Core for PaxosCore {
         config.validate()?;
         Self::check_id(config.id, "node id")?;
         let hard_state: HardState = match &state.hard_state {
-            Some(bytes) => postcard::from_bytes(bytes)
-                .map_err(|e| RecoverError::CorruptHardState(e.to_string()))?,
+            Some(bytes) => decode_hard_state(bytes)?,
             None => HardState::default(),
         };
         let (configs, snapshot_index) = match &state.snapshot {
             Some(snapshot) => {
-                let pending: PendingConfigs = if snapshot.protocol_state.is_empty() {
-                    PendingConfigs::default()
-                } else {
-                    postcard::from_bytes(&snapshot.protocol_state)
-                        .map_err(|e| RecoverError::CorruptSnapshot(e.to_string()))?
-                };
+                let pending = PendingConfigs::decode(&snapshot.protocol_state)?;
                 (
                     Configs::from_snapshot(snapshot.membership.clone(), pending),
                     snapshot.index,
@@ -492,9 +487,7 @@ impl Core for PaxosCore {
                 || self.output.snapshot.is_some());
         if write_hard_state {
             self.output.hard_state_dirty = false;
-            let encoded = postcard::to_allocvec(&self.hard_state())
-                .expect("encoding the hard state into a Vec cannot fail");
-            ready.hard_state = Some(Bytes::from(encoded));
+            ready.hard_state = Some(encode_postcard(&self.hard_state()));
         }
         ready.append = std::mem::take(&mut self.output.append)
             .into_values()

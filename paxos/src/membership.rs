@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use consensus_api::{LogIndex, Membership, NodeId};
+use consensus_api::{decode_protocol_state, LogIndex, Membership, NodeId, RecoverError};
 use serde::{Deserialize, Serialize};
 
 /// The configuration window: a change chosen in slot `s` takes effect at slot
@@ -43,6 +43,16 @@ pub(crate) struct Configs {
 pub(crate) struct PendingConfigs {
     /// `(first slot governed, membership)`, increasing.
     pub(crate) pending: Vec<(LogIndex, Membership)>,
+}
+
+impl PendingConfigs {
+    /// Decodes a snapshot's `protocol_state` (empty: nothing pending).
+    pub(crate) fn decode(protocol_state: &[u8]) -> Result<PendingConfigs, RecoverError> {
+        if protocol_state.is_empty() {
+            return Ok(PendingConfigs::default());
+        }
+        decode_protocol_state(protocol_state)
+    }
 }
 
 impl Configs {

@@ -16,22 +16,13 @@
 
 use bytes::Bytes;
 use consensus_api::{
-    snapshot_chunk, LogIndex, Membership, NodeId, Rejected, Snapshot, SnapshotChunks,
+    encode_postcard, snapshot_chunk, LogIndex, NodeId, Rejected, Snapshot, SnapshotChunks,
+    SnapshotTransfer,
 };
 
 use crate::core::PaxosCore;
 use crate::membership::{Configs, PendingConfigs};
 use crate::message::{SnapshotChunk, SnapshotCursor};
-
-/// A snapshot being received.
-#[derive(Debug)]
-pub(crate) struct IncomingSnapshot {
-    index: LogIndex,
-    epoch: u64,
-    membership: Membership,
-    protocol_state: Bytes,
-    chunks: SnapshotChunks,
-}
 
 impl PaxosCore {
     /// `Core::compact`.
@@ -53,9 +44,7 @@ impl PaxosCore {
             .get(&applied_index)
             .map(|e| e.epoch)
             .expect("an applied slot above the snapshot has its value stored");
-        let pending = self.configs.pending_after(applied_index);
-        let protocol_state =
-            Bytes::from(postcard::to_allocvec(&pending).expect("encoding into a Vec cannot fail"));
+        let protocol_state = encode_postcard(&self.configs.pending_after(applied_index));
         let snapshot = Snapshot {
             index: applied_index,
             epoch,
@@ -113,24 +102,24 @@ impl PaxosCore {
             tracing::debug!(node = self.me, from, "malformed snapshot chunk dropped");
             return;
         }
-        let same = self.incoming.as_ref().is_some_and(|i| {
-            i.index == chunk.index
-                && i.chunks.checksum() == chunk.checksum
-                && i.chunks.total_bytes() == chunk.total_bytes
-        });
+        let same = self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| i.is_same(chunk.index, chunk.checksum, chunk.total_bytes));
         if !same {
             if chunk.offset != 0 {
                 self.incoming = None;
                 self.send_catch_up(from);
                 return;
             }
-            self.incoming = Some(IncomingSnapshot {
-                index: chunk.index,
-                epoch: chunk.epoch,
-                membership: chunk.membership.clone(),
-                protocol_state: chunk.protocol_state.clone(),
-                chunks: SnapshotChunks::new(chunk.total_bytes, chunk.checksum),
-            });
+            self.incoming = Some(SnapshotTransfer::new(
+                chunk.index,
+                chunk.epoch,
+                chunk.membership.clone(),
+                chunk.protocol_state.clone(),
+                chunk.total_bytes,
+                chunk.checksum,
+            ));
         }
         let incoming = self.incoming.as_mut().expect("set above");
         if incoming.chunks.push(chunk.offset, &chunk.data).is_err() {
@@ -145,49 +134,34 @@ impl PaxosCore {
         let incoming = self.incoming.take().expect("set above");
         // A bad transfer restarts from offset 0 (see `SnapshotChunks`):
         // without a transfer in progress the catch-up carries no cursor.
-        let Ok(data) = incoming.chunks.finish() else {
+        let index = incoming.index;
+        let Ok(snapshot) = incoming.finish() else {
             tracing::warn!(
                 node = self.me,
                 from,
-                index = incoming.index,
+                index,
                 "snapshot checksum mismatch: transfer restarts"
             );
             self.send_catch_up(from);
             return;
         };
-        let pending: PendingConfigs = if incoming.protocol_state.is_empty() {
-            PendingConfigs::default()
-        } else {
-            match postcard::from_bytes(&incoming.protocol_state) {
-                Ok(pending) => pending,
-                Err(error) => {
-                    tracing::warn!(node = self.me, from, %error, "snapshot protocol state does not decode");
-                    return;
-                }
+        let pending = match PendingConfigs::decode(&snapshot.protocol_state) {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::warn!(node = self.me, from, %error, "snapshot protocol state does not decode");
+                return;
             }
         };
-        if incoming.index > crate::core::RESTORED_INDEX_MAX {
+        if snapshot.index > crate::core::RESTORED_INDEX_MAX {
             // No real log gets there; the slot arithmetic needs room above it
             // (found by paxos/tests/bad_input.rs: `index + 1` overflowed).
-            tracing::warn!(
-                node = self.me,
-                from,
-                index = incoming.index,
-                "snapshot index out of range"
-            );
+            tracing::warn!(node = self.me, from, index, "snapshot index out of range");
             return;
         }
-        if incoming.membership.validate().is_err() {
+        if snapshot.membership.validate().is_err() {
             tracing::warn!(node = self.me, from, "snapshot membership is invalid");
             return;
         }
-        let snapshot = Snapshot {
-            index: incoming.index,
-            epoch: incoming.epoch,
-            membership: incoming.membership,
-            protocol_state: incoming.protocol_state,
-            data,
-        };
         self.install_snapshot(snapshot, pending);
     }
 

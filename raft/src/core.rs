@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use consensus_api::{
     Bytes, Core, CoreConfig, InitialState, LogIndex, Membership, NodeId, PeerProgress, Ready,
-    RecoverError, Rejected, Role as StatusRole, Snapshot, Status, Ticket, TicketCounter,
+    RecoverError, Rejected, Role as StatusRole, Snapshot, SnapshotTransfer, Status, Ticket,
+    TicketCounter,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -16,8 +17,8 @@ use crate::hard_state::HardState;
 use crate::leader::LeaderState;
 use crate::log::RaftLog;
 use crate::message::{AppendOutcome, HeartbeatResponse, Message, RequestVoteResponse};
+use crate::progress::Progress;
 use crate::read::ReadMode;
-use crate::snapshot::IncomingSnapshot;
 
 /// The part a node plays, with the state only that part has.
 #[derive(Debug)]
@@ -30,6 +31,20 @@ pub(crate) enum Role {
     Candidate(CandidateState),
     /// Leads its term (§5.3).
     Leader(Box<LeaderState>),
+}
+
+impl Role {
+    /// A leader's progress of `from`, marked as heard from just now (every
+    /// answer a follower sends proves it alive); `None` when this node is
+    /// not a leader or `from` is not a member it replicates to.
+    pub(crate) fn heard_from(&mut self, from: NodeId) -> Option<&mut Progress> {
+        let Role::Leader(leader) = self else {
+            return None;
+        };
+        let progress = leader.progress.get_mut(&from)?;
+        progress.ticks_since_heard = 0;
+        Some(progress)
+    }
 }
 
 /// A Raft node as a deterministic, sans-IO state machine.
@@ -68,7 +83,7 @@ pub struct RaftCore {
     pub(crate) messages: Vec<(NodeId, Message)>,
     pub(crate) completed: Vec<(Ticket, Result<LogIndex, Rejected>)>,
     /// A snapshot being assembled from chunks (followers).
-    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    pub(crate) incoming_snapshot: Option<SnapshotTransfer>,
     pub(crate) read_mode: ReadMode,
     pub(crate) ticket_counter: TicketCounter,
     ready_number: u64,

@@ -1,7 +1,7 @@
 //! The durable metadata of a Raft node (Figure 2, "persistent state on all
 //! servers": `currentTerm`, `votedFor`; the log is persisted separately).
 
-use consensus_api::{Bytes, NodeId, RecoverError};
+use consensus_api::{decode_hard_state, encode_postcard, Bytes, NodeId, RecoverError};
 use serde::{Deserialize, Serialize};
 
 /// `currentTerm` and `votedFor`, postcard-encoded into
@@ -21,13 +21,12 @@ pub struct HardState {
 impl HardState {
     /// Encodes for the store.
     pub fn encode(&self) -> Bytes {
-        // Serializing two integers into a Vec cannot fail.
-        Bytes::from(postcard::to_stdvec(self).unwrap_or_default())
+        encode_postcard(self)
     }
 
     /// Decodes what [`HardState::encode`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<HardState, RecoverError> {
-        postcard::from_bytes(bytes).map_err(|e| RecoverError::CorruptHardState(e.to_string()))
+        decode_hard_state(bytes)
     }
 }
 

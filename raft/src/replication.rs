@@ -89,13 +89,9 @@ impl RaftCore {
         response: AppendEntriesResponse,
     ) {
         let last = self.log.last_index();
-        let Role::Leader(leader) = &mut self.role else {
+        let Some(progress) = self.role.heard_from(from) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            return;
-        };
-        progress.ticks_since_heard = 0;
         match response.outcome {
             AppendOutcome::Matched { match_index } => {
                 if match_index > last {
@@ -112,12 +108,7 @@ impl RaftCore {
                 if was_snapshot && progress.match_index + 1 >= progress.next_index {
                     progress.become_probe();
                 }
-                if advanced {
-                    self.maybe_commit();
-                    self.maybe_send_timeout_now();
-                    self.advance_membership_change();
-                }
-                self.send_appends(from);
+                self.after_matched(from, advanced);
             }
             AppendOutcome::Conflict {
                 prev_log_index,
@@ -152,6 +143,19 @@ impl RaftCore {
                 }
             }
         }
+    }
+
+    /// After a follower's match index was taken (from an
+    /// `AppendEntriesResponse` or a finished snapshot transfer): if it moved,
+    /// the commit index, a leadership transfer and a membership change may
+    /// move with it; either way replication to the follower goes on.
+    pub(crate) fn after_matched(&mut self, from: NodeId, advanced: bool) {
+        if advanced {
+            self.maybe_commit();
+            self.maybe_send_timeout_now();
+            self.advance_membership_change();
+        }
+        self.send_appends(from);
     }
 
     /// Tells each peer a commit index it may apply and has not been told
@@ -221,13 +225,9 @@ impl RaftCore {
         let inflight_max = self.config.inflight_messages_max;
         let stall_ticks = 2 * self.config.heartbeat_interval_ticks;
         let last = self.log.last_index();
-        let Role::Leader(leader) = &mut self.role else {
+        let Some(progress) = self.role.heard_from(from) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            return;
-        };
-        progress.ticks_since_heard = 0;
         progress.read_round_acked = progress.read_round_acked.max(response.read_round);
         progress.on_heartbeat_response(inflight_max);
         let behind = progress.match_index < last;

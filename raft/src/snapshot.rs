@@ -14,30 +14,12 @@
 //! indexes only ever move forward (`max`).
 
 use consensus_api::{
-    snapshot_chunk, Bytes, LogIndex, Membership, NodeId, Rejected, Snapshot, SnapshotChunks,
+    snapshot_chunk, Bytes, LogIndex, NodeId, Rejected, Snapshot, SnapshotChunks, SnapshotTransfer,
 };
 
 use crate::core::{RaftCore, Role};
 use crate::message::{InstallSnapshot, InstallSnapshotResponse, Message, SnapshotOutcome};
 use crate::progress::ProgressState;
-
-/// Identifies one snapshot on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct SnapshotKey {
-    index: LogIndex,
-    term: u64,
-    checksum: u32,
-    total_bytes: u64,
-}
-
-/// A snapshot being assembled from chunks on a follower.
-#[derive(Clone, Debug)]
-pub(crate) struct IncomingSnapshot {
-    key: SnapshotKey,
-    membership: Membership,
-    protocol_state: Bytes,
-    chunks: SnapshotChunks,
-}
 
 impl RaftCore {
     /// `compact`: record the state machine's snapshot at `applied_index`
@@ -127,13 +109,9 @@ impl RaftCore {
         response: InstallSnapshotResponse,
     ) {
         let last = self.log.last_index();
-        let Role::Leader(leader) = &mut self.role else {
+        let Some(progress) = self.role.heard_from(from) else {
             return;
         };
-        let Some(progress) = leader.progress.get_mut(&from) else {
-            return;
-        };
-        progress.ticks_since_heard = 0;
         match response.outcome {
             SnapshotOutcome::Receiving { next_offset } => {
                 if let ProgressState::Snapshot(transfer) = &mut progress.state {
@@ -164,12 +142,7 @@ impl RaftCore {
                     );
                     progress.become_probe();
                 }
-                if advanced {
-                    self.maybe_commit();
-                    self.maybe_send_timeout_now();
-                    self.advance_membership_change();
-                }
-                self.send_appends(from);
+                self.after_matched(from, advanced);
             }
         }
     }
@@ -220,24 +193,24 @@ impl RaftCore {
             self.respond_snapshot(from, index, SnapshotOutcome::Done { match_index: index });
             return;
         }
-        let key = SnapshotKey {
-            index,
-            term: chunk.snapshot_term,
-            checksum: chunk.checksum,
-            total_bytes: chunk.total_bytes,
-        };
-        if self.incoming_snapshot.as_ref().is_none_or(|s| s.key != key) {
+        // One snapshot on the wire: its index, term, checksum and size.
+        let same = self.incoming_snapshot.as_ref().is_some_and(|s| {
+            s.epoch == chunk.snapshot_term && s.is_same(index, chunk.checksum, chunk.total_bytes)
+        });
+        if !same {
             if chunk.offset != 0 {
                 self.incoming_snapshot = None;
                 self.respond_snapshot(from, index, SnapshotOutcome::Receiving { next_offset: 0 });
                 return;
             }
-            self.incoming_snapshot = Some(IncomingSnapshot {
-                key,
-                membership: chunk.membership.clone(),
-                protocol_state: chunk.protocol_state.clone(),
-                chunks: SnapshotChunks::new(chunk.total_bytes, chunk.checksum),
-            });
+            self.incoming_snapshot = Some(SnapshotTransfer::new(
+                index,
+                chunk.snapshot_term,
+                chunk.membership.clone(),
+                chunk.protocol_state.clone(),
+                chunk.total_bytes,
+                chunk.checksum,
+            ));
         }
         let Some(incoming) = self.incoming_snapshot.as_mut() else {
             return;
@@ -267,7 +240,7 @@ impl RaftCore {
             return;
         };
         // A bad transfer restarts from offset 0 (see `SnapshotChunks`).
-        let Ok(data) = incoming.chunks.finish() else {
+        let Ok(snapshot) = incoming.finish() else {
             tracing::warn!(
                 id = self.id,
                 from,
@@ -277,13 +250,7 @@ impl RaftCore {
             self.respond_snapshot(from, index, SnapshotOutcome::Receiving { next_offset: 0 });
             return;
         };
-        self.install_snapshot(Snapshot {
-            index,
-            epoch: incoming.key.term,
-            membership: incoming.membership,
-            protocol_state: incoming.protocol_state,
-            data,
-        });
+        self.install_snapshot(snapshot);
         self.respond_snapshot(from, index, SnapshotOutcome::Done { match_index: index });
     }
 

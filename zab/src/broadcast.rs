@@ -182,16 +182,9 @@ impl ZabCore {
         let base_zxid = self.log.history.base_zxid();
         let now = self.now;
         let interval = self.heartbeat_ticks();
-        let Role::Leading(leader) = &mut self.role else {
+        let Some(progress) = self.heard_from_syncing(from, message.epoch) else {
             return;
         };
-        if message.epoch != leader.epoch || leader.phase < LeaderPhase::Synchronization {
-            return;
-        }
-        let Some(progress) = leader.followers.get_mut(&from) else {
-            return;
-        };
-        progress.heard_at = now;
         let replan = match &progress.stage {
             Stage::Connected | Stage::EpochAcked { .. } => false,
             Stage::Truncating { .. } => true,

@@ -3,9 +3,9 @@
 //! [`Core`] by dispatching to the phase modules.
 
 use consensus_api::{
-    Bytes, Core, CoreConfig, Entry, InitialState, LogIndex, Membership, NodeId, Payload,
-    PeerProgress, Ready, RecoverError, Rejected, Role as StatusRole, Snapshot, Status, Ticket,
-    TicketCounter,
+    decode_hard_state, encode_postcard, Bytes, Core, CoreConfig, Entry, InitialState, LogIndex,
+    Membership, NodeId, Payload, PeerProgress, Ready, RecoverError, Rejected, Role as StatusRole,
+    Snapshot, Status, Ticket, TicketCounter,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,7 +15,7 @@ use crate::election::Election;
 use crate::history::History;
 use crate::message::Message;
 use crate::reconfig::ConfigLog;
-use crate::role::{LeaderPhase, ReadOrigin, Role, Stage};
+use crate::role::{FollowerProgress, LeaderPhase, ReadOrigin, Role, Stage};
 use crate::snapshot::SnapshotMeta;
 use crate::zxid::Zxid;
 
@@ -34,12 +34,12 @@ pub struct HardState {
 impl HardState {
     /// Encodes for [`Ready::hard_state`].
     pub fn encode(&self) -> Bytes {
-        Bytes::from(postcard::to_allocvec(self).expect("hard state encodes"))
+        encode_postcard(self)
     }
 
     /// Decodes a stored hard state.
     pub fn decode(bytes: &[u8]) -> Result<HardState, RecoverError> {
-        postcard::from_bytes(bytes).map_err(|e| RecoverError::CorruptHardState(e.to_string()))
+        decode_hard_state(bytes)
     }
 }
 
@@ -263,6 +263,24 @@ impl ZabCore {
     /// A random timeout in `election_timeout_ticks_min..max`.
     pub(crate) fn random_timeout(&mut self) -> u64 {
         self.config.random_election_timeout(&mut self.rng)
+    }
+
+    /// Leader: the progress of follower `from`, which answered in `epoch`
+    /// (see [`Role::heard_from`]).
+    pub(crate) fn heard_from(&mut self, from: NodeId, epoch: u64) -> Option<&mut FollowerProgress> {
+        self.role
+            .heard_from(from, epoch, LeaderPhase::Discovery, self.now)
+    }
+
+    /// Leader: as [`heard_from`](Self::heard_from), for an answer that
+    /// counts only from the synchronization phase on (ACK, ACK of NEWLEADER).
+    pub(crate) fn heard_from_syncing(
+        &mut self,
+        from: NodeId,
+        epoch: u64,
+    ) -> Option<&mut FollowerProgress> {
+        self.role
+            .heard_from(from, epoch, LeaderPhase::Synchronization, self.now)
     }
 
     pub(crate) fn heartbeat_ticks(&self) -> u64 {

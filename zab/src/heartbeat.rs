@@ -233,17 +233,9 @@ impl ZabCore {
 
     /// Leader: PING answered.
     pub(crate) fn on_ping_response(&mut self, from: NodeId, message: PingResponse) {
-        let now = self.now;
-        let Role::Leading(leader) = &mut self.role else {
+        let Some(progress) = self.heard_from(from, message.epoch) else {
             return;
         };
-        if message.epoch != leader.epoch {
-            return;
-        }
-        let Some(progress) = leader.followers.get_mut(&from) else {
-            return;
-        };
-        progress.heard_at = now;
         progress.round = progress.round.max(message.round);
         self.confirm_reads();
     }

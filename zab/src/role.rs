@@ -22,6 +22,30 @@ pub(crate) enum Role {
     Leading(LeaderState),
 }
 
+impl Role {
+    /// Leader: the progress of follower `from`, marked as heard from at
+    /// `now` (any answer of the current epoch proves it alive). `None` when
+    /// this node does not lead `epoch`, its phase is below `phase_min` (an
+    /// answer it cannot use yet), or `from` does not follow it.
+    pub(crate) fn heard_from(
+        &mut self,
+        from: NodeId,
+        epoch: u64,
+        phase_min: LeaderPhase,
+        now: u64,
+    ) -> Option<&mut FollowerProgress> {
+        let Role::Leading(leader) = self else {
+            return None;
+        };
+        if epoch != leader.epoch || leader.phase < phase_min {
+            return None;
+        }
+        let progress = leader.followers.get_mut(&from)?;
+        progress.heard_at = now;
+        Some(progress)
+    }
+}
+
 /// Where a follower is with its leader.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum FollowerPhase {

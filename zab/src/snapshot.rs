@@ -16,8 +16,8 @@
 //! is resent on the next heartbeat.
 
 use consensus_api::{
-    snapshot_chunk, Bytes, LogIndex, Membership, NodeId, RecoverError, Rejected, Snapshot,
-    SnapshotChunks,
+    decode_protocol_state, encode_postcard, snapshot_chunk, Bytes, LogIndex, Membership, NodeId,
+    RecoverError, Rejected, Snapshot, SnapshotChunks,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,12 +39,12 @@ pub struct SnapshotMeta {
 impl SnapshotMeta {
     /// Encodes for `protocol_state`.
     pub fn encode(&self) -> Bytes {
-        Bytes::from(postcard::to_allocvec(self).expect("snapshot meta encodes"))
+        encode_postcard(self)
     }
 
     /// Decodes `protocol_state`.
     pub fn decode(bytes: &[u8]) -> Result<SnapshotMeta, RecoverError> {
-        postcard::from_bytes(bytes).map_err(|e| RecoverError::CorruptSnapshot(e.to_string()))
+        decode_protocol_state(bytes)
     }
 }
 
@@ -188,17 +188,9 @@ impl ZabCore {
 
     /// Leader: snapshot progress.
     pub(crate) fn on_ack_snap(&mut self, from: NodeId, message: AckSnap) {
-        let now = self.now;
-        let Role::Leading(leader) = &mut self.role else {
+        let Some(progress) = self.heard_from(from, message.epoch) else {
             return;
         };
-        if message.epoch != leader.epoch {
-            return;
-        }
-        let Some(progress) = leader.followers.get_mut(&from) else {
-            return;
-        };
-        progress.heard_at = now;
         let Stage::Snapshotting(send) = &mut progress.stage else {
             return;
         };

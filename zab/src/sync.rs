@@ -283,17 +283,9 @@ impl ZabCore {
     pub(crate) fn on_ack_new_leader(&mut self, from: NodeId, message: AckNewLeader) {
         let membership = self.log.membership();
         let index = self.log.history.floor_index(message.zxid).unwrap_or(0);
-        let now = self.now;
-        let Role::Leading(leader) = &mut self.role else {
+        let Some(progress) = self.heard_from_syncing(from, message.epoch) else {
             return;
         };
-        if message.epoch != leader.epoch || leader.phase < LeaderPhase::Synchronization {
-            return;
-        }
-        let Some(progress) = leader.followers.get_mut(&from) else {
-            return;
-        };
-        progress.heard_at = now;
         progress.synced = true;
         progress.newleader_sent = None;
         if matches!(progress.stage, Stage::Streaming) {
@@ -310,7 +302,9 @@ impl ZabCore {
             progress.inflight.pop_front();
         }
         if membership.is_voter(from) {
-            leader.newleader_acks.insert(from);
+            if let Role::Leading(leader) = &mut self.role {
+                leader.newleader_acks.insert(from);
+            }
         }
         self.advance_sync();
         self.maybe_commit();
