@@ -849,3 +849,85 @@ fn a_learner_that_missed_the_value_asks_for_it() {
         net.trace
     );
 }
+
+/// A node of the five-node cluster `{1..5}` with seed `seed`, started.
+fn member_of_five(id: u64, seed: u64) -> (PaxosCore, MemStore) {
+    let mut config = CoreConfig::new(id, Membership::new(1..=5));
+    config.seed = seed;
+    let mut store = MemStore::new();
+    let mut core = PaxosCore::restore(config, store.load().unwrap()).unwrap();
+    while let Some(ready) = core.ready() {
+        store.write(&ready.write_batch()).unwrap();
+        store.sync().unwrap();
+    }
+    (core, store)
+}
+
+/// Node 1 learns from the notices of `voters` that slot 1 was chosen under
+/// `ballot` without ever seeing the value; returns to whom it sent `Ask`.
+fn asked_by_learner(seed: u64, ballot: Ballot, voters: &[u64]) -> Vec<u64> {
+    let (mut core, mut store) = member_of_five(1, seed);
+    let mut sent = Vec::new();
+    for &voter in voters {
+        sent.extend(step_all(
+            &mut core,
+            &mut store,
+            voter,
+            accepted(&[(1, ballot)]),
+        ));
+    }
+    let asked_to: Vec<u64> = sent
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Ask(_)))
+        .map(|(to, _)| *to)
+        .collect();
+    assert_eq!(
+        asked(&sent),
+        vec![1],
+        "seed {seed}: the value is asked once"
+    );
+    core.check_invariants();
+    asked_to
+}
+
+// Reference: §2.3 (learning a chosen value): "a learner can find out what
+// value has been chosen by asking" an acceptor that accepted it. The value
+// may be asked of any of them, not only of the ballot's proposer (which
+// may be gone): over seeds, the question reaches voters other than the
+// owner, and never anyone who did not accept it.
+#[test]
+fn a_missing_value_is_asked_of_any_node_that_accepted_it() {
+    let owner = 5;
+    let ballot = Ballot::new(3, owner);
+    let voters = [2, 3, 4];
+    let mut recipients = std::collections::BTreeSet::new();
+    for seed in 1..=20 {
+        for to in asked_by_learner(seed, ballot, &voters) {
+            assert!(
+                voters.contains(&to) || to == owner,
+                "seed {seed}: asked node {to}, which neither accepted nor proposed the value"
+            );
+            recipients.insert(to);
+        }
+    }
+    assert!(
+        recipients.iter().any(|to| *to != owner),
+        "the value was only ever asked of its proposer: {recipients:?}"
+    );
+}
+
+// The same when the learner owns the ballot but lost the value (a proposer
+// that restarted and forgot its proposal): it asks the voters, never
+// itself.
+#[test]
+fn a_proposer_that_lost_its_value_asks_the_voters_not_itself() {
+    let ballot = Ballot::new(3, 1);
+    for seed in 1..=20 {
+        for to in asked_by_learner(seed, ballot, &[2, 3, 4]) {
+            assert!(
+                [2, 3, 4].contains(&to),
+                "seed {seed}: asked node {to} (node 1 asked itself or a non-voter)"
+            );
+        }
+    }
+}
