@@ -244,6 +244,15 @@ fn show_stat(stat: &Stat) -> String {
     )
 }
 
+/// How `get` and `ls` read: `-w` leaves a watch, `--linearizable` syncs
+/// first.
+fn read(watch: bool, linearizable: bool) -> Read {
+    Read {
+        watch,
+        linearizable,
+    }
+}
+
 fn say(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
@@ -252,21 +261,10 @@ fn say(line: &str) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Commands::Edge(EdgeCommand::Serve(args)) => cmd_serve(&args).await?,
-        Commands::Edge(EdgeCommand::Demo(args)) => cli::demo_command(&args, &SERVICE)
+        Commands::Edge(command) => command
+            .run::<CoordWire>(&SERVICE, cmd_serve)
             .await
             .map_err(anyhow::Error::from_boxed)?,
-        Commands::Edge(EdgeCommand::Certs(args)) => {
-            cli::certs_command(&args).map_err(anyhow::Error::from_boxed)?
-        }
-        Commands::Edge(EdgeCommand::Member(args)) => cli::member_command::<CoordWire>(&args)
-            .await
-            .map_err(anyhow::Error::from_boxed)?,
-        Commands::Edge(EdgeCommand::Snapshot(args)) => {
-            cli::snapshot_command::<CoordWire>(&args, &SERVICE)
-                .await
-                .map_err(anyhow::Error::from_boxed)?
-        }
         Commands::Status { json, target } => cmd_status(&target, json).await?,
         Commands::Create {
             ephemeral,
@@ -289,13 +287,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             linearizable,
             path,
             target,
-        } => {
-            let read = Read {
-                watch,
-                linearizable,
-            };
-            cmd_get(&path, read, stat, &target).await?
-        }
+        } => cmd_get(&path, read(watch, linearizable), stat, &target).await?,
         Commands::Set {
             path,
             data,
@@ -312,13 +304,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             linearizable,
             path,
             target,
-        } => {
-            let read = Read {
-                watch,
-                linearizable,
-            };
-            cmd_ls(&path, read, &target).await?
-        }
+        } => cmd_ls(&path, read(watch, linearizable), &target).await?,
         Commands::Sync { path, target } => cmd_sync(&path, &target).await?,
         Commands::Elect {
             name,
@@ -371,7 +357,7 @@ async fn cmd_bench(config: &Path, options: &LoadOptions, json: bool) -> Result<(
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.
-async fn cmd_serve(args: &ServeArgs) -> Result<()> {
+async fn cmd_serve(args: &ServeArgs) -> Result<(), cli::CliError> {
     let initial = async |config: &ClusterConfig| -> Result<_, cli::CliError> {
         let client = MemberClient::from_config(config)?;
         let mut initial = None;
@@ -394,9 +380,7 @@ async fn cmd_serve(args: &ServeArgs) -> Result<()> {
         let server = Server::start_entry(config, entry, initial)?;
         Ok((server.node().clone(), server.run(cli::shutdown_signal())))
     };
-    cli::serve(args, &SERVICE, initial, start)
-        .await
-        .map_err(anyhow::Error::from_boxed)
+    cli::serve(args, &SERVICE, initial, start).await
 }
 
 /// The commands `demo` suggests.

@@ -79,6 +79,8 @@ pub enum AdminError {
 /// [`write_secret`](consensus_service::members::write_secret)).
 pub use consensus_service::members::write_secret as write_token;
 
+use consensus_service::members::read_secret;
+
 /// Sends admin requests to the nodes of one cluster.
 pub struct AdminClient {
     endpoint: quinn::Endpoint,
@@ -115,9 +117,8 @@ impl AdminClient {
                 config.path.display()
             ))
         })?;
-        let token = std::fs::read_to_string(path)
-            .map_err(|e| AdminError::Setup(format!("reading {}: {e}", path.display())))?;
-        AdminClient::new(config, token.trim().to_string())
+        let token = read_secret(path).map_err(AdminError::Setup)?;
+        AdminClient::new(config, token)
     }
 
     /// How long one request may take (default 2 s).

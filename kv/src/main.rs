@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use consensus_kv::admin::{links_for_groups, parse_groups, AdminClient};
@@ -16,6 +16,7 @@ use consensus_kv::load::{self, LoadOptions};
 use consensus_kv::members::{fetch_view, KvWire};
 use consensus_kv::server::Server;
 use consensus_kv::wire::AdminCommand;
+use consensus_service::members::read_secret;
 
 #[derive(Parser)]
 #[command(
@@ -211,21 +212,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Commands::Edge(EdgeCommand::Serve(args)) => cmd_serve(&args).await?,
-        Commands::Edge(EdgeCommand::Demo(args)) => cli::demo_command(&args, &SERVICE)
+        Commands::Edge(command) => command
+            .run::<KvWire>(&SERVICE, cmd_serve)
             .await
             .map_err(anyhow::Error::from_boxed)?,
-        Commands::Edge(EdgeCommand::Certs(args)) => {
-            cli::certs_command(&args).map_err(anyhow::Error::from_boxed)?
-        }
-        Commands::Edge(EdgeCommand::Member(args)) => cli::member_command::<KvWire>(&args)
-            .await
-            .map_err(anyhow::Error::from_boxed)?,
-        Commands::Edge(EdgeCommand::Snapshot(args)) => {
-            cli::snapshot_command::<KvWire>(&args, &SERVICE)
-                .await
-                .map_err(anyhow::Error::from_boxed)?
-        }
         Commands::Get { key, stale, target } => cmd_get(&key, stale, &target).await?,
         Commands::Put { key, value, target } => cmd_put(&key, value, &target).await?,
         Commands::Delete { key, target } => cmd_delete(&key, &target).await?,
@@ -243,7 +233,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.
-async fn cmd_serve(args: &ServeArgs) -> Result<()> {
+async fn cmd_serve(args: &ServeArgs) -> Result<(), cli::CliError> {
     // A file size limit (RLIMIT_FSIZE) must fail the write with
     // EFBIG, which the store reports, instead of killing the node.
     // SAFETY: setting a signal disposition to SIG_IGN.
@@ -254,10 +244,9 @@ async fn cmd_serve(args: &ServeArgs) -> Result<()> {
         let Some(path) = &config.operator_token_file else {
             return Ok(None);
         };
-        let token =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let token = read_secret(path)?;
         let within = Duration::from_secs(10);
-        match fetch_view(config, args.id, token.trim().to_string(), within).await {
+        match fetch_view(config, args.id, token, within).await {
             Ok(view) => Ok(Some(view.membership.leave_joint())),
             Err(error) => {
                 eprintln!(
@@ -271,9 +260,7 @@ async fn cmd_serve(args: &ServeArgs) -> Result<()> {
         let server = Server::start_entry(config, entry, initial)?;
         Ok((server.node().clone(), server.run(cli::shutdown_signal())))
     };
-    cli::serve(args, &SERVICE, initial, start)
-        .await
-        .map_err(anyhow::Error::from_boxed)
+    cli::serve(args, &SERVICE, initial, start).await
 }
 
 /// The commands `demo` suggests.

@@ -98,6 +98,25 @@ pub enum EdgeCommand {
     Snapshot(SnapshotArgs),
 }
 
+impl EdgeCommand {
+    /// Runs the subcommand of the service `service` whose operator
+    /// requests cross the wire `W`; `serve` is the service's own (it starts
+    /// the service's server, with [`serve`]).
+    pub async fn run<W: OperatorWire>(
+        self,
+        service: &ServiceCli,
+        serve: impl AsyncFnOnce(&ServeArgs) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        match self {
+            EdgeCommand::Serve(args) => serve(&args).await,
+            EdgeCommand::Demo(args) => demo_command(&args, service).await,
+            EdgeCommand::Certs(args) => certs_command(&args),
+            EdgeCommand::Member(args) => member_command::<W>(&args).await,
+            EdgeCommand::Snapshot(args) => snapshot_command::<W>(&args, service).await,
+        }
+    }
+}
+
 /// The options of `serve`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {

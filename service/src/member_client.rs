@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use crate::backup::{BackupCommand, BackupReply, BackupRequest, BackupSender};
 use crate::config::ClusterConfig;
 use crate::members::{
-    run_on_leader, MemberClientError, MemberCommand, MemberError, MemberRequest, MemberSender,
-    MemberView,
+    read_secret, run_on_leader, MemberClientError, MemberCommand, MemberError, MemberRequest,
+    MemberSender, MemberView,
 };
 
 /// A node's answer to a membership command.
@@ -98,9 +98,8 @@ impl<W: OperatorWire> MemberClient<W> {
                 config.path.display()
             ))
         })?;
-        let token = std::fs::read_to_string(path)
-            .map_err(|e| MemberClientError::Setup(format!("reading {}: {e}", path.display())))?;
-        Self::new(config, token.trim().to_string())
+        let token = read_secret(path).map_err(MemberClientError::Setup)?;
+        Self::new(config, token)
     }
 
     /// Adds (or moves) a node's client address, e.g. one that is not in the
