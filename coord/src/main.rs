@@ -214,20 +214,19 @@ impl Target {
     }
 }
 
-/// Exit code 3: the outcome of a write is unknown.
-const EXIT_UNKNOWN: u8 = 3;
 /// Exit code 4: leadership / lock lost.
 const EXIT_LOST: u8 = 4;
 
 fn main() -> ExitCode {
-    let cli: Cli = SERVICE.parse();
-    cli::main(run(cli), |error| {
-        let Some(ClientError::OutcomeUnknown(reason)) = error.downcast_ref::<ClientError>() else {
-            return None;
-        };
-        eprintln!("outcome unknown: the write may or may not have been applied ({reason})");
-        Some(ExitCode::from(EXIT_UNKNOWN))
-    })
+    SERVICE.main(run, outcome_unknown)
+}
+
+/// Why the write of a failed command may or may not have been applied.
+fn outcome_unknown(error: &anyhow::Error) -> Option<String> {
+    match error.downcast_ref::<ClientError>()? {
+        ClientError::OutcomeUnknown(reason) => Some(reason.to_string()),
+        _ => None,
+    }
 }
 
 fn show_stat(stat: &Stat) -> String {
@@ -343,17 +342,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 async fn cmd_bench(config: &Path, options: &LoadOptions, json: bool) -> Result<()> {
     let config = ClusterConfig::load(config)?;
     let report = load::run(&config, options).await?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{} on {}: {}",
-            config.protocol,
-            config.cluster_id,
-            report.describe()
-        );
-    }
-    Ok(())
+    cli::print_load_report(&config, &report, load::LoadReport::describe, json)
+        .map_err(anyhow::Error::from_boxed)
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.

@@ -194,20 +194,19 @@ fn show(value: &Option<Bytes>) -> String {
     }
 }
 
-/// Exit code 3: the outcome of a write is unknown.
-const EXIT_UNKNOWN: u8 = 3;
 /// Exit code 2: a compare-and-set did not match.
 const EXIT_CAS_MISMATCH: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli: Cli = SERVICE.parse();
-    cli::main(run(cli), |error| {
-        let Some(KvError::OutcomeUnknown(reason)) = error.downcast_ref::<KvError>() else {
-            return None;
-        };
-        eprintln!("outcome unknown: the write may or may not have been applied ({reason})");
-        Some(ExitCode::from(EXIT_UNKNOWN))
-    })
+    SERVICE.main(run, outcome_unknown)
+}
+
+/// Why the write of a failed command may or may not have been applied.
+fn outcome_unknown(error: &anyhow::Error) -> Option<String> {
+    match error.downcast_ref::<KvError>()? {
+        KvError::OutcomeUnknown(reason) => Some(reason.to_string()),
+        _ => None,
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -329,17 +328,8 @@ async fn cmd_bench(args: BenchArgs) -> Result<()> {
         stale_reads: args.stale,
     };
     let report = load::run(&config, &options).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{} on {}: {}",
-            config.protocol,
-            config.cluster_id,
-            report.describe()
-        );
-    }
-    Ok(())
+    cli::print_load_report(&config, &report, load::LoadReport::describe, args.json)
+        .map_err(anyhow::Error::from_boxed)
 }
 
 /// `admin`: fault injection on a cluster that enables it.

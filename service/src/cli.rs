@@ -194,31 +194,64 @@ pub struct SnapshotArgs {
     pub config: PathBuf,
 }
 
-/// A service binary's `main` after parsing: logging, the runtime, then
-/// `run`; an error is printed as `error: ...` (exit code 1) unless
-/// `exit_code_of` prints it itself and says which exit code it has.
-pub fn main<E: std::fmt::Display>(
-    run: impl Future<Output = Result<ExitCode, E>>,
-    exit_code_of: impl FnOnce(&E) -> Option<ExitCode>,
-) -> ExitCode {
-    init_tracing();
-    let runtime = match runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run) {
-        Ok(code) => code,
-        Err(error) => {
-            if let Some(code) = exit_code_of(&error) {
-                return code;
+/// Exit code 3: the outcome of a write is unknown.
+pub const EXIT_OUTCOME_UNKNOWN: u8 = 3;
+
+impl ServiceCli {
+    /// A service binary's `main`: parses the command line ([`Self::parse`]),
+    /// starts logging and the runtime, then `run`s the command. An error is
+    /// printed as `error: ...` (exit code 1), except one whose write may or
+    /// may not have been applied (`outcome_unknown` gives its reason):
+    /// exit code [`EXIT_OUTCOME_UNKNOWN`].
+    pub fn main<C: clap::Parser, E: std::fmt::Display, F: Future<Output = Result<ExitCode, E>>>(
+        &self,
+        run: impl FnOnce(C) -> F,
+        outcome_unknown: impl FnOnce(&E) -> Option<String>,
+    ) -> ExitCode {
+        let cli: C = self.parse();
+        init_tracing();
+        let runtime = match runtime() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
             }
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+        };
+        match runtime.block_on(run(cli)) {
+            Ok(code) => code,
+            Err(error) => {
+                if let Some(reason) = outcome_unknown(&error) {
+                    eprintln!(
+                        "outcome unknown: the write may or may not have been applied ({reason})"
+                    );
+                    return ExitCode::from(EXIT_OUTCOME_UNKNOWN);
+                }
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// `bench`'s result: `report` as JSON, or `PROTOCOL on CLUSTER: ` and its
+/// description.
+pub fn print_load_report<R: serde::Serialize>(
+    config: &ClusterConfig,
+    report: &R,
+    description: impl FnOnce(&R) -> String,
+    json: bool,
+) -> Result<(), CliError> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!(
+            "{} on {}: {}",
+            config.protocol,
+            config.cluster_id,
+            description(report)
+        );
+    }
+    Ok(())
 }
 
 /// An I/O error with what was being done.
