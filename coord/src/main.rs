@@ -15,7 +15,7 @@ use consensus_coord::members::{CoordWire, MemberClient, MemberCommand};
 use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
-use consensus_service::cli::{self, EdgeCommand, ServeArgs, ServiceCli};
+use consensus_service::cli::{self, EdgeCommand, LoadArgs, ServeArgs, ServiceCli};
 
 #[derive(Parser)]
 #[command(
@@ -167,15 +167,8 @@ enum Commands {
         /// (ephemeral sequential nodes).
         #[arg(long, value_enum, default_value = "set")]
         op: WriteOp,
-        /// Measured duration, e.g. 10s, 500ms, 2m.
-        #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
-        duration: Duration,
-        /// Unmeasured warm-up.
-        #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
-        warmup: Duration,
-        /// Bytes per written value.
-        #[arg(long, default_value_t = 100)]
-        value_bytes: usize,
+        #[command(flatten)]
+        load: LoadArgs,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -319,17 +312,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Commands::Bench {
             clients,
             op,
-            duration,
-            warmup,
-            value_bytes,
+            load,
             json,
             config,
         } => {
             let options = LoadOptions {
                 clients,
-                duration,
-                warmup,
-                value_bytes,
+                duration: load.duration,
+                warmup: load.warmup,
+                value_bytes: load.value_bytes,
                 op,
             };
             cmd_bench(&config, &options, json).await?

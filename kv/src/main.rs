@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use consensus_kv::admin::{links_for_groups, parse_groups, AdminClient};
-use consensus_kv::cli::{self, EdgeCommand, ServeArgs, ServiceCli};
+use consensus_kv::cli::{self, EdgeCommand, LoadArgs, ServeArgs, ServiceCli};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
 use consensus_kv::load::{self, LoadOptions};
@@ -116,15 +116,8 @@ struct BenchArgs {
     /// each connection.
     #[arg(long)]
     connections: Option<usize>,
-    /// Measured duration, e.g. 10s, 500ms, 2m.
-    #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
-    duration: Duration,
-    /// Unmeasured warm-up.
-    #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
-    warmup: Duration,
-    /// Bytes per written value.
-    #[arg(long, default_value_t = 100)]
-    value_bytes: usize,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Number of distinct keys.
     #[arg(long, default_value_t = 1000)]
     keys: u64,
@@ -320,9 +313,9 @@ async fn cmd_bench(args: BenchArgs) -> Result<()> {
     let options = LoadOptions {
         clients: args.clients,
         connections: args.connections,
-        duration: args.duration,
-        warmup: args.warmup,
-        value_bytes: args.value_bytes,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        value_bytes: args.load.value_bytes,
         keys: args.keys,
         read_ratio: args.read_ratio,
         stale_reads: args.stale,

@@ -172,6 +172,21 @@ pub struct CertsArgs {
     pub cluster_id: String,
 }
 
+/// The options of a closed-loop load generator (`bench`) that every
+/// service's has.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Measured duration, e.g. 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 100)]
+    pub value_bytes: usize,
+}
+
 /// The options of `member`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct MemberArgs {
