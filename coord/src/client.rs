@@ -295,10 +295,7 @@ impl CoordClient {
         config: &ClusterConfig,
         options: ClientOptions,
     ) -> Result<CoordClient, ClientError> {
-        let ca_path = config.certs_dir.join("ca.pem");
-        let ca_pem = std::fs::read_to_string(&ca_path).map_err(|e| {
-            ClientError::Setup(format!("reading the cluster CA {}: {e}", ca_path.display()))
-        })?;
+        let ca_pem = consensus_service::tls::read_cluster_ca(config).map_err(ClientError::Setup)?;
         let nodes = config.nodes.iter().map(|n| (n.id, n.client_addr)).collect();
         CoordClient::connect(&config.cluster_id, nodes, &ca_pem, options).await
     }
@@ -316,18 +313,9 @@ impl CoordClient {
         }
         let cluster =
             ClusterId::new(cluster.to_string()).map_err(|e| ClientError::Setup(e.to_string()))?;
-        let bind: SocketAddr = if nodes.values().all(|a| a.ip().is_loopback()) {
-            "127.0.0.1:0"
-        } else if nodes.values().any(|a| a.is_ipv6()) {
-            "[::]:0"
-        } else {
-            "0.0.0.0:0"
-        }
-        .parse()
-        .expect("address");
-        let mut endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| ClientError::Setup(format!("binding {bind}: {e}")))?;
-        endpoint.set_default_client_config(tls::client_config(ca_pem).map_err(ClientError::Setup)?);
+        let endpoint =
+            consensus_service::tls::client_endpoint(nodes.values(), ca_pem, &tls::options())
+                .map_err(ClientError::Setup)?;
         let shared = Arc::new(Mutex::new(Shared {
             session: 0,
             secret: rand::rng().random::<u64>() | 1,

@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use consensus_service::usage::{
-    describe_errors, latency_histogram, record_latency, CpuWindow, LatencyReport,
+    describe_outcome, latency_histogram, record_latency, CpuWindow, LatencyReport,
 };
 
 use crate::client::{ClientError, ClientOptions, CoordClient};
@@ -78,22 +78,16 @@ pub struct LoadReport {
 impl LoadReport {
     /// A human-readable summary.
     pub fn describe(&self) -> String {
-        let errors = describe_errors(&self.errors);
         let op = match self.op {
             Some(WriteOp::Create) => "create",
             _ => "set",
         };
         format!(
-            "{} clients ({op}), {:.1} s: {:.0} ops/s; latency p50 {:.3} ms, p99 {:.3} ms, p99.9 \
-             {:.3} ms, max {:.3} ms; errors: {errors}; load generator CPU {:.2} cores",
+            "{} clients ({op}), {:.1} s: {:.0} ops/s; {}",
             self.clients,
             self.seconds,
             self.ops_per_sec,
-            self.latency.p50_us as f64 / 1000.0,
-            self.latency.p99_us as f64 / 1000.0,
-            self.latency.p999_us as f64 / 1000.0,
-            self.latency.max_us as f64 / 1000.0,
-            self.load_cpu_cores,
+            describe_outcome(&self.latency, &self.errors, self.load_cpu_cores),
         )
     }
 }

@@ -227,6 +227,12 @@ impl Registry {
 
     fn session_ended(&mut self, session: SessionId) {
         self.tracker.ended(session);
+        self.tell_ended(session);
+    }
+
+    /// Drops the watches of the connections of `session` and tells them
+    /// it ended.
+    fn tell_ended(&mut self, session: SessionId) {
         let conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -385,19 +391,7 @@ impl Hub {
     /// Tells the connections of `session` it ended (learned from a
     /// heartbeat's answer rather than from an apply).
     pub fn notify_ended(&self, session: SessionId) {
-        let mut registry = self.registry();
-        let conns: Vec<ConnId> = registry
-            .conns
-            .iter()
-            .filter(|(_, c)| c.session == session)
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in conns {
-            registry.drop_watches(conn);
-            if let Some(c) = registry.conns.get(&conn) {
-                let _ = c.outbound.send(ServerFrame::SessionExpired);
-            }
-        }
+        self.registry().tell_ended(session);
     }
 
     /// Connections attached.

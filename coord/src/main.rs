@@ -9,16 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use consensus_coord::client::{ClientError, ClientOptions, CoordClient, Read};
+use consensus_coord::client::{ClientError, ClientOptions, CoordClient, Read, Watch};
 use consensus_coord::load::{self, LoadOptions, WriteOp};
-use consensus_coord::members::{MemberClient, MemberCommand};
+use consensus_coord::members::{CoordWire, MemberClient, MemberCommand};
 use consensus_coord::recipes::{Election, Lock, LostReason};
 use consensus_coord::server::Server;
 use consensus_coord::{ClusterConfig, CreateMode, Stat};
-use consensus_service::backup::{self, SnapshotAction};
-use consensus_service::cli::{self, DemoSpec, JoinArgs};
-use consensus_service::members::{write_secret, MemberAction};
-use consensus_service::ops::MetricsArgs;
+use consensus_service::cli::{self, EdgeCommand, LoadArgs, ServeArgs, ServiceCli};
 
 #[derive(Parser)]
 #[command(
@@ -31,73 +28,25 @@ struct Cli {
     command: Commands,
 }
 
+/// What the shared subcommands say and do in the coordination service.
+const SERVICE: ServiceCli = ServiceCli {
+    name: "coord",
+    node_label: "coordination node",
+    demo_cluster_id: "coord",
+    demo_label: "coordination cluster",
+    demo_dir: "coord-demo",
+    demo_nodes_help: "Number of nodes",
+    demo_hints,
+    member_about: "Membership of a running cluster: list, add, promote, remove (needs \
+                   `[operator] token_file` in the cluster file). A node added later is listed \
+                   in the file with `join = true`",
+    check_backup: consensus_coord::server::check_backup_data,
+};
+
 #[derive(Subcommand)]
 enum Commands {
-    /// Run one node of a cluster.
-    Serve {
-        /// The cluster configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// This node's id (in the file, or a new one with --join).
-        #[arg(long)]
-        id: u64,
-        #[command(flatten)]
-        metrics: MetricsArgs,
-        #[command(flatten)]
-        join: JoinArgs,
-    },
-    /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
-    Demo {
-        /// raft, multipaxos, paxos or zab.
-        #[arg(long, default_value = "raft")]
-        protocol: String,
-        /// Number of nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u64,
-        /// Where to put certificates, configuration, data and logs.
-        #[arg(long, default_value = "coord-demo")]
-        dir: PathBuf,
-    },
-    /// Create a cluster CA and node certificates.
-    Certs {
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// Number of nodes (ids 1..=N) of a new CA.
-        #[arg(
-            long,
-            required_unless_present = "add_node",
-            conflicts_with = "add_node"
-        )]
-        nodes: Option<u64>,
-        /// Issue a certificate for one more node with the CA already in
-        /// --out (`ca.pem`, `ca-key.pem`), for a node joining the cluster.
-        #[arg(long)]
-        add_node: Option<u64>,
-        /// The cluster id the certificates are for.
-        #[arg(long, default_value = "coord")]
-        cluster_id: String,
-    },
-    /// Membership of a running cluster: list, add, promote, remove
-    /// (needs `[operator] token_file` in the cluster file). A node added
-    /// later is listed in the file with `join = true`.
-    Member {
-        #[command(subcommand)]
-        action: MemberAction,
-        /// The cluster configuration file.
-        #[arg(long, default_value = "cluster.toml", global = true)]
-        config: PathBuf,
-    },
-    /// Backup and restore: `save FILE` from a running cluster (needs
-    /// `[operator] token_file`), `restore FILE --id N` into the empty data
-    /// directory of a new cluster's node (any protocol), `inspect FILE`.
-    Snapshot {
-        #[command(subcommand)]
-        action: SnapshotAction,
-        /// The cluster configuration file.
-        #[arg(long, default_value = "cluster.toml", global = true)]
-        config: PathBuf,
-    },
+    #[command(flatten)]
+    Edge(EdgeCommand),
     /// Every node's role, indexes, sessions and state digest.
     Status {
         /// Print JSON.
@@ -218,15 +167,8 @@ enum Commands {
         /// (ephemeral sequential nodes).
         #[arg(long, value_enum, default_value = "set")]
         op: WriteOp,
-        /// Measured duration, e.g. 10s, 500ms, 2m.
-        #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
-        duration: Duration,
-        /// Unmeasured warm-up.
-        #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
-        warmup: Duration,
-        /// Bytes per written value.
-        #[arg(long, default_value_t = 100)]
-        value_bytes: usize,
+        #[command(flatten)]
+        load: LoadArgs,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -265,31 +207,18 @@ impl Target {
     }
 }
 
-/// Exit code 3: the outcome of a write is unknown.
-const EXIT_UNKNOWN: u8 = 3;
 /// Exit code 4: leadership / lock lost.
 const EXIT_LOST: u8 = 4;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli::init_tracing();
-    let runtime = match cli::runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(error) => {
-            if let Some(ClientError::OutcomeUnknown(reason)) = error.downcast_ref::<ClientError>() {
-                eprintln!("outcome unknown: the write may or may not have been applied ({reason})");
-                return ExitCode::from(EXIT_UNKNOWN);
-            }
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
+    SERVICE.main(run, outcome_unknown)
+}
+
+/// Why the write of a failed command may or may not have been applied.
+fn outcome_unknown(error: &anyhow::Error) -> Option<String> {
+    match error.downcast_ref::<ClientError>()? {
+        ClientError::OutcomeUnknown(reason) => Some(reason.to_string()),
+        _ => None,
     }
 }
 
@@ -307,6 +236,15 @@ fn show_stat(stat: &Stat) -> String {
     )
 }
 
+/// How `get` and `ls` read: `-w` leaves a watch, `--linearizable` syncs
+/// first.
+fn read(watch: bool, linearizable: bool) -> Read {
+    Read {
+        watch,
+        linearizable,
+    }
+}
+
 fn say(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
@@ -315,29 +253,11 @@ fn say(line: &str) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Commands::Serve {
-            config,
-            id,
-            metrics,
-            join,
-        } => cmd_serve(&config, id, &metrics, &join).await?,
-        Commands::Demo {
-            protocol,
-            nodes,
-            dir,
-        } => cmd_demo(&protocol, nodes, &dir).await?,
-        Commands::Certs {
-            out,
-            nodes,
-            add_node,
-            cluster_id,
-        } => println!(
-            "{}",
-            cli::certs(&out, nodes, add_node, cluster_id).map_err(anyhow::Error::msg)?
-        ),
+        Commands::Edge(command) => command
+            .run::<CoordWire>(&SERVICE, cmd_serve)
+            .await
+            .map_err(anyhow::Error::from_boxed)?,
         Commands::Status { json, target } => cmd_status(&target, json).await?,
-        Commands::Member { action, config } => cmd_member(&config, action).await?,
-        Commands::Snapshot { action, config } => cmd_snapshot(&config, &action).await?,
         Commands::Create {
             ephemeral,
             sequential,
@@ -359,13 +279,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             linearizable,
             path,
             target,
-        } => {
-            let read = Read {
-                watch,
-                linearizable,
-            };
-            cmd_get(&path, read, stat, &target).await?
-        }
+        } => cmd_get(&path, read(watch, linearizable), stat, &target).await?,
         Commands::Set {
             path,
             data,
@@ -382,13 +296,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             linearizable,
             path,
             target,
-        } => {
-            let read = Read {
-                watch,
-                linearizable,
-            };
-            cmd_ls(&path, read, &target).await?
-        }
+        } => cmd_ls(&path, read(watch, linearizable), &target).await?,
         Commands::Sync { path, target } => cmd_sync(&path, &target).await?,
         Commands::Elect {
             name,
@@ -404,17 +312,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Commands::Bench {
             clients,
             op,
-            duration,
-            warmup,
-            value_bytes,
+            load,
             json,
             config,
         } => {
             let options = LoadOptions {
                 clients,
-                duration,
-                warmup,
-                value_bytes,
+                duration: load.duration,
+                warmup: load.warmup,
+                value_bytes: load.value_bytes,
                 op,
             };
             cmd_bench(&config, &options, json).await?
@@ -427,30 +333,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 async fn cmd_bench(config: &Path, options: &LoadOptions, json: bool) -> Result<()> {
     let config = ClusterConfig::load(config)?;
     let report = load::run(&config, options).await?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{} on {}: {}",
-            config.protocol,
-            config.cluster_id,
-            report.describe()
-        );
-    }
-    Ok(())
+    cli::print_load_report(&config, &report, load::LoadReport::describe, json)
+        .map_err(anyhow::Error::from_boxed)
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.
-async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs, join: &JoinArgs) -> Result<()> {
-    let config = ClusterConfig::load(config)?;
-    let entry = cli::serve_entry(&config, id, join).map_err(anyhow::Error::msg)?;
-    let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-    // A joining node with an empty data directory starts from the
-    // membership the cluster has now (it learns the truth from the log).
-    let mut initial = None;
-    if entry.join && cli::is_fresh(&entry.data_dir) {
-        let client = MemberClient::from_config(&config)?;
-        for other in config.nodes.iter().map(|n| n.id).filter(|n| *n != id) {
+async fn cmd_serve(args: &ServeArgs) -> Result<(), cli::CliError> {
+    let initial = async |config: &ClusterConfig| -> Result<_, cli::CliError> {
+        let client = MemberClient::from_config(config)?;
+        let mut initial = None;
+        for other in config.nodes.iter().map(|n| n.id).filter(|n| *n != args.id) {
             if let Ok(Ok(view)) = client
                 .send_to(other, MemberCommand::List, Duration::from_secs(2))
                 .await
@@ -463,45 +355,25 @@ async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs, join: &JoinArg
         if initial.is_none() {
             eprintln!("warning: no node answered with the membership; starting from the seeds");
         }
-    }
-    let server = Server::start_entry(&config, entry.clone(), initial)?;
-    exporter
-        .serve(server.node().clone(), id, &config.tuning)
-        .map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "coordination node {id} of cluster {:?} running {} (peer {}, clients {}{})",
-        config.cluster_id,
-        config.protocol,
-        entry.peer_addr,
-        entry.client_addr,
-        if entry.join { ", joining" } else { "" }
-    );
-    server.run(cli::shutdown_signal()).await;
-    Ok(())
+        Ok(initial)
+    };
+    let start = |config: &ClusterConfig, entry, initial| -> Result<_, cli::CliError> {
+        let server = Server::start_entry(config, entry, initial)?;
+        Ok((server.node().clone(), server.run(cli::shutdown_signal())))
+    };
+    cli::serve(args, &SERVICE, initial, start).await
 }
 
-/// `demo`: a local cluster of child processes until Ctrl-C.
-async fn cmd_demo(protocol: &str, nodes: u64, dir: &Path) -> Result<()> {
-    cli::demo(
-        DemoSpec {
-            cluster_id: "coord",
-            label: "coordination cluster",
-            protocol,
-            nodes,
-            dir,
-        },
-        |c| {
-            vec![
-                format!("consensus-coord create /app hello --config {c}"),
-                format!("consensus-coord get -w /app --config {c}     (and in another shell: consensus-coord set /app bye --config {c})"),
-                format!("consensus-coord elect scheduler --config {c}  (in several shells; Ctrl-C the leader)"),
-                format!("consensus-coord lock reports --config {c} -- sh -c 'echo token $COORD_FENCING_TOKEN; sleep 5'"),
-                format!("consensus-coord status --config {c}"),
-            ]
-        },
-    )
-    .await
-    .map_err(anyhow::Error::msg)
+/// The commands `demo` suggests.
+fn demo_hints(config: &str) -> Vec<String> {
+    let c = config;
+    vec![
+        format!("consensus-coord create /app hello --config {c}"),
+        format!("consensus-coord get -w /app --config {c}     (and in another shell: consensus-coord set /app bye --config {c})"),
+        format!("consensus-coord elect scheduler --config {c}  (in several shells; Ctrl-C the leader)"),
+        format!("consensus-coord lock reports --config {c} -- sh -c 'echo token $COORD_FENCING_TOKEN; sleep 5'"),
+        format!("consensus-coord status --config {c}"),
+    ]
 }
 
 /// `create`.
@@ -524,6 +396,13 @@ async fn cmd_get(path: &str, read: Read, stat: bool, target: &Target) -> Result<
     if stat {
         say(&show_stat(&node_stat));
     }
+    wait_for_watch(handle).await?;
+    client.close().await?;
+    Ok(())
+}
+
+/// With `-w`: waits for the watch and prints its event.
+async fn wait_for_watch(handle: Option<Watch>) -> Result<()> {
     if let Some(handle) = handle {
         let event = handle.await?;
         say(&format!(
@@ -531,7 +410,6 @@ async fn cmd_get(path: &str, read: Read, stat: bool, target: &Target) -> Result<
             event.kind, event.path, event.index
         ));
     }
-    client.close().await?;
     Ok(())
 }
 
@@ -558,13 +436,7 @@ async fn cmd_ls(path: &str, read: Read, target: &Target) -> Result<()> {
     let (_, client) = target.connect().await?;
     let (children, handle) = client.children(path, read).await?;
     say(&format!("[{}]", children.join(", ")));
-    if let Some(handle) = handle {
-        let event = handle.await?;
-        say(&format!(
-            "watch: {} {} at index {}",
-            event.kind, event.path, event.index
-        ));
-    }
+    wait_for_watch(handle).await?;
     client.close().await?;
     Ok(())
 }
@@ -678,21 +550,13 @@ async fn cmd_status(target: &Target, json: bool) -> Result<()> {
     let config = ClusterConfig::load(&target.config)?;
     let mut reports = Vec::new();
     for node in &config.nodes {
-        reports.push((
-            node.id,
-            consensus_coord::client::admin_status(&config, node.id, target.timeout).await,
-        ));
+        let report = consensus_coord::client::admin_status(&config, node.id, target.timeout)
+            .await
+            .map_err(|e| e.to_string());
+        reports.push((node.id, report));
     }
     if json {
-        let values: Vec<serde_json::Value> = reports
-            .iter()
-            .map(|(id, r)| match r {
-                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
-                Err(error) => serde_json::json!({ "id": id, "error": error.to_string() }),
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&values)?);
-        return Ok(());
+        return cli::print_status_json(&reports).map_err(anyhow::Error::from_boxed);
     }
     println!(
         "{:>4} {:<10} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>5} {:>10}",
@@ -728,57 +592,5 @@ async fn cmd_status(target: &Target, json: bool) -> Result<()> {
             Err(error) => println!("{id:>4} unreachable: {error}"),
         }
     }
-    Ok(())
-}
-
-/// `member`: membership of a running cluster.
-async fn cmd_member(config_path: &Path, action: MemberAction) -> Result<()> {
-    let config = ClusterConfig::load(config_path)?;
-    let Some((command, json)) = action.command() else {
-        let MemberAction::Token { force } = action else {
-            anyhow::bail!("unreachable: only token has no command");
-        };
-        let Some(path) = &config.operator_token_file else {
-            anyhow::bail!(
-                "{} has no `[operator] token_file = \"...\"`: name the file the secret goes to",
-                config_path.display()
-            );
-        };
-        if path.exists() && !force {
-            anyhow::bail!("{} exists; pass --force to replace it", path.display());
-        }
-        write_secret(path).with_context(|| format!("writing {}", path.display()))?;
-        println!(
-            "wrote a new operator secret to {} (mode 0600)",
-            path.display()
-        );
-        return Ok(());
-    };
-    let client = MemberClient::from_config(&config)?;
-    let result = client.run(command).await;
-    client.close().await;
-    let view = result?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
-    } else {
-        print!("{}", view.describe());
-    }
-    Ok(())
-}
-
-/// `snapshot`: backup and restore.
-async fn cmd_snapshot(config_path: &Path, action: &SnapshotAction) -> Result<()> {
-    let config = ClusterConfig::load(config_path)?;
-    let client = || MemberClient::from_config(&config).map_err(|e| e.to_string());
-    let message = backup::run_action(
-        action,
-        &config,
-        "coord",
-        client,
-        consensus_coord::server::check_backup_data,
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
-    println!("{message}");
     Ok(())
 }

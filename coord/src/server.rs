@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use consensus::{
-    certs, ClientError, ClusterId, ConsensusNode, LogIndex, NodeId, ReadConsistency, ReplicatedLog,
-    Role,
+    ClientError, ClusterId, ConsensusNode, LogIndex, NodeId, ReadConsistency, ReplicatedLog, Role,
 };
 use consensus_service::accept;
 use consensus_service::backup::{BackupReply, BackupService};
 use consensus_service::config::{ClusterConfig, NodeEntry};
-use consensus_service::members::{seed_addrs, MemberOptions, MemberService, WithDirectory};
+use consensus_service::edge::{self, EdgeNode};
+use consensus_service::members::{MemberService, WithDirectory};
 use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeClient, PipeError, PipeLimits};
 use consensus_service::retry::Backoff;
@@ -100,6 +100,14 @@ pub fn check_backup_data(
     crate::state::CoordState::restore(index, data).map(drop)
 }
 
+/// Writes the one answer frame of a stream and finishes it (waiting until
+/// the client has it).
+async fn answer<T: serde::Serialize>(mut send: quinn::SendStream, reply: &T) {
+    let _ = wire::write_frame(&mut send, reply).await;
+    let _ = send.finish();
+    let _ = send.stopped().await;
+}
+
 /// A running coordination node.
 pub struct Server {
     node: Arc<ConsensusNode>,
@@ -149,14 +157,11 @@ impl Server {
         initial: Option<consensus::Membership>,
     ) -> Result<Arc<Server>, ServeError> {
         let id = entry.id;
-        let certificates = |message: String| ServeError::Certificates {
-            dir: config.certs_dir.display().to_string(),
-            message,
-        };
-        let cluster =
-            ClusterId::new(config.cluster_id.clone()).map_err(|e| certificates(e.to_string()))?;
-        let material = certs::load_node_tls(&config.certs_dir, &cluster, id)
-            .map_err(|e| certificates(e.to_string()))?;
+        let (cluster, material) =
+            edge::node_tls(config, id).map_err(|message| ServeError::Certificates {
+                dir: config.certs_dir.display().to_string(),
+                message,
+            })?;
         let hub = Arc::new(Hub::new());
         let operator_token = match &config.operator_token_file {
             Some(path) => Some(
@@ -173,22 +178,19 @@ impl Server {
         let notified = hub.clone();
         let (machine, directory) = WithDirectory::new(CoordMachine::new(hub.clone()));
         let machine = machine.on_directory_entry(move |index| notified.note_applied(index));
-        let mut builder = config.builder_for(&entry, material.clone());
-        if let Some(initial) = initial.filter(|_| config.protocol != consensus::Protocol::Paxos) {
-            builder = builder.membership(initial);
-        }
-        let node = Arc::new(builder.start(machine)?);
-        let seeds = seed_addrs(config, &entry);
-        let members = MemberService::new(
-            node.clone(),
-            id,
-            directory,
-            seeds,
-            operator_token.clone(),
-            MemberOptions::default(),
-        );
-        let backup = BackupService::new(node.clone(), id, "coord", config, operator_token);
-        members.spawn_peer_sync();
+        let EdgeNode {
+            node,
+            members,
+            backup,
+        } = edge::start_node(
+            config,
+            &entry,
+            material.clone(),
+            (machine, directory),
+            initial,
+            "coord",
+            operator_token,
+        )?;
         let api = |message: String| ServeError::ClientApi {
             addr: entry.client_addr.to_string(),
             message,
@@ -318,28 +320,34 @@ impl Server {
             Open::Member(request) => {
                 let started = std::time::Instant::now();
                 let reply: MemberReply = self.members.handle(request).await;
-                let result = if reply.is_ok() { "ok" } else { "refused" };
-                self.requests.record("member", result, started.elapsed());
-                let _ = wire::write_frame(&mut send, &reply).await;
-                let _ = send.finish();
-                let _ = send.stopped().await;
+                self.answer_operator("member", started, &reply, send).await;
             }
             Open::Backup(request) => {
                 let started = std::time::Instant::now();
                 let reply: BackupReply = self.backup.handle(request).await;
-                let result = if reply.is_ok() { "ok" } else { "refused" };
-                self.requests.record("backup", result, started.elapsed());
-                let _ = wire::write_frame(&mut send, &reply).await;
-                let _ = send.finish();
-                let _ = send.stopped().await;
+                self.answer_operator("backup", started, &reply, send).await;
             }
             Open::Admin(request) => {
                 let reply = self.admin(request).await;
-                let _ = wire::write_frame(&mut send, &reply).await;
-                let _ = send.finish();
-                let _ = send.stopped().await;
+                answer(send, &reply).await;
             }
         }
+    }
+
+    /// Counts and times an operator request (`op`: "member", "backup")
+    /// by its outcome, then writes its answer.
+    async fn answer_operator<T, E>(
+        &self,
+        op: &'static str,
+        started: std::time::Instant,
+        reply: &Result<T, E>,
+        send: quinn::SendStream,
+    ) where
+        Result<T, E>: serde::Serialize,
+    {
+        let result = if reply.is_ok() { "ok" } else { "refused" };
+        self.requests.record(op, result, started.elapsed());
+        answer(send, reply).await;
     }
 
     async fn query(&self, query: MachineQuery) -> Result<QueryAnswer, ServiceError> {

@@ -847,6 +847,15 @@ mod tests {
     }
 
     impl Harness {
+        /// A copy to apply other commands to.
+        fn fork(&self) -> Harness {
+            Harness {
+                state: self.state.clone(),
+                index: self.index,
+                sequence: self.sequence.clone(),
+            }
+        }
+
         fn new() -> Self {
             Harness {
                 state: CoordState::new(),
@@ -933,11 +942,7 @@ mod tests {
                 version,
             };
             let single = {
-                let mut h = Harness {
-                    state: base.state.clone(),
-                    index: base.index,
-                    sequence: base.sequence.clone(),
-                };
+                let mut h = base.fork();
                 let (response, effects) = h.apply(Command::Request {
                     session: owner,
                     sequence: 100,
@@ -949,11 +954,7 @@ mod tests {
                 (h.state, result, effects)
             };
             let multi = {
-                let mut h = Harness {
-                    state: base.state.clone(),
-                    index: base.index,
-                    sequence: base.sequence.clone(),
-                };
+                let mut h = base.fork();
                 let (response, effects) = h.apply(Command::Request {
                     session: owner,
                     sequence: 100,

@@ -15,7 +15,8 @@ use consensus_service::tls::{self as edge, ClientCertificates, EndpointOptions};
 
 use crate::wire::COORD_ALPN;
 
-fn options() -> EndpointOptions {
+/// The coordination service's endpoint settings.
+pub fn options() -> EndpointOptions {
     EndpointOptions {
         alpn: COORD_ALPN,
         idle_timeout: Duration::from_secs(30),

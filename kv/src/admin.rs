@@ -41,11 +41,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use consensus::{ClusterId, NodeId};
-use rand::RngCore;
 use thiserror::Error;
 
 use consensus_service::pipe::PipeClient;
@@ -77,19 +75,11 @@ pub enum AdminError {
 }
 
 /// Writes a new random admin secret (64 hex characters) to `path`,
-/// readable by its owner only.
-pub fn write_token(path: &Path) -> std::io::Result<()> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(path, format!("{token}\n"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
-}
+/// readable by its owner only (the service edge's
+/// [`write_secret`](consensus_service::members::write_secret)).
+pub use consensus_service::members::write_secret as write_token;
+
+use consensus_service::members::read_secret;
 
 /// Sends admin requests to the nodes of one cluster.
 pub struct AdminClient {
@@ -127,9 +117,8 @@ impl AdminClient {
                 config.path.display()
             ))
         })?;
-        let token = std::fs::read_to_string(path)
-            .map_err(|e| AdminError::Setup(format!("reading {}: {e}", path.display())))?;
-        AdminClient::new(config, token.trim().to_string())
+        let token = read_secret(path).map_err(AdminError::Setup)?;
+        AdminClient::new(config, token)
     }
 
     /// How long one request may take (default 2 s).

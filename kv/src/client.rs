@@ -130,25 +130,12 @@ pub fn client_endpoint<'a>(
     addrs: impl IntoIterator<Item = &'a SocketAddr>,
     ca_pem: &str,
 ) -> Result<quinn::Endpoint, KvError> {
-    let addrs: Vec<&SocketAddr> = addrs.into_iter().collect();
-    let bind: SocketAddr = if addrs.iter().all(|a| a.ip().is_loopback()) {
-        "127.0.0.1:0".parse().expect("address")
-    } else if addrs.iter().any(|a| a.is_ipv6()) {
-        "[::]:0".parse().expect("address")
-    } else {
-        "0.0.0.0:0".parse().expect("address")
-    };
-    let mut endpoint = quinn::Endpoint::client(bind)
-        .map_err(|e| KvError::Setup(format!("binding {bind}: {e}")))?;
-    endpoint.set_default_client_config(tls::client_config(ca_pem).map_err(KvError::Setup)?);
-    Ok(endpoint)
+    consensus_service::tls::client_endpoint(addrs, ca_pem, &tls::options()).map_err(KvError::Setup)
 }
 
 /// The cluster CA of a configuration, as PEM.
 pub fn read_ca(config: &ClusterConfig) -> Result<String, KvError> {
-    let ca_path = config.certs_dir.join("ca.pem");
-    std::fs::read_to_string(&ca_path)
-        .map_err(|e| KvError::Setup(format!("reading the cluster CA {}: {e}", ca_path.display())))
+    consensus_service::tls::read_cluster_ca(config).map_err(KvError::Setup)
 }
 
 impl KvClient {

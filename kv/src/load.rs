@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub use consensus_service::usage::LatencyReport;
-use consensus_service::usage::{describe_errors, latency_histogram, record_latency, CpuWindow};
+use consensus_service::usage::{describe_outcome, latency_histogram, record_latency, CpuWindow};
 
 use crate::client::{client_endpoint, read_ca, ClientOptions, KvClient, KvError, CLOSE_WAIT_MAX};
 use crate::config::ClusterConfig;
@@ -76,22 +76,15 @@ pub struct LoadReport {
 impl LoadReport {
     /// A human-readable summary.
     pub fn describe(&self) -> String {
-        let errors = describe_errors(&self.errors);
         format!(
-            "{} clients on {} connections, {:.1} s: {:.0} ops/s ({} reads, {} writes); latency p50 \
-             {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; errors: {errors}; load \
-             generator CPU {:.2} cores",
+            "{} clients on {} connections, {:.1} s: {:.0} ops/s ({} reads, {} writes); {}",
             self.clients,
             self.connections,
             self.seconds,
             self.ops_per_sec,
             self.reads,
             self.writes,
-            self.latency.p50_us as f64 / 1000.0,
-            self.latency.p99_us as f64 / 1000.0,
-            self.latency.p999_us as f64 / 1000.0,
-            self.latency.max_us as f64 / 1000.0,
-            self.load_cpu_cores,
+            describe_outcome(&self.latency, &self.errors, self.load_cpu_cores),
         )
     }
 }

@@ -5,20 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use consensus_kv::admin::{links_for_groups, parse_groups, write_token, AdminClient};
-use consensus_kv::cli::{self, DemoSpec, JoinArgs};
+use consensus_kv::admin::{links_for_groups, parse_groups, AdminClient};
+use consensus_kv::cli::{self, EdgeCommand, LoadArgs, ServeArgs, ServiceCli};
 use consensus_kv::client::{ClientOptions, KvClient, KvError};
 use consensus_kv::config::ClusterConfig;
 use consensus_kv::load::{self, LoadOptions};
-use consensus_kv::members::{fetch_view, MemberClient};
+use consensus_kv::members::{fetch_view, KvWire};
 use consensus_kv::server::Server;
 use consensus_kv::wire::AdminCommand;
-use consensus_service::backup::{self, SnapshotAction};
-use consensus_service::members::MemberAction;
-use consensus_service::ops::MetricsArgs;
+use consensus_service::members::read_secret;
 
 #[derive(Parser)]
 #[command(
@@ -31,72 +29,24 @@ struct Cli {
     command: Commands,
 }
 
+/// What the shared subcommands say and do in the key-value service.
+const SERVICE: ServiceCli = ServiceCli {
+    name: "kv",
+    node_label: "node",
+    demo_cluster_id: "demo",
+    demo_label: "cluster",
+    demo_dir: "kv-demo",
+    demo_nodes_help: "Number of nodes (3 or 5)",
+    demo_hints,
+    member_about: "Membership of a running cluster: list, add, promote, remove (needs \
+                   `[operator] token_file` in the cluster file)",
+    check_backup: consensus_kv::server::check_backup_data,
+};
+
 #[derive(Subcommand)]
 enum Commands {
-    /// Run one node of a cluster.
-    Serve {
-        /// The cluster configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// This node's id (in the file, or a new one with --join).
-        #[arg(long)]
-        id: u64,
-        #[command(flatten)]
-        metrics: MetricsArgs,
-        #[command(flatten)]
-        join: JoinArgs,
-    },
-    /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
-    Demo {
-        /// raft, multipaxos, paxos or zab.
-        #[arg(long, default_value = "raft")]
-        protocol: String,
-        /// Number of nodes (3 or 5).
-        #[arg(long, default_value_t = 3)]
-        nodes: u64,
-        /// Where to put certificates, configuration, data and logs.
-        #[arg(long, default_value = "kv-demo")]
-        dir: PathBuf,
-    },
-    /// Create a cluster CA and node certificates.
-    Certs {
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// Number of nodes (ids 1..=N) of a new CA.
-        #[arg(
-            long,
-            required_unless_present = "add_node",
-            conflicts_with = "add_node"
-        )]
-        nodes: Option<u64>,
-        /// Issue a certificate for one more node with the CA already in
-        /// --out (`ca.pem`, `ca-key.pem`), for a node joining the cluster.
-        #[arg(long)]
-        add_node: Option<u64>,
-        /// The cluster id the certificates are for.
-        #[arg(long, default_value = "kv")]
-        cluster_id: String,
-    },
-    /// Membership of a running cluster: list, add, promote, remove
-    /// (needs `[operator] token_file` in the cluster file).
-    Member {
-        #[command(subcommand)]
-        action: MemberAction,
-        /// The cluster configuration file.
-        #[arg(long, default_value = "cluster.toml", global = true)]
-        config: PathBuf,
-    },
-    /// Backup and restore: `save FILE` from a running cluster (needs
-    /// `[operator] token_file`), `restore FILE --id N` into the empty data
-    /// directory of a new cluster's node (any protocol), `inspect FILE`.
-    Snapshot {
-        #[command(subcommand)]
-        action: SnapshotAction,
-        /// The cluster configuration file.
-        #[arg(long, default_value = "cluster.toml", global = true)]
-        config: PathBuf,
-    },
+    #[command(flatten)]
+    Edge(EdgeCommand),
     /// Read a key (linearizable unless --stale).
     Get {
         /// The key.
@@ -166,15 +116,8 @@ struct BenchArgs {
     /// each connection.
     #[arg(long)]
     connections: Option<usize>,
-    /// Measured duration, e.g. 10s, 500ms, 2m.
-    #[arg(long, default_value = "10s", value_parser = cli::parse_duration)]
-    duration: Duration,
-    /// Unmeasured warm-up.
-    #[arg(long, default_value = "1s", value_parser = cli::parse_duration)]
-    warmup: Duration,
-    /// Bytes per written value.
-    #[arg(long, default_value_t = 100)]
-    value_bytes: usize,
+    #[command(flatten)]
+    load: LoadArgs,
     /// Number of distinct keys.
     #[arg(long, default_value_t = 1000)]
     keys: u64,
@@ -244,55 +187,27 @@ fn show(value: &Option<Bytes>) -> String {
     }
 }
 
-/// Exit code 3: the outcome of a write is unknown.
-const EXIT_UNKNOWN: u8 = 3;
 /// Exit code 2: a compare-and-set did not match.
 const EXIT_CAS_MISMATCH: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli::init_tracing();
-    let runtime = match cli::runtime() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(error) => {
-            if let Some(KvError::OutcomeUnknown(reason)) = error.downcast_ref::<KvError>() {
-                eprintln!("outcome unknown: the write may or may not have been applied ({reason})");
-                return ExitCode::from(EXIT_UNKNOWN);
-            }
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
+    SERVICE.main(run, outcome_unknown)
+}
+
+/// Why the write of a failed command may or may not have been applied.
+fn outcome_unknown(error: &anyhow::Error) -> Option<String> {
+    match error.downcast_ref::<KvError>()? {
+        KvError::OutcomeUnknown(reason) => Some(reason.to_string()),
+        _ => None,
     }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Commands::Serve {
-            config,
-            id,
-            metrics,
-            join,
-        } => cmd_serve(&config, id, &metrics, &join).await?,
-        Commands::Demo {
-            protocol,
-            nodes,
-            dir,
-        } => cmd_demo(&protocol, nodes, &dir).await?,
-        Commands::Certs {
-            out,
-            nodes,
-            add_node,
-            cluster_id,
-        } => cmd_certs(&out, nodes, add_node, cluster_id)?,
-        Commands::Member { action, config } => cmd_member(&config, action).await?,
-        Commands::Snapshot { action, config } => cmd_snapshot(&config, &action).await?,
+        Commands::Edge(command) => command
+            .run::<KvWire>(&SERVICE, cmd_serve)
+            .await
+            .map_err(anyhow::Error::from_boxed)?,
         Commands::Get { key, stale, target } => cmd_get(&key, stale, &target).await?,
         Commands::Put { key, value, target } => cmd_put(&key, value, &target).await?,
         Commands::Delete { key, target } => cmd_delete(&key, &target).await?,
@@ -310,81 +225,43 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `serve`: one node until Ctrl-C or SIGTERM.
-async fn cmd_serve(config: &Path, id: u64, metrics: &MetricsArgs, join: &JoinArgs) -> Result<()> {
+async fn cmd_serve(args: &ServeArgs) -> Result<(), cli::CliError> {
     // A file size limit (RLIMIT_FSIZE) must fail the write with
     // EFBIG, which the store reports, instead of killing the node.
     // SAFETY: setting a signal disposition to SIG_IGN.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let config = ClusterConfig::load(config)?;
-    let entry = cli::serve_entry(&config, id, join).map_err(anyhow::Error::msg)?;
-    let exporter = metrics.install(&config, id).map_err(anyhow::Error::msg)?;
-    // A joining node with an empty data directory starts from the
-    // membership the cluster has now (it learns the truth from the log).
-    let mut initial = None;
-    if entry.join && cli::is_fresh(&entry.data_dir) {
-        if let Some(path) = &config.operator_token_file {
-            let token = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            match fetch_view(&config, id, token.trim().to_string(), Duration::from_secs(10)).await {
-                Ok(view) => initial = Some(view.membership.leave_joint()),
-                Err(error) => eprintln!(
+    let initial = async |config: &ClusterConfig| -> Result<_, cli::CliError> {
+        let Some(path) = &config.operator_token_file else {
+            return Ok(None);
+        };
+        let token = read_secret(path)?;
+        let within = Duration::from_secs(10);
+        match fetch_view(config, args.id, token, within).await {
+            Ok(view) => Ok(Some(view.membership.leave_joint())),
+            Err(error) => {
+                eprintln!(
                     "warning: no node answered with the membership ({error}); starting from the seeds"
-                ),
+                );
+                Ok(None)
             }
         }
-    }
-    let server = Server::start_entry(&config, entry.clone(), initial)?;
-    exporter
-        .serve(server.node().clone(), id, &config.tuning)
-        .map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "node {id} of cluster {:?} running {} (peer {}, clients {}{})",
-        config.cluster_id,
-        config.protocol,
-        entry.peer_addr,
-        entry.client_addr,
-        if entry.join { ", joining" } else { "" }
-    );
-    server.run(cli::shutdown_signal()).await;
-    Ok(())
+    };
+    let start = |config: &ClusterConfig, entry, initial| -> Result<_, cli::CliError> {
+        let server = Server::start_entry(config, entry, initial)?;
+        Ok((server.node().clone(), server.run(cli::shutdown_signal())))
+    };
+    cli::serve(args, &SERVICE, initial, start).await
 }
 
-/// `demo`: a local cluster of child processes until Ctrl-C.
-async fn cmd_demo(protocol: &str, nodes: u64, dir: &Path) -> Result<()> {
-    cli::demo(
-        DemoSpec {
-            cluster_id: "demo",
-            label: "cluster",
-            protocol,
-            nodes,
-            dir,
-        },
-        |c| {
-            vec![
-                format!("consensus-kv put greeting hello --config {c}"),
-                format!("consensus-kv get greeting --config {c}"),
-                format!("consensus-kv status --config {c}"),
-            ]
-        },
-    )
-    .await
-    .map_err(anyhow::Error::msg)
-}
-
-/// `certs`: a cluster CA and node certificates.
-fn cmd_certs(
-    out: &Path,
-    nodes: Option<u64>,
-    add_node: Option<u64>,
-    cluster_id: String,
-) -> Result<()> {
-    println!(
-        "{}",
-        cli::certs(out, nodes, add_node, cluster_id).map_err(anyhow::Error::msg)?
-    );
-    Ok(())
+/// The commands `demo` suggests.
+fn demo_hints(config: &str) -> Vec<String> {
+    vec![
+        format!("consensus-kv put greeting hello --config {config}"),
+        format!("consensus-kv get greeting --config {config}"),
+        format!("consensus-kv status --config {config}"),
+    ]
 }
 
 /// `get`.
@@ -436,42 +313,27 @@ async fn cmd_bench(args: BenchArgs) -> Result<()> {
     let options = LoadOptions {
         clients: args.clients,
         connections: args.connections,
-        duration: args.duration,
-        warmup: args.warmup,
-        value_bytes: args.value_bytes,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        value_bytes: args.load.value_bytes,
         keys: args.keys,
         read_ratio: args.read_ratio,
         stale_reads: args.stale,
     };
     let report = load::run(&config, &options).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "{} on {}: {}",
-            config.protocol,
-            config.cluster_id,
-            report.describe()
-        );
-    }
-    Ok(())
+    cli::print_load_report(&config, &report, load::LoadReport::describe, args.json)
+        .map_err(anyhow::Error::from_boxed)
 }
 
 /// `admin`: fault injection on a cluster that enables it.
 async fn cmd_admin(config_path: &Path, action: AdminAction) -> Result<()> {
     let config = ClusterConfig::load(config_path)?;
     if let AdminAction::Token { force } = action {
-        let Some(path) = &config.testing.admin_token_file else {
-            bail!(
-                "{} has no `[testing] admin_token_file = \"...\"`: name the file the secret goes to",
-                config_path.display()
-            );
-        };
-        if path.exists() && !force {
-            bail!("{} exists; pass --force to replace it", path.display());
-        }
-        write_token(path).with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote a new admin secret to {} (mode 0600)", path.display());
+        let file = config.testing.admin_token_file.as_deref();
+        let setting = "[testing] admin_token_file";
+        let message = cli::new_secret(file, config_path, setting, "admin", force)
+            .map_err(anyhow::Error::from_boxed)?;
+        println!("{message}");
         return Ok(());
     }
     let admin = AdminClient::from_config(&config)?;
@@ -513,27 +375,17 @@ async fn cmd_status(target: &Target, json: bool) -> Result<()> {
     let (config, client) = target.load()?;
     let mut reports = Vec::new();
     for node in &config.nodes {
-        match client.status(node.id).await {
-            Ok(report) => reports.push(Ok(report)),
-            Err(error) => reports.push(Err((node.id, error.to_string()))),
-        }
+        let report = client.status(node.id).await.map_err(|e| e.to_string());
+        reports.push((node.id, report));
     }
     if json {
-        let values: Vec<serde_json::Value> = reports
-            .iter()
-            .map(|r| match r {
-                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
-                Err((id, error)) => serde_json::json!({ "id": id, "error": error }),
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&values)?);
-        return Ok(());
+        return cli::print_status_json(&reports).map_err(anyhow::Error::from_boxed);
     }
     println!(
         "{:>4} {:<10} {:>6} {:>8} {:>8} {:>8} {:>6} {:>10}  lag",
         "node", "role", "leader", "epoch", "commit", "applied", "keys", "state crc"
     );
-    for report in reports {
+    for (id, report) in reports {
         match report {
             Ok(r) => {
                 let lag = r
@@ -557,60 +409,8 @@ async fn cmd_status(target: &Target, json: bool) -> Result<()> {
                     lag
                 );
             }
-            Err((id, error)) => println!("{id:>4} unreachable: {error}"),
+            Err(error) => println!("{id:>4} unreachable: {error}"),
         }
     }
-    Ok(())
-}
-
-/// `member`: membership of a running cluster.
-async fn cmd_member(config_path: &Path, action: MemberAction) -> Result<()> {
-    let config = ClusterConfig::load(config_path)?;
-    if let MemberAction::Token { force } = action {
-        let Some(path) = &config.operator_token_file else {
-            bail!(
-                "{} has no `[operator] token_file = \"...\"`: name the file the secret goes to",
-                config_path.display()
-            );
-        };
-        if path.exists() && !force {
-            bail!("{} exists; pass --force to replace it", path.display());
-        }
-        write_token(path).with_context(|| format!("writing {}", path.display()))?;
-        println!(
-            "wrote a new operator secret to {} (mode 0600)",
-            path.display()
-        );
-        return Ok(());
-    }
-    let Some((command, json)) = action.command() else {
-        bail!("unreachable: token is handled above");
-    };
-    let client = MemberClient::from_config(&config)?;
-    let result = client.run(command).await;
-    client.close().await;
-    let view = result?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
-    } else {
-        print!("{}", view.describe());
-    }
-    Ok(())
-}
-
-/// `snapshot`: backup and restore.
-async fn cmd_snapshot(config_path: &Path, action: &SnapshotAction) -> Result<()> {
-    let config = ClusterConfig::load(config_path)?;
-    let client = || MemberClient::from_config(&config).map_err(|e| e.to_string());
-    let message = backup::run_action(
-        action,
-        &config,
-        "kv",
-        client,
-        consensus_kv::server::check_backup_data,
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
-    println!("{message}");
     Ok(())
 }

@@ -6,165 +6,57 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use consensus::{ClusterId, ConsensusNode, NodeId};
-use consensus_service::backup::{BackupCommand, BackupReply, BackupRequest, BackupSender};
-use consensus_service::members::{run_on_leader, MemberSender};
+use consensus::{ConsensusNode, NodeId};
+use consensus_service::member_client::{self, OperatorRequest, OperatorWire};
 use consensus_service::pipe::PipeClient;
 
 pub use consensus_service::members::MemberClientError;
 
 use crate::client::{client_endpoint, read_ca};
 use crate::config::ClusterConfig;
-use crate::tls;
-use crate::wire::{
-    self, MemberCommand, MemberReply, MemberRequest, MemberView, Request, MESSAGE_BYTES_MAX,
-};
+use crate::wire::{self, MemberCommand, MemberView, Request, MESSAGE_BYTES_MAX};
 
-/// Sends membership commands to one cluster.
-pub struct MemberClient {
-    endpoint: quinn::Endpoint,
-    cluster: ClusterId,
-    nodes: Mutex<BTreeMap<NodeId, SocketAddr>>,
-    leader: Mutex<Option<NodeId>>,
-    token: String,
-    /// How long a change may take (it waits for a learner to catch up).
-    pub change_timeout: Duration,
-    /// How long one node may take to answer `list`.
-    pub list_timeout: Duration,
-}
+/// Sends membership commands (and backup steps) to one cluster: the
+/// service edge's client over the key-value wire.
+pub type MemberClient = member_client::MemberClient<KvWire>;
 
-impl MemberClient {
-    /// A client of the nodes of `config`, authenticating with `token`.
-    pub fn new(config: &ClusterConfig, token: String) -> Result<MemberClient, MemberClientError> {
-        let setup = |e: String| MemberClientError::Setup(e);
-        let cluster =
-            ClusterId::new(config.cluster_id.clone()).map_err(|e| setup(e.to_string()))?;
-        let ca_pem = read_ca(config).map_err(|e| setup(e.to_string()))?;
-        let endpoint = client_endpoint(config.nodes.iter().map(|n| &n.client_addr), &ca_pem)
-            .map_err(|e| setup(e.to_string()))?;
-        Ok(MemberClient {
-            endpoint,
-            cluster,
-            nodes: Mutex::new(config.nodes.iter().map(|n| (n.id, n.client_addr)).collect()),
-            leader: Mutex::new(None),
-            token,
-            change_timeout: Duration::from_secs(90),
-            list_timeout: Duration::from_secs(2),
-        })
+/// The key-value wire of an operator request: one [`Request::Member`] or
+/// [`Request::Backup`] on a pipe of a fresh connection.
+pub struct KvWire;
+
+impl OperatorWire for KvWire {
+    fn endpoint(config: &ClusterConfig) -> Result<quinn::Endpoint, String> {
+        let ca_pem = read_ca(config).map_err(|e| e.to_string())?;
+        client_endpoint(config.nodes.iter().map(|n| &n.client_addr), &ca_pem)
+            .map_err(|e| e.to_string())
     }
 
-    /// A client that reads the secret from the configuration's
-    /// `[operator] token_file`.
-    pub fn from_config(config: &ClusterConfig) -> Result<MemberClient, MemberClientError> {
-        let path = config.operator_token_file.as_ref().ok_or_else(|| {
-            MemberClientError::Setup(format!(
-                "{} has no `[operator] token_file`: membership changes are disabled",
-                config.path.display()
-            ))
-        })?;
-        let token = std::fs::read_to_string(path)
-            .map_err(|e| MemberClientError::Setup(format!("reading {}: {e}", path.display())))?;
-        MemberClient::new(config, token.trim().to_string())
-    }
-
-    /// Adds (or moves) a node's client address, e.g. one that is not in the
-    /// cluster file.
-    pub fn add_node(&self, id: NodeId, client_addr: SocketAddr) {
-        self.nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, client_addr);
-    }
-
-    fn learn(&self, view: &MemberView) {
-        if view.leader.is_some() {
-            *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = view.leader;
-        }
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        for member in &view.members {
-            if let Some(addrs) = member.addrs {
-                nodes.insert(member.id, addrs.client_addr);
-            }
-        }
-    }
-
-    fn node_ids(&self) -> Vec<NodeId> {
-        self.nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
-            .collect()
-    }
-
-    /// Sends `command` to node `id` and returns its answer as is.
-    pub async fn send_to(
-        &self,
+    async fn exchange<R: serde::de::DeserializeOwned + Send>(
+        endpoint: &quinn::Endpoint,
         id: NodeId,
-        command: MemberCommand,
-        timeout: Duration,
-    ) -> Result<MemberReply, String> {
-        let request = Request::Member(MemberRequest {
-            token: self.token.clone(),
-            command,
-        });
-        let reply = tokio::time::timeout(timeout, self.exchange(id, &request))
-            .await
-            .map_err(|_| format!("node {id}: no answer within {timeout:?}"))??;
-        if let Ok(view) = &reply {
-            self.learn(view);
-        }
-        Ok(reply)
-    }
-
-    async fn exchange<R: serde::de::DeserializeOwned>(
-        &self,
-        id: NodeId,
-        request: &Request,
+        addr: SocketAddr,
+        server_name: String,
+        request: OperatorRequest,
     ) -> Result<R, String> {
-        let addr = self
-            .nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .copied()
-            .ok_or_else(|| format!("node {id}: address unknown"))?;
-        let connection = self
-            .endpoint
-            .connect(addr, &tls::server_name(&self.cluster, id))
+        let request = match request {
+            OperatorRequest::Member(request) => Request::Member(request),
+            OperatorRequest::Backup(request) => Request::Backup(request),
+        };
+        let connection = endpoint
+            .connect(addr, &server_name)
             .map_err(|e| format!("node {id}: connecting to {addr}: {e}"))?
             .await
             .map_err(|e| format!("node {id}: connecting to {addr}: {e}"))?;
         let pipe = PipeClient::open(connection, MESSAGE_BYTES_MAX)
             .await
             .map_err(|e| format!("node {id}: {e}"))?;
-        let result = pipe.call(wire::encode(request)).await;
+        let result = pipe.call(wire::encode(&request)).await;
         pipe.close();
         let bytes = result.map_err(|e| format!("node {id}: {e}"))?;
         wire::decode::<R>(&bytes).map_err(|e| format!("node {id}: reply does not decode: {e}"))
-    }
-
-    /// The membership as the leader sees it (any node's view when no
-    /// leader answers, e.g. on classic Paxos).
-    pub async fn list(&self) -> Result<MemberView, MemberClientError> {
-        self.run(MemberCommand::List).await
-    }
-
-    /// Runs `command` on the leader: starts anywhere and follows the
-    /// leader hint of a refusal. A change is sent once to the node that
-    /// runs it (no blind retry: it is not idempotent); only `list` moves on
-    /// to another node after a failure.
-    pub async fn run(&self, command: MemberCommand) -> Result<MemberView, MemberClientError> {
-        run_on_leader(self, command, self.list_timeout, self.change_timeout).await
-    }
-
-    /// Closes the endpoint.
-    pub async fn close(&self) {
-        self.endpoint.close(0u32.into(), b"member client closing");
-        self.endpoint.wait_idle().await;
     }
 }
 
@@ -257,40 +149,4 @@ pub fn spawn_address_fetch(
         );
         client.close().await;
     });
-}
-
-impl MemberSender for MemberClient {
-    fn node_ids(&self) -> Vec<NodeId> {
-        MemberClient::node_ids(self)
-    }
-
-    fn last_leader(&self) -> Option<NodeId> {
-        *self.leader.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn send(
-        &self,
-        id: NodeId,
-        command: MemberCommand,
-        timeout: Duration,
-    ) -> Result<MemberReply, String> {
-        self.send_to(id, command, timeout).await
-    }
-}
-
-impl BackupSender for MemberClient {
-    async fn send_backup(
-        &self,
-        id: NodeId,
-        command: BackupCommand,
-        timeout: Duration,
-    ) -> Result<BackupReply, String> {
-        let request = Request::Backup(BackupRequest {
-            token: self.token.clone(),
-            command,
-        });
-        tokio::time::timeout(timeout, self.exchange::<BackupReply>(id, &request))
-            .await
-            .map_err(|_| format!("node {id}: no answer within {timeout:?}"))?
-    }
 }

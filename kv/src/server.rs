@@ -5,18 +5,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use consensus::{
-    certs, ClusterId, ConsensusNode, NodeId, ReadConsistency, ReplicatedLog, SessionCommand,
-    Sessions,
-};
+use consensus::{ConsensusNode, NodeId, ReadConsistency, ReplicatedLog, SessionCommand, Sessions};
 use thiserror::Error;
 
 use consensus_service::accept;
 use consensus_service::backup::BackupService;
 use consensus_service::config::NodeEntry;
-use consensus_service::members::{
-    same_secret, seed_addrs, MemberOptions, MemberService, WithDirectory,
-};
+use consensus_service::edge::{self, EdgeNode};
+use consensus_service::members::{same_secret, MemberService, WithDirectory};
 use consensus_service::ops::RequestMetrics;
 use consensus_service::pipe::{self, PipeLimits};
 
@@ -146,17 +142,11 @@ impl Server {
         initial: Option<consensus::Membership>,
     ) -> Result<Arc<Server>, ServeError> {
         let id = entry.id;
-        let cluster =
-            ClusterId::new(config.cluster_id.clone()).map_err(|e| ServeError::Certificates {
+        let (_, material) =
+            edge::node_tls(config, id).map_err(|message| ServeError::Certificates {
                 dir: config.certs_dir.display().to_string(),
-                message: e.to_string(),
+                message,
             })?;
-        let material = certs::load_node_tls(&config.certs_dir, &cluster, id).map_err(|e| {
-            ServeError::Certificates {
-                dir: config.certs_dir.display().to_string(),
-                message: e.to_string(),
-            }
-        })?;
         let admin = match (
             &config.testing.admin_token_file,
             config.testing.fault_injection,
@@ -173,24 +163,20 @@ impl Server {
             .as_deref()
             .map(read_admin_token)
             .transpose()?;
-        let (machine, directory) = WithDirectory::new(Sessions::new(KvState::new(), SESSIONS_MAX));
-        let mut builder = config.builder_for(&entry, material.clone());
-        if let Some(initial) = initial.filter(|_| config.protocol != consensus::Protocol::Paxos) {
-            tracing::info!(node = id, membership = %initial, "initial membership from the cluster");
-            builder = builder.membership(initial);
-        }
-        let node = Arc::new(builder.start(machine)?);
-        let seeds = seed_addrs(config, &entry);
-        let backup = BackupService::new(node.clone(), id, "kv", config, operator_token.clone());
-        let members = MemberService::new(
-            node.clone(),
-            id,
-            directory,
-            seeds,
+        let machine = WithDirectory::new(Sessions::new(KvState::new(), SESSIONS_MAX));
+        let EdgeNode {
+            node,
+            members,
+            backup,
+        } = edge::start_node(
+            config,
+            &entry,
+            material.clone(),
+            machine,
+            initial,
+            "kv",
             operator_token.clone(),
-            MemberOptions::default(),
-        );
-        members.spawn_peer_sync();
+        )?;
         if let Some(token) = operator_token {
             crate::members::spawn_address_fetch(config, id, token, node.clone());
         }

@@ -106,11 +106,7 @@ pub struct AdminRequest {
 
 impl std::fmt::Debug for AdminRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the secret.
-        f.debug_struct("AdminRequest")
-            .field("token", &"<redacted>")
-            .field("command", &self.command)
-            .finish()
+        consensus_service::members::debug_redacted(f, "AdminRequest", &self.command)
     }
 }
 

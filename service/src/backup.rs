@@ -283,10 +283,7 @@ pub struct BackupRequest {
 
 impl std::fmt::Debug for BackupRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackupRequest")
-            .field("token", &"<redacted>")
-            .field("command", &self.command)
-            .finish()
+        crate::members::debug_redacted(f, "BackupRequest", &self.command)
     }
 }
 

@@ -1,16 +1,439 @@
 //! Pieces of the command-line programs shared by `consensus-kv` and the
 //! coordination service's `consensus-coord`: duration arguments, logging,
 //! the async runtime, Ctrl-C / SIGTERM, `serve --join`, `certs`, and the
-//! local demo cluster.
+//! local demo cluster; and the subcommands every service's binary has
+//! ([`EdgeCommand`]: `serve`, `demo`, `certs`, `member`, `snapshot`), one
+//! handler each, told what differs by a [`ServiceCli`].
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use consensus::NodeId;
+use bytes::Bytes;
+use consensus::{ConsensusNode, LogIndex, Membership, NodeId, RecoverError};
 
+use crate::backup::{self, SnapshotAction};
 use crate::config::{ClusterConfig, NodeEntry};
 use crate::demo::{prepare_with_metrics, LocalCluster};
+use crate::member_client::{MemberClient, OperatorWire};
+use crate::members::{write_secret, MemberAction};
+use crate::ops::MetricsArgs;
+
+/// The error of a subcommand: printed as `error: ...` with its causes.
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What differs between the services in the shared subcommands.
+pub struct ServiceCli {
+    /// The service: what a backup is of, and the default of
+    /// `certs --cluster-id` ("kv", "coord").
+    pub name: &'static str,
+    /// What `serve`'s first line calls the node ("node", "coordination
+    /// node").
+    pub node_label: &'static str,
+    /// The cluster id of `demo`'s cluster.
+    pub demo_cluster_id: &'static str,
+    /// What `demo` calls the cluster ("cluster", "coordination cluster").
+    pub demo_label: &'static str,
+    /// The default of `demo --dir`.
+    pub demo_dir: &'static str,
+    /// The help of `demo --nodes`.
+    pub demo_nodes_help: &'static str,
+    /// The commands `demo` suggests, given the configuration path.
+    pub demo_hints: fn(&str) -> Vec<String>,
+    /// The one-line help of `member`.
+    pub member_about: &'static str,
+    /// Restores a backup's data into a fresh state machine of the service
+    /// (how `snapshot restore` checks a file).
+    pub check_backup: fn(LogIndex, &Bytes) -> Result<(), RecoverError>,
+}
+
+impl ServiceCli {
+    /// Parses the command line of the binary `C` (which flattens an
+    /// [`EdgeCommand`] into its subcommands) with this service's defaults
+    /// and help; exits with clap's message on a bad one.
+    pub fn parse<C: clap::Parser>(&self) -> C {
+        let mut command = self.command(C::command());
+        let mut matches = command.get_matches_mut();
+        C::from_arg_matches_mut(&mut matches).unwrap_or_else(|error| {
+            let mut command = self.command(C::command());
+            error.format(&mut command).exit()
+        })
+    }
+
+    fn command(&self, command: clap::Command) -> clap::Command {
+        command
+            .mut_subcommand("demo", |demo| {
+                demo.mut_arg("nodes", |nodes| nodes.help(self.demo_nodes_help))
+                    .mut_arg("dir", |dir| {
+                        dir.default_value(self.demo_dir).required(false)
+                    })
+            })
+            .mut_subcommand("certs", |certs| {
+                certs.mut_arg("cluster_id", |id| {
+                    id.default_value(self.name).required(false)
+                })
+            })
+            .mut_subcommand("member", |member| member.about(self.member_about))
+    }
+}
+
+/// The subcommands every service's binary has (flattened into its own).
+#[derive(clap::Subcommand)]
+pub enum EdgeCommand {
+    /// Run one node of a cluster.
+    Serve(ServeArgs),
+    /// Start a local cluster of child processes on loopback and wait for Ctrl-C.
+    Demo(DemoArgs),
+    /// Create a cluster CA and node certificates.
+    Certs(CertsArgs),
+    /// Membership of a running cluster: list, add, promote, remove
+    /// (needs `[operator] token_file` in the cluster file).
+    Member(MemberArgs),
+    /// Backup and restore: `save FILE` from a running cluster (needs
+    /// `[operator] token_file`), `restore FILE --id N` into the empty data
+    /// directory of a new cluster's node (any protocol), `inspect FILE`.
+    Snapshot(SnapshotArgs),
+}
+
+impl EdgeCommand {
+    /// Runs the subcommand of the service `service` whose operator
+    /// requests cross the wire `W`; `serve` is the service's own (it starts
+    /// the service's server, with [`serve`]).
+    pub async fn run<W: OperatorWire>(
+        self,
+        service: &ServiceCli,
+        serve: impl AsyncFnOnce(&ServeArgs) -> Result<(), CliError>,
+    ) -> Result<(), CliError> {
+        match self {
+            EdgeCommand::Serve(args) => serve(&args).await,
+            EdgeCommand::Demo(args) => demo_command(&args, service).await,
+            EdgeCommand::Certs(args) => certs_command(&args),
+            EdgeCommand::Member(args) => member_command::<W>(&args).await,
+            EdgeCommand::Snapshot(args) => snapshot_command::<W>(&args, service).await,
+        }
+    }
+}
+
+/// The options of `serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The cluster configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// This node's id (in the file, or a new one with --join).
+    #[arg(long)]
+    pub id: u64,
+    /// `--metrics-addr`.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// `--join` and the addresses of a node the file does not list.
+    #[command(flatten)]
+    pub join: JoinArgs,
+}
+
+/// The options of `demo`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {
+    /// raft, multipaxos, paxos or zab.
+    #[arg(long, default_value = "raft")]
+    pub protocol: String,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Where to put certificates, configuration, data and logs.
+    // Default: the service's `ServiceCli::demo_dir`.
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+/// The options of `certs`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CertsArgs {
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of nodes (ids 1..=N) of a new CA.
+    #[arg(
+        long,
+        required_unless_present = "add_node",
+        conflicts_with = "add_node"
+    )]
+    pub nodes: Option<u64>,
+    /// Issue a certificate for one more node with the CA already in
+    /// --out (`ca.pem`, `ca-key.pem`), for a node joining the cluster.
+    #[arg(long)]
+    pub add_node: Option<u64>,
+    /// The cluster id the certificates are for.
+    // Default: the service's `ServiceCli::name`.
+    #[arg(long)]
+    pub cluster_id: String,
+}
+
+/// The options of a closed-loop load generator (`bench`) that every
+/// service's has.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Measured duration, e.g. 10s, 500ms, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 100)]
+    pub value_bytes: usize,
+}
+
+/// The options of `member`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct MemberArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: MemberAction,
+    /// The cluster configuration file.
+    #[arg(long, default_value = "cluster.toml", global = true)]
+    pub config: PathBuf,
+}
+
+/// The options of `snapshot`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SnapshotArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SnapshotAction,
+    /// The cluster configuration file.
+    #[arg(long, default_value = "cluster.toml", global = true)]
+    pub config: PathBuf,
+}
+
+/// Exit code 3: the outcome of a write is unknown.
+pub const EXIT_OUTCOME_UNKNOWN: u8 = 3;
+
+impl ServiceCli {
+    /// A service binary's `main`: parses the command line ([`Self::parse`]),
+    /// starts logging and the runtime, then `run`s the command. An error is
+    /// printed as `error: ...` (exit code 1), except one whose write may or
+    /// may not have been applied (`outcome_unknown` gives its reason):
+    /// exit code [`EXIT_OUTCOME_UNKNOWN`].
+    pub fn main<C: clap::Parser, E: std::fmt::Display, F: Future<Output = Result<ExitCode, E>>>(
+        &self,
+        run: impl FnOnce(C) -> F,
+        outcome_unknown: impl FnOnce(&E) -> Option<String>,
+    ) -> ExitCode {
+        let cli: C = self.parse();
+        init_tracing();
+        let runtime = match runtime() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(run(cli)) {
+            Ok(code) => code,
+            Err(error) => {
+                if let Some(reason) = outcome_unknown(&error) {
+                    eprintln!(
+                        "outcome unknown: the write may or may not have been applied ({reason})"
+                    );
+                    return ExitCode::from(EXIT_OUTCOME_UNKNOWN);
+                }
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `bench`'s result: `report` as JSON, or `PROTOCOL on CLUSTER: ` and its
+/// description.
+pub fn print_load_report<R: serde::Serialize>(
+    config: &ClusterConfig,
+    report: &R,
+    description: impl FnOnce(&R) -> String,
+    json: bool,
+) -> Result<(), CliError> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!(
+            "{} on {}: {}",
+            config.protocol,
+            config.cluster_id,
+            description(report)
+        );
+    }
+    Ok(())
+}
+
+/// An I/O error with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct IoContext {
+    what: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// `serve`: one node until Ctrl-C or SIGTERM. A joining node with an
+/// empty data directory starts from the membership `initial` asks the
+/// cluster for (it learns the truth from the log); `start` starts the
+/// node and returns it with the future that serves it (until
+/// [`shutdown_signal`]).
+pub async fn serve<F: Future<Output = ()>>(
+    args: &ServeArgs,
+    service: &ServiceCli,
+    initial: impl AsyncFnOnce(&ClusterConfig) -> Result<Option<Membership>, CliError>,
+    start: impl FnOnce(
+        &ClusterConfig,
+        NodeEntry,
+        Option<Membership>,
+    ) -> Result<(Arc<ConsensusNode>, F), CliError>,
+) -> Result<(), CliError> {
+    let id = args.id;
+    let config = ClusterConfig::load(&args.config)?;
+    let entry = serve_entry(&config, id, &args.join)?;
+    let exporter = args.metrics.install(&config, id)?;
+    let mut membership = None;
+    if entry.join && is_fresh(&entry.data_dir) {
+        membership = initial(&config).await?;
+    }
+    let (node, run) = start(&config, entry.clone(), membership)?;
+    exporter.serve(node, id, &config.tuning)?;
+    eprintln!(
+        "{} {id} of cluster {:?} running {} (peer {}, clients {}{})",
+        service.node_label,
+        config.cluster_id,
+        config.protocol,
+        entry.peer_addr,
+        entry.client_addr,
+        if entry.join { ", joining" } else { "" }
+    );
+    run.await;
+    Ok(())
+}
+
+/// `status --json`: each node's report, or `{"error": ..., "id": ...}`
+/// for a node that did not answer, as one pretty-printed JSON array.
+pub fn print_status_json<R: serde::Serialize>(
+    reports: &[(NodeId, Result<R, String>)],
+) -> Result<(), CliError> {
+    let values: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|(id, report)| match report {
+            Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+            Err(error) => serde_json::json!({ "id": id, "error": error }),
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&values)?);
+    Ok(())
+}
+
+/// `demo`: a local cluster of child processes until Ctrl-C.
+pub async fn demo_command(args: &DemoArgs, service: &ServiceCli) -> Result<(), CliError> {
+    let spec = DemoSpec {
+        cluster_id: service.demo_cluster_id,
+        label: service.demo_label,
+        protocol: &args.protocol,
+        nodes: args.nodes,
+        dir: &args.dir,
+    };
+    Ok(demo(spec, service.demo_hints).await?)
+}
+
+/// `certs`: a cluster CA and node certificates.
+pub fn certs_command(args: &CertsArgs) -> Result<(), CliError> {
+    let message = certs(
+        &args.out,
+        args.nodes,
+        args.add_node,
+        args.cluster_id.clone(),
+    )?;
+    println!("{message}");
+    Ok(())
+}
+
+/// Writes a new random secret to `file` (named in `config_path` by
+/// `setting`, e.g. `[operator] token_file`), unless one exists and not
+/// `force`; returns what to print (`what`: "operator", "admin").
+pub fn new_secret(
+    file: Option<&Path>,
+    config_path: &Path,
+    setting: &str,
+    what: &str,
+    force: bool,
+) -> Result<String, CliError> {
+    let Some(path) = file else {
+        return Err(format!(
+            "{} has no `{setting} = \"...\"`: name the file the secret goes to",
+            config_path.display()
+        )
+        .into());
+    };
+    if path.exists() && !force {
+        return Err(format!("{} exists; pass --force to replace it", path.display()).into());
+    }
+    write_secret(path).map_err(|source| IoContext {
+        what: format!("writing {}", path.display()),
+        source,
+    })?;
+    Ok(format!(
+        "wrote a new {what} secret to {} (mode 0600)",
+        path.display()
+    ))
+}
+
+/// `member`: membership of a running cluster, over the wire `W`.
+pub async fn member_command<W: OperatorWire>(args: &MemberArgs) -> Result<(), CliError> {
+    let config = ClusterConfig::load(&args.config)?;
+    let Some((command, json)) = args.action.command() else {
+        let MemberAction::Token { force } = args.action else {
+            return Err("unreachable: only token has no command".into());
+        };
+        let file = config.operator_token_file.as_deref();
+        let message = new_secret(
+            file,
+            &args.config,
+            "[operator] token_file",
+            "operator",
+            force,
+        )?;
+        println!("{message}");
+        return Ok(());
+    };
+    let client = MemberClient::<W>::from_config(&config)?;
+    let result = client.run(command).await;
+    client.close().await;
+    let view = result?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", view.describe());
+    }
+    Ok(())
+}
+
+/// `snapshot`: backup and restore, over the wire `W`.
+pub async fn snapshot_command<W: OperatorWire>(
+    args: &SnapshotArgs,
+    service: &ServiceCli,
+) -> Result<(), CliError> {
+    let config = ClusterConfig::load(&args.config)?;
+    let client = || MemberClient::<W>::from_config(&config).map_err(|e| e.to_string());
+    let message = backup::run_action(
+        &args.action,
+        &config,
+        service.name,
+        client,
+        service.check_backup,
+    )
+    .await?;
+    println!("{message}");
+    Ok(())
+}
 
 /// `serve --join`: a node the cluster file need not list.
 #[derive(Clone, Debug, Default, clap::Args)]

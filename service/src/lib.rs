@@ -8,6 +8,8 @@
 //! * [`config`]: the cluster file (TOML) every node and client reads;
 //! * [`tls`]: TLS for the client API (node certificates of the cluster CA,
 //!   optional client certificates for node-to-node forwarding);
+//! * [`edge`]: a node's consensus node started with the membership and
+//!   backup services;
 //! * [`accept`]: the QUIC accept loop and per-connection stream serving;
 //! * [`frame`] and [`pipe`]: the pipelined client protocol — one long-lived
 //!   stream per connection, many requests in flight matched by id, answers
@@ -16,7 +18,9 @@
 //! * [`cli`]: command-line pieces (durations, logging, signals, runtime,
 //!   the demo command) and [`demo`]: a local cluster of child processes;
 //! * [`members`]: membership changes of a running cluster (the replicated
-//!   address book, add / promote / remove with catch-up, one at a time);
+//!   address book, add / promote / remove with catch-up, one at a time)
+//!   and [`member_client`]: the operator's client of them (and of backups),
+//!   generic over how a service's wire carries one request;
 //! * [`backup`]: `snapshot save` / `restore` / `inspect`: a checksummed,
 //!   protocol-neutral backup of the state machine, restored into a new
 //!   cluster of any protocol;
@@ -30,7 +34,9 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod frame;
+pub mod member_client;
 pub mod members;
 pub mod ops;
 pub mod pipe;

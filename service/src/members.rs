@@ -319,11 +319,21 @@ pub struct MemberRequest {
 
 impl std::fmt::Debug for MemberRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemberRequest")
-            .field("token", &"<redacted>")
-            .field("command", &self.command)
-            .finish()
+        debug_redacted(f, "MemberRequest", &self.command)
     }
+}
+
+/// The `Debug` of an authenticated request `name { token, command }`:
+/// never the secret.
+pub fn debug_redacted(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    command: &dyn std::fmt::Debug,
+) -> std::fmt::Result {
+    f.debug_struct(name)
+        .field("token", &"<redacted>")
+        .field("command", command)
+        .finish()
 }
 
 /// A membership command.
@@ -1309,6 +1319,13 @@ impl MemberAction {
             MemberAction::Remove { id } => Some((MemberCommand::Remove { id: *id }, false)),
         }
     }
+}
+
+/// Reads a secret file (its content without surrounding white space).
+pub fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Ok(text.trim().to_string())
 }
 
 /// Writes a new random secret (64 hex characters) to `path`, readable by

@@ -8,6 +8,7 @@
 //! client certificates verified against the cluster CA (so a server can
 //! tell a fellow node, [`presented_certificate`], from an ordinary client).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,6 +144,37 @@ pub fn client_config(
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(options.transport());
     Ok(config)
+}
+
+/// The cluster CA of a configuration (`certs_dir/ca.pem`), as PEM.
+pub fn read_cluster_ca(config: &crate::config::ClusterConfig) -> Result<String, String> {
+    let ca_path = config.certs_dir.join("ca.pem");
+    std::fs::read_to_string(&ca_path)
+        .map_err(|e| format!("reading the cluster CA {}: {e}", ca_path.display()))
+}
+
+/// A client endpoint for nodes at `addrs` trusting `ca_pem` (a
+/// [`client_config`] without identity): bound to loopback when every node
+/// is on loopback, else to the IPv6 wildcard when some node has an IPv6
+/// address, else to the IPv4 wildcard.
+pub fn client_endpoint<'a>(
+    addrs: impl IntoIterator<Item = &'a SocketAddr>,
+    ca_pem: &str,
+    options: &EndpointOptions,
+) -> Result<quinn::Endpoint, String> {
+    let addrs: Vec<&SocketAddr> = addrs.into_iter().collect();
+    let bind: SocketAddr = if addrs.iter().all(|a| a.ip().is_loopback()) {
+        "127.0.0.1:0"
+    } else if addrs.iter().any(|a| a.is_ipv6()) {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .expect("address");
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| format!("binding {bind}: {e}"))?;
+    endpoint.set_default_client_config(client_config(ca_pem, None, options)?);
+    Ok(endpoint)
 }
 
 /// The TLS server name of node `id` (what its certificate names).

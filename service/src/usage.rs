@@ -63,6 +63,25 @@ pub fn describe_errors(errors: &std::collections::BTreeMap<String, u64>) -> Stri
         .join(" ")
 }
 
+/// The end of a load generator's one-line summary: `latency p50 X ms, p99
+/// X ms, p99.9 X ms, max X ms; errors: ...; load generator CPU X cores`.
+pub fn describe_outcome(
+    latency: &LatencyReport,
+    errors: &std::collections::BTreeMap<String, u64>,
+    load_cpu_cores: f64,
+) -> String {
+    format!(
+        "latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms; errors: {}; load \
+         generator CPU {:.2} cores",
+        latency.p50_us as f64 / 1000.0,
+        latency.p99_us as f64 / 1000.0,
+        latency.p999_us as f64 / 1000.0,
+        latency.max_us as f64 / 1000.0,
+        describe_errors(errors),
+        load_cpu_cores,
+    )
+}
+
 /// Records the time from `began` to `finished` into `histogram`.
 pub fn record_latency(histogram: &mut Histogram<u64>, began: Instant, finished: Instant) {
     let micros = u64::try_from((finished - began).as_micros()).unwrap_or(u64::MAX);
