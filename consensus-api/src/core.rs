@@ -81,7 +81,9 @@ pub struct CoreConfig {
 
 impl CoreConfig {
     /// Defaults equivalent to a 150-300 ms election timeout and a 50 ms
-    /// heartbeat at a 10 ms tick.
+    /// heartbeat at a 10 ms tick: what the simulator and the cores' tests
+    /// run (their recorded seeds and traces depend on it). Deployments take
+    /// their timing from `consensus::Tuning` (150-250 ms by default).
     pub fn new(id: NodeId, initial_membership: Membership) -> Self {
         CoreConfig {
             id,

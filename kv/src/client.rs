@@ -579,7 +579,7 @@ fn new_session_id() -> u64 {
 
 /// How long one operation avoids a node that did not answer: twice the
 /// attempt timeout (long enough for the other nodes to elect a new leader
-/// with 150-300 ms election timeouts and a 100 ms attempt timeout), but at
+/// with 150-250 ms election timeouts and a 100 ms attempt timeout), but at
 /// most a quarter of the operation timeout (a node that was only slow is
 /// asked again within the operation).
 fn silent_window(options: &ClientOptions) -> Duration {

@@ -8,12 +8,12 @@
 //! data_root = "data"             # node N keeps its log in data_root/node-N
 //!
 //! [tuning]                       # optional, these are the defaults
-//! profile = "default"            # or "fast": 5 / 20 / 60-120 ms (see Tuning::profile);
+//! profile = "default"            # or "fast": 5 / 20 / 60-100 ms (see Tuning::profile);
 //!                                # the fields below override the profile
 //! tick_ms = 10
 //! heartbeat_ms = 50
 //! election_timeout_min_ms = 150
-//! election_timeout_max_ms = 300
+//! election_timeout_max_ms = 250
 //!
 //! [limits]                       # optional
 //! value_bytes_max = 1048576
