@@ -305,7 +305,10 @@ pub async fn service_level(
     progress.inc(1);
     let mut result = ServiceResults {
         protocol: protocol.to_string(),
-        failover_client: service_failover::client_description(settings.command_bytes),
+        failover_client: service_failover::client_description(
+            settings.command_bytes,
+            service_failover::attempt_timeout(&settings.tuning),
+        ),
         ..ServiceResults::default()
     };
     for &clients in &options.clients {
@@ -374,6 +377,7 @@ pub async fn service_level(
             fault,
             samples,
             settings.command_bytes,
+            service_failover::attempt_timeout(&settings.tuning),
             |index, done| match done {
                 None => progress.set_message(format!(
                     "{protocol} service: {fault} of the leader, sample {}/{samples}{note}",

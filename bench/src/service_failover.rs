@@ -9,9 +9,11 @@
 //! died does not end the gap early; the longest gap in that window counts).
 //!
 //! The client is part of the measurement, as an etcd client's settings are
-//! part of etcd's: it gives up on one node after [`ATTEMPT_TIMEOUT`] (100 ms)
-//! and retries elsewhere with a backoff of [`BACKOFF_INITIAL`] doubling up
-//! to [`BACKOFF_MAX`], following the nodes' leader redirects.
+//! part of etcd's: it gives up on one node after [`attempt_timeout`] (100 ms
+//! at the default timing, 2.5 heartbeat intervals when that is shorter: 50
+//! ms for the fast profile) and retries elsewhere with a backoff of
+//! [`BACKOFF_INITIAL`] doubling up to [`BACKOFF_MAX`], following the nodes'
+//! leader redirects.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,8 +24,19 @@ use consensus_kv::client::{ClientOptions, KvClient};
 use consensus_kv::demo::LocalCluster;
 use consensus_kv::wire::NodeReport;
 
-/// How long the measuring client waits for one node before trying another.
+/// The longest the measuring client waits for one node before trying
+/// another.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How long the measuring client waits for one node before trying another
+/// under `tuning`: [`ATTEMPT_TIMEOUT`], or 2.5 heartbeat intervals when that
+/// is shorter. A leader silent for that long has missed two heartbeats, so
+/// its followers are about to suspect it too; a client that waited a fixed
+/// 100 ms would, with the fast profile (60-100 ms election timeout), still
+/// be waiting on a dead leader after its successor took over.
+pub fn attempt_timeout(tuning: &consensus::Tuning) -> Duration {
+    ATTEMPT_TIMEOUT.min(tuning.heartbeat_interval * 5 / 2)
+}
 /// The measuring client's first retry delay (doubles per retry, jittered).
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(10);
 /// The measuring client's largest retry delay: 25 ms, etcd clientv3's
@@ -38,11 +51,11 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 const KEY: &str = "failover-probe";
 
 /// The measuring client's settings, for the report.
-pub fn client_description(value_bytes: usize) -> String {
+pub fn client_description(value_bytes: usize, attempt_timeout: Duration) -> String {
     format!(
         "one client, put of a {value_bytes}-byte value to one key in a loop; \
          attempt timeout {} ms, retry backoff {}-{} ms, follows leader redirects",
-        ATTEMPT_TIMEOUT.as_millis(),
+        attempt_timeout.as_millis(),
         BACKOFF_INITIAL.as_millis(),
         BACKOFF_MAX.as_millis()
     )
@@ -100,12 +113,16 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(cluster: &LocalCluster, value_bytes: usize) -> Result<Writer, String> {
+    fn start(
+        cluster: &LocalCluster,
+        value_bytes: usize,
+        attempt_timeout: Duration,
+    ) -> Result<Writer, String> {
         let client = Arc::new(
             KvClient::from_config(
                 &cluster.config,
                 ClientOptions {
-                    attempt_timeout: ATTEMPT_TIMEOUT,
+                    attempt_timeout,
                     operation_timeout: Duration::from_secs(5),
                     backoff_initial: BACKOFF_INITIAL,
                     backoff_max: BACKOFF_MAX,
@@ -386,12 +403,13 @@ pub async fn measure(
     fault: Fault,
     samples: usize,
     value_bytes: usize,
+    attempt_timeout: Duration,
     mut progress: impl FnMut(usize, Option<(f64, NodeId)>),
 ) -> Result<Vec<f64>, String> {
     if samples == 0 {
         return Ok(Vec::new());
     }
-    let writer = Writer::start(cluster, value_bytes)?;
+    let writer = Writer::start(cluster, value_bytes, attempt_timeout)?;
     let mut gaps = Vec::with_capacity(samples);
     let mut outcome = Ok(());
     for index in 0..samples {

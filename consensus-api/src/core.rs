@@ -145,6 +145,13 @@ pub struct InitialState {
 ///   other nodes holds them, exactly as if the leader had never had them.
 ///   A driver that ignores the field (sends everything after the sync) is
 ///   correct, only slower.
+/// * **Committed means durable on a quorum**: an entry in
+///   [`Ready::committed`] whose index is below everything the same batch
+///   truncates or appends was made durable here by an earlier batch, so
+///   the driver may apply it and finish its proposal before this batch's
+///   sync ([`handle_ready`](crate::handle_ready) does). A core may hand
+///   out, in the batch that writes them, entries committed only by counting
+///   that batch's own write (a one-node quorum): those wait for the sync.
 /// * **Recovery**: [`Core::restore`] rebuilds the node from an
 ///   [`InitialState`] and nothing else.
 /// * **No panic on input**: `step` drops a stale, malformed or unexpected
@@ -235,10 +242,14 @@ pub trait Core: Send + 'static {
 }
 
 /// Everything a core wants done, in the order the driver must do it:
-/// send the first `early_messages` of `messages` (may also wait), persist
-/// (`snapshot`, `truncate_from`, `append`, `hard_state`, then one fdatasync
-/// when `must_sync`), restore the state machine from `snapshot`, send the
-/// other `messages`, apply `committed`, finish `completed`.
+/// send the first `early_messages` of `messages` (may also wait), apply the
+/// `committed` entries below the first index this batch writes and finish
+/// the proposals they answer (may also wait), persist (`snapshot`,
+/// `truncate_from`, `append`, `hard_state`, then one fdatasync when
+/// `must_sync`), restore the state machine from `snapshot`, send the other
+/// `messages`, apply the rest of `committed`, finish the rest of
+/// `completed`. A batch with a `snapshot` applies and finishes nothing
+/// before its sync.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ready<M> {
     /// Increasing number of this batch within one incarnation of the core.

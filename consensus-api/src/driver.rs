@@ -8,12 +8,28 @@
 //!
 //! 0. send the messages that may leave early ([`Ready::early_messages`]: a
 //!    leader's replication of its own entries);
-//! 1. persist the writes, with one fdatasync when `must_sync`; a driver that
-//!    models crashes may crash here, after step 0 and before the sync;
-//! 2. restore the state machine from a received snapshot;
-//! 3. send the other messages;
-//! 4. apply the committed entries, in order, each once;
-//! 5. finish the tickets.
+//! 1. apply the committed entries that are already durable here — those
+//!    below the first index this batch writes — and finish the tickets
+//!    that answer for them (see "Already durable" below);
+//! 2. persist the writes, with one fdatasync when `must_sync`; a driver that
+//!    models crashes may crash here, after steps 0 and 1 and before the sync;
+//! 3. restore the state machine from a received snapshot;
+//! 4. send the other messages;
+//! 5. apply the other committed entries, in order, each once;
+//! 6. finish the other tickets.
+//!
+//! **Already durable.** Every batch is persisted before the core sees its
+//! next input, so a committed entry whose index is below the first index
+//! this batch truncates or appends was synced by an earlier batch (or came
+//! with a snapshot): committed means a quorum holds it durably, and this
+//! node's copy needs nothing from this batch. Applying it and answering its
+//! proposal before this batch's fdatasync takes one fsync off the commit
+//! latency of a loaded leader, whose every batch carries new proposals
+//! (etcd's raft applies committed entries concurrently with the next
+//! append for the same reason). Entries this batch writes (a one-node
+//! quorum commits its own new entries at once) and every batch that carries
+//! a snapshot keep the strict order, as do tickets that are not a
+//! proposal's `Ok(index)` below that first index.
 //!
 //! The one rule for a received snapshot and the state machine: a snapshot
 //! **above** the applied index replaces the state machine; one **at** the
@@ -142,6 +158,31 @@ pub async fn handle_ready<M, D: ReadyDriver<M>>(
         driver.send(to, message);
     }
     if ready.has_writes() || ready.must_sync {
+        if ready.snapshot.is_none() {
+            let durable_below = ready
+                .append
+                .first()
+                .map(|entry| entry.index)
+                .into_iter()
+                .chain(ready.truncate_from)
+                .min()
+                .unwrap_or(LogIndex::MAX);
+            let later = ready
+                .committed
+                .iter()
+                .position(|entry| entry.index >= durable_below)
+                .unwrap_or(ready.committed.len());
+            let rest = ready.committed.split_off(later);
+            let durable = std::mem::replace(&mut ready.committed, rest);
+            apply_committed(driver, number, None, durable)?;
+            let (now, after): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.completed)
+                .into_iter()
+                .partition(|(_, result)| matches!(result, Ok(index) if *index < durable_below));
+            ready.completed = after;
+            for (ticket, result) in now {
+                driver.complete(ticket, result);
+            }
+        }
         match driver.persist(ready).await.map_err(ReadyError::Driver)? {
             Some(persisted) => ready = persisted,
             None => return Ok(Handled::Crashed),
@@ -163,14 +204,25 @@ pub async fn handle_ready<M, D: ReadyDriver<M>>(
     for (to, message) in std::mem::take(&mut ready.messages) {
         driver.send(to, message);
     }
-    for entry in std::mem::take(&mut ready.committed) {
+    let committed = std::mem::take(&mut ready.committed);
+    apply_committed(driver, number, ready.snapshot.as_ref(), committed)?;
+    for (ticket, result) in std::mem::take(&mut ready.completed) {
+        driver.complete(ticket, result);
+    }
+    Ok(Handled::Done)
+}
+
+/// Applies committed entries in order, skipping those a snapshot restored
+/// in this batch covers.
+fn apply_committed<M, D: ReadyDriver<M>>(
+    driver: &mut D,
+    number: u64,
+    snapshot: Option<&Snapshot>,
+    committed: Vec<Entry>,
+) -> Result<(), ReadyError<D::Error>> {
+    for entry in committed {
         let applied = driver.applied_index();
-        if entry.index <= applied
-            && ready
-                .snapshot
-                .as_ref()
-                .is_some_and(|s| entry.index <= s.index)
-        {
+        if entry.index <= applied && snapshot.is_some_and(|s| entry.index <= s.index) {
             continue; // covered by the snapshot restored above
         }
         if entry.index != applied + 1 {
@@ -182,10 +234,7 @@ pub async fn handle_ready<M, D: ReadyDriver<M>>(
         }
         driver.apply(entry).map_err(ReadyError::Driver)?;
     }
-    for (ticket, result) in std::mem::take(&mut ready.completed) {
-        driver.complete(ticket, result);
-    }
-    Ok(Handled::Done)
+    Ok(())
 }
 
 /// Runs [`handle_ready`] for a driver that never waits (the simulator, test
@@ -291,23 +340,117 @@ mod tests {
             driver.steps,
             [
                 "send 2 early",
-                "persist",
-                "send 3 late",
                 "apply 1",
                 "apply 2",
+                "complete t9",
+                "persist",
+                "send 3 late",
+            ],
+            "entries 1 and 2 were synced by earlier batches: they are applied \
+             and answered before this batch's fsync"
+        );
+    }
+
+    /// A one-node quorum commits its own new entry in the batch that writes
+    /// it: that entry, and the proposal it answers, wait for the sync.
+    fn one_node_batch() -> Ready<&'static str> {
+        let mut ready = Ready::new(1);
+        ready.append = vec![entry(3), entry(4)];
+        ready.must_sync = true;
+        ready.committed = vec![entry(1), entry(2), entry(3), entry(4)];
+        ready.completed = vec![
+            (Ticket(7), Ok(2)),
+            (Ticket(8), Ok(3)),
+            (Ticket(9), Err(Rejected::Overloaded)),
+        ];
+        ready
+    }
+
+    #[test]
+    fn entries_this_batch_writes_are_applied_only_after_its_sync() {
+        let mut driver = Recorder::default();
+        assert_eq!(
+            handle_ready_now(&mut driver, one_node_batch()),
+            Ok(Handled::Done)
+        );
+        assert_eq!(
+            driver.steps,
+            [
+                "apply 1",
+                "apply 2",
+                "complete t7",
+                "persist",
+                "apply 3",
+                "apply 4",
+                "complete t8",
                 "complete t9"
             ]
+        );
+
+        // A truncation is a write too: nothing at or above it is durable.
+        let mut driver = Recorder::default();
+        let mut ready = Ready::new(1);
+        ready.truncate_from = Some(2);
+        ready.must_sync = true;
+        ready.committed = vec![entry(1), entry(2)];
+        ready.completed = vec![(Ticket(5), Ok(2))];
+        assert_eq!(handle_ready_now(&mut driver, ready), Ok(Handled::Done));
+        assert_eq!(
+            driver.steps,
+            ["apply 1", "persist", "apply 2", "complete t5"]
         );
     }
 
     #[test]
-    fn a_crash_after_the_early_messages_stops_the_batch() {
+    fn a_crash_before_the_sync_answers_nothing_the_batch_wrote() {
         let mut driver = Recorder {
             crash: true,
             ..Recorder::default()
         };
         assert_eq!(handle_ready_now(&mut driver, batch()), Ok(Handled::Crashed));
-        assert_eq!(driver.steps, ["send 2 early", "persist"]);
+        assert_eq!(
+            driver.steps,
+            [
+                "send 2 early",
+                "apply 1",
+                "apply 2",
+                "complete t9",
+                "persist"
+            ],
+            "only what earlier batches made durable was applied and answered"
+        );
+        let mut driver = Recorder {
+            crash: true,
+            ..Recorder::default()
+        };
+        assert_eq!(
+            handle_ready_now(&mut driver, one_node_batch()),
+            Ok(Handled::Crashed)
+        );
+        assert_eq!(
+            driver.steps,
+            ["apply 1", "apply 2", "complete t7", "persist"],
+            "entries 3 and 4 were never synced: not applied, their proposal not answered"
+        );
+    }
+
+    #[test]
+    fn a_batch_with_a_snapshot_keeps_the_strict_order() {
+        let mut driver = Recorder {
+            applied: 2,
+            ..Recorder::default()
+        };
+        let mut ready = Ready::new(1);
+        ready.snapshot = Some(snapshot(5));
+        ready.append = vec![entry(6)];
+        ready.must_sync = true;
+        ready.committed = vec![entry(3), entry(4), entry(5), entry(6)];
+        ready.completed = vec![(Ticket(1), Ok(4))];
+        assert_eq!(handle_ready_now(&mut driver, ready), Ok(Handled::Done));
+        assert_eq!(
+            driver.steps,
+            ["persist", "restore 5", "apply 6", "complete t1"]
+        );
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! 2. drains `core.ready()` through the one `Ready` loop of
 //!    `consensus-api` ([`handle_ready`]; this task supplies its I/O as a
 //!    [`ReadyDriver`]): send the messages that may leave early (a leader's
-//!    own replication) → persist (write + one fdatasync, on the blocking
-//!    pool) → restore a received snapshot → send the other messages → apply
-//!    committed entries → finish tickets; then answer reads whose index is
-//!    now applied. No input reaches the core while a batch is being
+//!    own replication) → apply the committed entries earlier batches made
+//!    durable and answer their proposals → persist (write + one fdatasync,
+//!    on the blocking pool) → restore a received snapshot → send the other
+//!    messages → apply the other committed entries → finish the other
+//!    tickets; then answer reads whose index is now applied. No input reaches the core while a batch is being
 //!    persisted, which is what lets a leader count its own copy towards a
 //!    quorum only once it is synced;
 //! 3. compacts the log when enough entries were applied since the last
