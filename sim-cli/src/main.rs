@@ -112,6 +112,16 @@ pub(crate) fn parse_range(text: &str) -> Result<RangeInclusive<u64>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `RUST_LOG=raft=debug consensus-sim scenario ...` prints a core's own
+    // debug log (elections, votes, step-downs) on stderr, in event order;
+    // off by default. The simulator's clock is virtual, so no timestamps.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .without_time()
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.command {
         Command::Protocols => {
             for name in protocols::PROTOCOLS {
