@@ -206,8 +206,9 @@ fn far_accepted_slot_from_the_store() {
 }
 
 /// The same from the network: the leader's ballot owner sends one Accept
-/// at slot `2^62` to a follower (acceptors take an Accept at any slot),
-/// then the leader is deposed. The next leader recovers the far slot:
+/// at slot `2^62` to both followers (acceptors take an Accept at any slot),
+/// then the leader is deposed. Whichever node leads next, its Phase 1
+/// quorum holds the far slot, so it recovers it:
 /// Phase 1 proposes one batch per input, and no leader ever sends an
 /// Accept beyond its frontier plus its uncommitted window, however wide
 /// the gap; the gap is being filled (the frontier moves on), and every
@@ -232,7 +233,9 @@ fn far_accepted_slot_from_an_accept() {
         entries: vec![far],
         commit: 0,
     };
-    cluster.inject(follower, leader as u64 + 1, Message::Accept(accept));
+    let other = (leader + 2) % 3;
+    cluster.inject(follower, leader as u64 + 1, Message::Accept(accept.clone()));
+    cluster.inject(other, leader as u64 + 1, Message::Accept(accept));
     let higher = multipaxos::Ballot::new(1_000, follower as u64 + 1);
     let prepare = multipaxos::Prepare {
         ballot: higher,

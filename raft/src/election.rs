@@ -105,7 +105,13 @@ impl RaftCore {
     /// Pre-vote (thesis §9.6): ask for votes in `term + 1` without changing
     /// the term, so a node that cannot win never disrupts the cluster.
     fn become_pre_candidate(&mut self) {
-        tracing::debug!(id = self.id, term = self.term, "starts pre-vote");
+        tracing::debug!(
+            id = self.id,
+            term = self.term,
+            elapsed = self.election_elapsed,
+            timeout = self.election_timeout,
+            "starts pre-vote"
+        );
         let mut state = CandidateState::default();
         state.votes.insert(self.id, true);
         self.role = Role::PreCandidate(state);
