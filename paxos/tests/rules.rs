@@ -931,3 +931,160 @@ fn a_proposer_that_lost_its_value_asks_the_voters_not_itself() {
         }
     }
 }
+
+/// The value `x` proposed by node 1 in slot 1 is chosen at ballot 1.1, but
+/// node 1 (which holds the client's ticket) stores it without its origin
+/// when it learns that, and still acknowledges the command at slot 1.
+///
+/// 1. Node 1 runs Phase 1 and 2 of `x` at 1.1 with node 2 only (node 3
+///    hears nothing). Nodes 1 and 2 accept: `x` is chosen at 1.1, with
+///    origin 1.1. Node 2's `Accepted` notice to node 1 is held back, every
+///    other notice is lost: nobody knows it is chosen yet.
+/// 2. Node 2 restarts: it keeps `(1.1, x)` on disk but forgets the origin
+///    (origins live in memory only).
+/// 3. Node 3 proposes `y` in what it believes is a fresh slot 1 at 1.3. Its
+///    Prepare reaches node 2 only, which reports `(1.1, x)` with no origin;
+///    node 3 must adopt `x` (P2c) and re-proposes it at 1.3 with origin
+///    zero (`y` moves on).
+/// 4. Node 1 accepts that re-proposal: it now stores `(1.3, x)` without
+///    origin (an `Accept` sets the stored origin to the proposal's, here
+///    none). Its own notice of 1.3 is one vote: no quorum at 1.3.
+/// 5. Node 2's held notice for 1.1 arrives: with its own vote, node 1
+///    counts a quorum at 1.1, whose value and origin 1.1 its instance still
+///    has. `learn_chosen` keeps the stored `(1.3, x)` (higher ballot, same
+///    value) and must record the origin 1.1 it now knows: with it the
+///    proposer sees its own command chosen (`Ok(1)`); without it the
+///    ticket would end `OutcomeUnknown`.
+#[test]
+fn a_proposer_that_accepted_its_value_again_without_origin_still_acknowledges_it() {
+    let mut net = Net::new(3);
+    net.tracing = true;
+    let x = net.propose(1, "x");
+    // Phase 1 and 2 at 1.1 with node 2 only.
+    net.drop_where(|_, to, _| to == 3);
+    net.deliver_where(|from, to, m| from == 1 && to == 2 && matches!(m, Message::Prepare(_)));
+    net.deliver_where(|from, to, m| from == 2 && to == 1 && matches!(m, Message::Promise(_)));
+    net.deliver_where(|from, to, m| from == 1 && to == 2 && matches!(m, Message::Accept(_)));
+    let held =
+        net.take_where(|from, to, m| from == 2 && to == 1 && matches!(m, Message::Accepted(_)));
+    assert_eq!(held.len(), 1, "{:#?}", net.trace);
+    net.drop_all();
+    let first = Ballot::new(1, 1);
+    for id in [1, 2] {
+        let stored = &net.node(id).store.durable().entries[&1];
+        assert_eq!(
+            (stored.epoch, &stored.payload),
+            (first.to_epoch(), &payload("x"))
+        );
+    }
+    assert_eq!(net.outcome(1, x), None, "nobody knows slot 1 is chosen");
+
+    // Node 2 forgets the origin.
+    net.restart(2);
+
+    // Node 3 re-proposes x at 1.3, without origin.
+    let y = net.propose(3, "y");
+    net.deliver_where(|from, to, m| from == 3 && to == 2 && matches!(m, Message::Prepare(_)));
+    net.deliver_where(|from, to, m| from == 2 && to == 3 && matches!(m, Message::Promise(_)));
+    let again = Ballot::new(1, 3);
+    let reproposed = net.take_where(|from, to, m| {
+        from == 3
+            && to == 1
+            && matches!(m, Message::Accept(a) if a.slots.iter().any(|p| p.slot == 1))
+    });
+    match &reproposed[..] {
+        [(_, _, Message::Accept(a))] => {
+            let proposal = a.slots.iter().find(|p| p.slot == 1).expect("slot 1");
+            assert_eq!(proposal.ballot, again);
+            assert_eq!(proposal.payload, payload("x"), "node 3 adopted x");
+            assert!(proposal.origin.is_zero(), "node 2 forgot the origin");
+        }
+        other => panic!("expected node 3's Accept for slot 1: {other:?}"),
+    }
+    // Everything else node 3 sent waits.
+    let later = net.take_queue();
+    for (from, to, message) in reproposed {
+        net.deliver(from, to, message);
+    }
+    assert_eq!(
+        net.node(1).store.durable().entries[&1].epoch,
+        again.to_epoch(),
+        "node 1 accepted the re-proposal"
+    );
+    assert_eq!(net.outcome(1, x), None);
+    // Node 1's own notice of 1.3 (to itself) is one vote: no quorum yet.
+    net.drop_all();
+
+    // The held notice: slot 1 is chosen at 1.1.
+    for (from, to, message) in held {
+        net.deliver(from, to, message);
+    }
+    assert_eq!(
+        net.outcome(1, x),
+        Some(&Ok(1)),
+        "node 1 recognises its own command: {:#?}",
+        net.trace
+    );
+
+    net.queue.extend(later);
+    net.run(100);
+    net.check_agreement();
+    net.check_no_duplicates();
+    for id in 1..=3 {
+        assert_eq!(net.commands(id), vec!["x", "y"], "node {id}");
+    }
+    assert_eq!(net.outcome(3, y), Some(&Ok(2)));
+}
+
+/// A learner fills in an origin it lacks but never replaces one it knows.
+///
+/// Among correct nodes a chosen value reported with a known origin and the
+/// same value stored here under a ballot at least as high carry the same
+/// origin whenever both know it: every proposal above a chosen ballot
+/// adopts the chosen value with the origin reported to it (or none, from
+/// an acceptor that restarted), and a fresh origin is only ever given to a
+/// value no quorum reported. So only a peer that lies, or a bug, can report
+/// another origin. This test plays that peer:
+///
+/// 1. Node 1 proposes `x`; nodes 1 and 2 accept it at 1.1 (origin 1.1) and
+///    every `Accepted` notice is lost.
+/// 2. Node 2 tells node 1 that slot 1 is chosen with `x` at 1.1, but with
+///    origin 1.2.
+/// 3. Node 1 keeps the origin 1.1 it knows: its command is the one chosen
+///    (`Ok(1)`), applied once. Taking the peer's origin would requeue `x`
+///    as another client's identical command and apply it twice.
+#[test]
+fn a_learner_keeps_the_origin_it_knows_when_a_peer_reports_another() {
+    let mut net = Net::new(3);
+    let x = net.propose(1, "x");
+    net.drop_where(|_, to, _| to == 3);
+    net.deliver_where(|from, to, m| from == 1 && to == 2 && matches!(m, Message::Prepare(_)));
+    net.deliver_where(|from, to, m| from == 2 && to == 1 && matches!(m, Message::Promise(_)));
+    net.deliver_where(|from, to, m| from == 1 && to == 2 && matches!(m, Message::Accept(_)));
+    net.drop_all();
+    let first = Ballot::new(1, 1);
+    assert_eq!(
+        net.node(1).store.durable().entries[&1].epoch,
+        first.to_epoch()
+    );
+    assert_eq!(net.outcome(1, x), None, "nobody knows slot 1 is chosen");
+
+    let claim = Message::Chosen(paxos::Chosen {
+        entries: vec![paxos::ChosenValue {
+            entry: consensus_api::Entry {
+                index: 1,
+                epoch: first.to_epoch(),
+                payload: payload("x"),
+            },
+            origin: Ballot::new(1, 2),
+        }],
+    });
+    net.deliver(2, 1, claim);
+    assert_eq!(net.outcome(1, x), Some(&Ok(1)), "node 1 kept origin 1.1");
+    net.run(100);
+    net.check_agreement();
+    net.check_no_duplicates();
+    for id in 1..=3 {
+        assert_eq!(net.commands(id), vec!["x"], "node {id}");
+    }
+}
