@@ -532,3 +532,67 @@ fn restore_adopts_the_term_of_entries_persisted_without_their_hard_state() {
     };
     assert!(RaftCore::restore(config(2, &[1, 2, 3]), corrupt).is_err());
 }
+
+// Reference: thesis section 9.6 (pre-vote) and the leader lease of §6.
+// The two survivors of a leader's crash heard it last at about the same
+// moment. Node 2 (the longer log) times out first and asks node 3, which
+// still heard the leader within the minimum election timeout and refuses;
+// node 3's own pre-vote is then refused by node 2 (its log is behind). A
+// pre-candidate asked only once would wait for a second randomized timeout;
+// it asks again every heartbeat interval, so node 2 wins as soon as node
+// 3's lease is over.
+#[test]
+fn a_pre_candidate_refused_inside_a_lease_asks_again_before_its_timeout() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.propose(1, "only node 2 gets this")
+        .expect("the leader takes it");
+    // The new entry reaches node 2 only; then the leader dies.
+    net.deliver_where(|_, to, m| to == 2 && matches!(m, Message::AppendEntries(_)));
+    net.crash(1);
+    net.queue.clear();
+    assert_eq!(
+        net.core(2).status().last_index,
+        net.core(3).status().last_index + 1
+    );
+
+    // Node 2's timer runs out first; node 3 heard the leader a moment ago.
+    let mut ticks = 0;
+    while net.status(2).role == Role::Follower {
+        net.tick(2);
+        ticks += 1;
+        assert!(ticks <= 20, "node 2 never campaigned");
+    }
+    net.deliver_all();
+    assert_eq!(
+        net.status(2).role,
+        Role::Candidate,
+        "node 2 is a pre-candidate"
+    );
+    assert_eq!(
+        net.status(2).epoch,
+        1,
+        "refused inside node 3's lease: no new term"
+    );
+
+    // Node 3's lease ends (it may campaign itself and be refused: its log is
+    // shorter); node 2 ticks on, a few ticks only.
+    for _ in 0..10 {
+        net.tick(3);
+        net.deliver_all();
+    }
+    let min = config(2, &[1, 2, 3]).election_timeout_ticks_min;
+    for tick in 1..min {
+        net.tick(2);
+        net.deliver_all();
+        if net.status(2).role == Role::Leader {
+            assert!(tick <= 2, "won {tick} ticks after the lease ended");
+            assert_eq!(net.status(2).epoch, 2);
+            return;
+        }
+    }
+    panic!(
+        "node 2 waited for a new election timeout ({} ticks) instead of asking again",
+        min
+    );
+}
