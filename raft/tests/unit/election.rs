@@ -596,3 +596,47 @@ fn a_pre_candidate_refused_inside_a_lease_asks_again_before_its_timeout() {
         min
     );
 }
+
+// Reference: thesis section 9.6 (pre-vote); a liveness rule of this core.
+// The two survivors of a leader's crash time out together and both start a
+// pre-vote. Granting each other's, both would start a real election in the
+// same term, keep their own votes and split it. A pre-candidate grants a
+// rival pre-candidate's pre-vote only if the rival ranks higher (a more up
+// to date log, or as up to date and a higher id): node 3 wins at once.
+#[test]
+fn two_pre_candidates_at_once_do_not_split_the_vote() {
+    for (longer, expected) in [(None, 3), (Some(2), 2), (Some(3), 3)] {
+        let mut net = Network::new(3);
+        net.elect(1);
+        if let Some(node) = longer {
+            net.propose(1, "one more entry")
+                .expect("the leader takes it");
+            net.deliver_where(|_, to, m| to == node && matches!(m, Message::AppendEntries(_)));
+        }
+        net.crash(1);
+        net.queue.clear();
+        for node in [2, 3] {
+            let mut ticks = 0;
+            while net.status(node).role == Role::Follower {
+                net.tick(node);
+                ticks += 1;
+                assert!(ticks <= 20, "node {node} never campaigned");
+            }
+        }
+        // Both pre-votes cross; nobody ticks again.
+        net.deliver_all();
+        assert_eq!(
+            net.status(expected).role,
+            Role::Leader,
+            "longer log on {longer:?}: node {expected} wins without a second timeout \
+             (roles {:?} / {:?}, terms {} / {})",
+            net.status(2).role,
+            net.status(3).role,
+            net.status(2).epoch,
+            net.status(3).epoch
+        );
+        assert_eq!(net.status(expected).epoch, 2, "in the first term tried");
+        let other = 5 - expected;
+        assert_eq!(net.status(other).leader, Some(expected));
+    }
+}
