@@ -390,6 +390,11 @@ impl KvClient {
         let ids = self.node_ids();
         let mut silent = Silent::new(silent_window(&self.options));
         while Instant::now() < deadline {
+            // Set when this attempt ended by the attempt timeout: the client
+            // has waited already, so it tries the next node at once (an
+            // answer such as "unavailable" or "no leader yet" is what the
+            // backoff paces).
+            let mut timed_out = false;
             let left = deadline.saturating_duration_since(Instant::now());
             let result = tokio::time::timeout(
                 self.options.attempt_timeout.min(left),
@@ -460,6 +465,7 @@ impl KvClient {
                     true
                 }
                 Err(_) => {
+                    timed_out = true;
                     silent.note(target, Instant::now());
                     maybe_applied |= write;
                     self.forget_pipe(target).await;
@@ -473,7 +479,11 @@ impl KvClient {
             if retry_elsewhere {
                 self.leader.store(0, Ordering::Relaxed);
                 let now = Instant::now();
+                let previous = target;
                 target = next_node(&ids, target, |id| silent.avoids(id, now));
+                if timed_out && target != previous {
+                    continue;
+                }
                 let pause = self
                     .backoff(attempt)
                     .min(deadline.saturating_duration_since(Instant::now()));
