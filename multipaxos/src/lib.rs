@@ -25,7 +25,11 @@
 //! With `pre_vote` it first sends Probes and goes on only if a quorum would
 //! promise (none of them heard a live leader within the minimum timeout):
 //! a partitioned or removed node never raises its ballot, so it can never
-//! depose a working leader when it comes back.
+//! depose a working leader when it comes back. A follower draws a new
+//! timeout for every new ballot it promises (as Raft does for every term):
+//! one that kept its first draw would keep the long draw that lost it the
+//! first election, and a crashed leader's survivors would be the slowest
+//! to notice.
 //!
 //! **Phase 1, once for all slots** (PMS §3: "the leader can execute phase 1
 //! for infinitely many instances"; PMMC §3, the scout). The candidate picks

@@ -32,6 +32,16 @@
 //! lease), except in a leadership transfer (thesis §3.10, `TimeoutNow`).
 //! A new leader appends a no-op of its term (§8).
 //!
+//! Two liveness rules of this core, beyond the thesis, for the two
+//! survivors of a leader's crash (neither changes a term or a vote, so
+//! neither touches safety): a pre-candidate grants a rival pre-candidate's
+//! pre-vote only if the rival ranks higher (a more up-to-date log, then a
+//! higher id), so two that time out together do not both go on to split
+//! the real vote; and it asks the voters that have not granted its
+//! pre-vote again every heartbeat interval, so one refused inside the
+//! other survivor's lease wins as soon as that lease ends instead of after
+//! a second randomized timeout.
+//!
 //! **Log replication (§5.3; modules `replication`, `follower`, `progress`).**
 //! The leader keeps `nextIndex` / `matchIndex` per follower. `AppendEntries`
 //! carries `prevLogIndex / prevLogTerm`; a follower accepts only after a
