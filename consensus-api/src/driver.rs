@@ -169,11 +169,8 @@ pub async fn handle_ready<M, D: ReadyDriver<M>>(
                 .unwrap_or(LogIndex::MAX);
             let later = ready
                 .committed
-                .iter()
-                .position(|entry| entry.index >= durable_below)
-                .unwrap_or(ready.committed.len());
-            let rest = ready.committed.split_off(later);
-            let durable = std::mem::replace(&mut ready.committed, rest);
+                .partition_point(|entry| entry.index < durable_below);
+            let durable: Vec<Entry> = ready.committed.drain(..later).collect();
             apply_committed(driver, number, None, durable)?;
             let (now, after): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.completed)
                 .into_iter()
@@ -303,6 +300,16 @@ mod tests {
         }
     }
 
+    impl Recorder {
+        /// A driver whose persist crashes before the sync.
+        fn crashing() -> Recorder {
+            Recorder {
+                crash: true,
+                ..Recorder::default()
+            }
+        }
+    }
+
     fn entry(index: LogIndex) -> Entry {
         Entry {
             index,
@@ -403,10 +410,7 @@ mod tests {
 
     #[test]
     fn a_crash_before_the_sync_answers_nothing_the_batch_wrote() {
-        let mut driver = Recorder {
-            crash: true,
-            ..Recorder::default()
-        };
+        let mut driver = Recorder::crashing();
         assert_eq!(handle_ready_now(&mut driver, batch()), Ok(Handled::Crashed));
         assert_eq!(
             driver.steps,
@@ -419,10 +423,7 @@ mod tests {
             ],
             "only what earlier batches made durable was applied and answered"
         );
-        let mut driver = Recorder {
-            crash: true,
-            ..Recorder::default()
-        };
+        let mut driver = Recorder::crashing();
         assert_eq!(
             handle_ready_now(&mut driver, one_node_batch()),
             Ok(Handled::Crashed)
