@@ -194,11 +194,12 @@ impl ZabCore {
             .max()
             .unwrap_or(0)
             .max(accepted);
-        let epoch = highest + 1;
-        if epoch > Zxid::PART_MAX {
+        // A hostile FOLLOWERINFO (or store) may claim any epoch: the space
+        // ends at `Zxid::PART_MAX`, and `u64::MAX + 1` must not overflow.
+        let Some(epoch) = highest.checked_add(1).filter(|e| *e <= Zxid::PART_MAX) else {
             tracing::error!(node = me, "epoch space exhausted");
             return;
-        }
+        };
         leader.epoch = epoch;
         leader.phase = LeaderPhase::EpochAck;
         leader.epoch_acks = BTreeSet::from([me]);

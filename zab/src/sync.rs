@@ -325,7 +325,7 @@ fn claimed_zxids(anchor: Anchor, entries: &[Entry], max_epoch: u64) -> Result<Ve
         Anchor::First(_) => None,
     };
     for (offset, entry) in entries.iter().enumerate() {
-        if entry.index != first + offset as u64 || entry.epoch > max_epoch {
+        if first.checked_add(offset as u64) != Some(entry.index) || entry.epoch > max_epoch {
             return Err(());
         }
         let zxid = match (previous, anchor) {

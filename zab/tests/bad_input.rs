@@ -169,3 +169,35 @@ fn a_snapshot_at_the_last_index_from_the_network() {
         }
     }
 }
+
+/// Regression (found by `cores_take_hostile_messages` in CI): a DIFF whose
+/// first entry sits near index `u64::MAX` overflowed `claimed_zxids`
+/// (`first + offset`); the batch is dropped as malformed now.
+#[test]
+fn a_diff_whose_indexes_overflow_is_dropped() {
+    let hits: Vec<hostile::Hit> = vec![(
+        0,
+        vec![128, 59],
+        vec![124, 169, 101, 0, 2, 110, 164, 217],
+        0,
+    )];
+    let mut cluster = Cluster::<ZabCore>::started(3, 3, 400, |_| {});
+    hostile::attack(&mut cluster, &hits, ZabCore::check_invariants);
+}
+
+/// Regression (found by `restore_takes_hostile_state` in the long run): a
+/// stored accepted epoch of `u64::MAX` overflowed the next epoch in
+/// discovery (`highest + 1`); the node logs "epoch space exhausted" and
+/// proposes no epoch.
+#[test]
+fn an_accepted_epoch_at_the_end_of_the_space_proposes_no_epoch() {
+    let mut rest = vec![
+        91, 5, 0, 212, 104, 111, 20, 81, 29, 0, 20, 0, 5, 0, 156, 156, 34, 6,
+    ];
+    rest.resize(62, 0);
+    let hard_state = hostile::value::<HardState>(&[170]).map(|h| h.encode());
+    let state = hostile::initial_state(hard_state, &rest);
+    if let Ok(core) = hostile::restore_from::<ZabCore>(state) {
+        core.check_invariants();
+    }
+}
