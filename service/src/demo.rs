@@ -12,6 +12,9 @@ use consensus::{certs, ClusterId, NodeId, Tuning};
 
 use crate::config::ClusterConfig;
 
+/// The variable tokio reads for a multi-thread runtime's worker count.
+const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
+
 /// Picks `count` distinct free UDP ports on 127.0.0.1. The sockets are
 /// closed before returning, so a port could in principle be taken by
 /// someone else before the node binds it; on loopback in a test or demo
@@ -116,6 +119,20 @@ impl LocalCluster {
         })
     }
 
+    /// The async worker threads each node gets: `TOKIO_WORKER_THREADS`
+    /// when the caller set it, else this machine's cores divided among
+    /// the nodes (at least one). Every node of a local cluster shares one
+    /// machine; with a worker per core in each process, 3 nodes on 2
+    /// cores wake each other across 6 threads and the scheduler's hand-offs
+    /// cost more than the parallelism gives (measured in
+    /// docs/operations.md, "Local clusters").
+    pub fn worker_threads(&self) -> String {
+        std::env::var(WORKER_THREADS_ENV).unwrap_or_else(|_| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / self.config.nodes.len().max(1)).max(1).to_string()
+        })
+    }
+
     /// Every node id of the configuration.
     pub fn ids(&self) -> Vec<NodeId> {
         self.config.nodes.iter().map(|n| n.id).collect()
@@ -165,6 +182,7 @@ impl LocalCluster {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .env(WORKER_THREADS_ENV, self.worker_threads())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
