@@ -188,6 +188,13 @@ async fn cluster_lifecycle(protocol: &'static str) {
             )
         });
 
+    // The client can connect to every node ahead of need.
+    assert_eq!(
+        client.connect_all().await,
+        3,
+        "{protocol}: the client connects to every node"
+    );
+
     // A write sent to a follower is redirected and applied once.
     if let Some(leader) = harness.leader(&client).await {
         let follower = harness
@@ -292,6 +299,23 @@ async fn cluster_lifecycle(protocol: &'static str) {
                 panic!("{protocol}: write after killing node {victim} failed: {e}")
             });
     }
+
+    // A new client connects to the survivors and leaves the dead node out.
+    let fresh = KvClient::from_config(
+        &harness.cluster.config,
+        ClientOptions {
+            attempt_timeout: Duration::from_millis(500),
+            operation_timeout: WAIT,
+            ..ClientOptions::default()
+        },
+    )
+    .expect("client");
+    assert_eq!(
+        fresh.connect_all().await,
+        2,
+        "{protocol}: only the two survivors are connected"
+    );
+    fresh.close().await;
 
     // The survivors' metrics saw the failover: the leader-change counter
     // moved and they name a new, live leader.
