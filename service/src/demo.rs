@@ -126,7 +126,7 @@ impl LocalCluster {
     /// cores wake each other across 6 threads and the scheduler's hand-offs
     /// cost more than the parallelism gives (measured in
     /// docs/operations.md, "Local clusters").
-    pub fn worker_threads(&self) -> String {
+    fn worker_threads(&self) -> String {
         std::env::var(WORKER_THREADS_ENV).unwrap_or_else(|_| {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             (cores / self.config.nodes.len().max(1)).max(1).to_string()
