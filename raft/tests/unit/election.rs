@@ -640,3 +640,83 @@ fn two_pre_candidates_at_once_do_not_split_the_vote() {
         assert_eq!(net.status(other).leader, Some(expected));
     }
 }
+
+fn pre_vote(term: u64, last_log_index: u64, last_log_term: u64) -> Message {
+    Message::RequestVote(RequestVote {
+        term,
+        last_log_index,
+        last_log_term,
+        pre_vote: true,
+        transfer: false,
+    })
+}
+
+// Reference: thesis section 9.6 (pre-vote) and section 5.1 ("If a server
+// receives a request with a stale term number, it rejects the request").
+// A pre-vote asks "would you vote for me in term T?". A voter whose term is
+// already T and whose vote in T is taken would not: it refuses. Its vote
+// in the next term is free, so a pre-vote for T + 1 is granted.
+#[test]
+fn a_pre_vote_for_a_term_whose_vote_is_taken_is_refused() {
+    let mut net = Network::new(3);
+    net.deliver(1, 3, request_vote(1, 0, 0));
+    assert_eq!(vote_answers(&net, 3).len(), 1);
+    assert!(
+        vote_answers(&net, 3)[0].granted,
+        "node 3 votes for node 1 in term 1"
+    );
+    net.queue.clear();
+
+    net.deliver(2, 3, pre_vote(1, 0, 0));
+    let answers = vote_answers(&net, 3);
+    assert_eq!(answers.len(), 1);
+    assert!(
+        !answers[0].granted,
+        "node 3 is in term 1 and voted for node 1: no pre-vote for term 1"
+    );
+    net.queue.clear();
+
+    net.deliver(2, 3, pre_vote(2, 0, 0));
+    let answers = vote_answers(&net, 3);
+    assert_eq!(answers.len(), 1);
+    assert!(answers[0].granted, "its vote in term 2 is free");
+    assert_eq!(net.status(3).epoch, 1, "a pre-vote changes no term");
+}
+
+// Reference: thesis section 9.6 (pre-vote); a pre-candidate counts only
+// answers to its pre-vote. A refusal of a real vote from an earlier term
+// (late on the network) says nothing about the pre-vote: counted, two of
+// them would end the pre-vote as lost before the real answers arrive.
+#[test]
+fn a_pre_candidate_ignores_late_answers_to_a_real_vote() {
+    let mut net = Network::new(3);
+    let mut ticks = 0;
+    while net.status(1).role == Role::Follower {
+        net.tick(1);
+        ticks += 1;
+        assert!(ticks <= 40, "node 1 never campaigned");
+    }
+    let term = net.status(1).epoch;
+    for from in [2, 3] {
+        net.deliver(
+            from,
+            1,
+            Message::RequestVoteResponse(RequestVoteResponse {
+                term,
+                pre_vote: false,
+                granted: false,
+            }),
+        );
+    }
+    assert_eq!(
+        (net.status(1).role, net.status(1).epoch),
+        (Role::Candidate, term),
+        "still a pre-candidate"
+    );
+    net.deliver_all();
+    assert_eq!(
+        net.status(1).role,
+        Role::Leader,
+        "the pre-vote's own answers elect node 1"
+    );
+}
