@@ -454,3 +454,45 @@ fn minority_tail_is_overwritten_after_heal() {
         Some(&Err(Rejected::OutcomeUnknown { hint: None }))
     );
 }
+
+// Figure 2's AppendEntries carries the entries that follow
+// `prev_log_index`, densely; an entry at index u64::MAX could never be
+// followed (its index + 1 overflows). A batch that breaks either is
+// malformed: dropped whole, with no answer and nothing appended.
+#[test]
+fn malformed_append_entries_are_dropped_without_an_answer() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.queue.clear();
+    let term = net.status(1).epoch;
+    let last = net.status(2).last_index;
+    // The new leader's no-op ends node 2's log.
+    let last_term = term;
+    let cases = [
+        (
+            "a hole in the indexes",
+            (last, last_term),
+            vec![entry(last + 1, term), entry(last + 3, term)],
+        ),
+        (
+            "an entry at the last index",
+            (u64::MAX - 1, term),
+            vec![entry(u64::MAX, term)],
+        ),
+    ];
+    for (what, prev, entries) in cases {
+        net.deliver(1, 2, append(term, prev, entries, 0));
+        assert!(
+            net.queue.iter().all(|(from, _, _)| *from != 2),
+            "{what}: no answer"
+        );
+        assert_eq!(net.status(2).last_index, last, "{what}: nothing appended");
+    }
+    // The same node takes a well-formed batch.
+    net.deliver(
+        1,
+        2,
+        append(term, (last, last_term), vec![entry(last + 1, term)], 0),
+    );
+    assert_eq!(net.status(2).last_index, last + 1);
+}

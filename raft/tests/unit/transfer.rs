@@ -111,3 +111,43 @@ fn transfer_requests_are_validated() {
         "to itself: nothing to do"
     );
 }
+
+// Reference: thesis section 3.10. TimeoutNow makes a voter campaign at
+// once; a leader (it leads already) and a learner (it never campaigns)
+// ignore it.
+#[test]
+fn timeout_now_is_ignored_by_a_leader_and_by_a_learner() {
+    let mut net = Network::new(3);
+    let mut learner_config = crate::harness::config(4, &[1, 2, 3]);
+    learner_config.initial_membership = consensus_api::Membership::with_learners([1, 2, 3], [4]);
+    net.add_node(learner_config, consensus_api::InitialState::default());
+    net.elect(1);
+    net.queue.clear();
+    let term = net.status(1).epoch;
+
+    net.deliver(2, 1, Message::TimeoutNow(raft::TimeoutNow { term }));
+    assert_eq!(
+        (net.status(1).role, net.status(1).epoch),
+        (Role::Leader, term),
+        "the leader ignores TimeoutNow"
+    );
+
+    let learner_term = net.status(4).epoch;
+    net.deliver(
+        1,
+        4,
+        Message::TimeoutNow(raft::TimeoutNow { term: learner_term }),
+    );
+    assert_eq!(
+        (net.status(4).role, net.status(4).epoch),
+        (Role::Learner, learner_term),
+        "the learner ignores TimeoutNow"
+    );
+
+    net.deliver(1, 2, Message::TimeoutNow(raft::TimeoutNow { term }));
+    assert_eq!(
+        (net.status(2).role, net.status(2).epoch),
+        (Role::Candidate, term + 1),
+        "a follower campaigns at once"
+    );
+}
