@@ -720,3 +720,33 @@ fn a_pre_candidate_ignores_late_answers_to_a_real_vote() {
         "the pre-vote's own answers elect node 1"
     );
 }
+
+// Reference: thesis section 6.2 (check-quorum), the fast refusal: a leader
+// accepts requests while a quorum answered within two heartbeat round trips
+// (`2 * heartbeat + 1` ticks), and refuses them with `Unavailable` from the
+// first tick after, long before it steps down.
+#[test]
+fn an_isolated_leader_refuses_requests_from_two_heartbeat_round_trips_on() {
+    // Heartbeat 3 ticks: window 7 (with 2, `2 + heartbeat + 1` would also
+    // give 5 and hide a wrong formula).
+    let mut net = Network::with_config(3, |c| c.heartbeat_interval_ticks = 3);
+    net.elect(1);
+    net.deliver_all();
+    net.isolate(1);
+    let window = 2 * 3 + 1;
+    let mut refused_at = None;
+    for tick in 1..=window + 2 {
+        net.tick(1);
+        net.deliver_all();
+        if net.propose(1, "x") == Err(Rejected::Unavailable) {
+            refused_at = Some(tick);
+            break;
+        }
+    }
+    assert_eq!(
+        refused_at,
+        Some(window),
+        "first refusal {window} ticks after the quorum was last heard"
+    );
+    assert_eq!(net.status(1).role, Role::Leader, "still the leader");
+}

@@ -151,3 +151,44 @@ fn timeout_now_is_ignored_by_a_leader_and_by_a_learner() {
         "a follower campaigns at once"
     );
 }
+
+// Reference: thesis section 3.10 with section 4.3 (removing servers). A
+// transfer whose target leaves the configuration ends when the leader
+// appends the configuration without it (the final half of a joint change,
+// appended by the leader on its own): the leader serves again at once
+// instead of refusing requests until the transfer times out.
+#[test]
+fn a_transfer_to_a_node_being_removed_ends_with_the_configuration_without_it() {
+    let mut net = Network::new(4);
+    net.elect(1);
+    net.deliver_all();
+    net.isolate(4);
+    let change = net
+        .core_mut(1)
+        .change_membership(consensus_api::Membership::new([1, 2, 3]))
+        .expect("the removal of node 4 starts");
+    net.core_mut(1)
+        .transfer_leadership(4)
+        .expect("node 4 is still a voter of the joint configuration");
+    net.process(1);
+    assert_eq!(
+        net.propose(1, "during the transfer"),
+        Err(Rejected::NotLeader { hint: Some(4) }),
+        "requests wait for the transfer"
+    );
+    for _ in 0..20 {
+        net.deliver_all();
+        if net.outcome(1, change).is_some() {
+            break;
+        }
+    }
+    assert!(
+        matches!(net.outcome(1, change), Some(Ok(_))),
+        "the removal finished without ticks"
+    );
+    assert_eq!(net.status(1).role, Role::Leader);
+    assert!(
+        net.propose(1, "after the removal").is_ok(),
+        "the transfer to the removed node ended"
+    );
+}
