@@ -276,3 +276,54 @@ fn compaction_is_validated() {
         Err(Rejected::InvalidCompaction { .. })
     ));
 }
+
+// Reference: section 7, with etcd-raft's flow control: the leader sends one
+// chunk at a time and waits for its answer; a chunk whose answer does not
+// come is sent again after two heartbeat intervals, not sooner (no
+// duplicate chunks while the answer may still come) and not never (the
+// transfer would stall).
+#[test]
+fn a_lost_snapshot_chunk_is_sent_again_after_two_heartbeat_intervals() {
+    // Heartbeat 3 ticks (with 2, `2 + heartbeat` would also give 4).
+    let heartbeat = 3;
+    let mut net = Network::with_config(3, |c| {
+        c.snapshot_chunk_bytes = 16;
+        c.heartbeat_interval_ticks = heartbeat;
+    });
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..20 {
+        net.propose(1, &format!("w{i}")).expect("accepted");
+        net.deliver_all();
+    }
+    net.run(3);
+    compact(&mut net, 1, &[7u8; 100]);
+    net.heal();
+    let is_chunk_to_3 = |t: NodeId, m: &Message| t == 3 && matches!(m, Message::InstallSnapshot(_));
+    let mut sent_at = Vec::new();
+    for tick in 0..40u64 {
+        net.tick(1);
+        net.process(1);
+        // Lose every chunk to node 3; everything else arrives.
+        for _ in 0..100 {
+            if net.queue.iter().any(|(_, t, m)| is_chunk_to_3(*t, m)) {
+                sent_at.push(tick);
+            }
+            net.queue.retain(|(_, t, m)| !is_chunk_to_3(*t, m));
+            if net.queue.is_empty() {
+                break;
+            }
+            net.deliver_one();
+        }
+        if sent_at.len() >= 3 {
+            break;
+        }
+    }
+    assert!(sent_at.len() >= 3, "chunks sent at ticks {sent_at:?}");
+    let gaps: Vec<u64> = sent_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(
+        gaps,
+        vec![2 * heartbeat, 2 * heartbeat],
+        "the lost chunk is sent again every two heartbeat intervals (sent at {sent_at:?})"
+    );
+}

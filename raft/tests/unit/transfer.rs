@@ -192,3 +192,44 @@ fn a_transfer_to_a_node_being_removed_ends_with_the_configuration_without_it() {
         "the transfer to the removed node ended"
     );
 }
+
+// Reference: thesis section 3.10. Only a voter can take leadership: a
+// transfer to a learner is refused. A new transfer request for another
+// target replaces the one in progress (requests then name the new target).
+#[test]
+fn transfers_go_to_voters_and_the_latest_request_wins() {
+    let membership = consensus_api::Membership::with_learners([1, 2, 3], [4]);
+    let mut net = Network::from_states(
+        &[1, 2, 3],
+        (1..=4)
+            .map(|id| (id, consensus_api::InitialState::default()))
+            .collect(),
+        |c| c.initial_membership = membership.clone(),
+    );
+    net.elect(1);
+    net.deliver_all();
+    assert!(
+        net.status(1).peers.contains_key(&4),
+        "the leader replicates to the learner"
+    );
+    assert!(matches!(
+        net.core_mut(1).transfer_leadership(4),
+        Err(Rejected::Unsupported { .. })
+    ));
+
+    // Node 2 and 3 lag (cut off), so neither transfer completes at once.
+    net.isolate(2);
+    net.isolate(3);
+    net.propose(1, "2 and 3 miss this").expect("accepted");
+    net.core_mut(1).transfer_leadership(2).expect("to node 2");
+    assert_eq!(
+        net.propose(1, "x"),
+        Err(Rejected::NotLeader { hint: Some(2) })
+    );
+    net.core_mut(1).transfer_leadership(3).expect("to node 3");
+    assert_eq!(
+        net.propose(1, "x"),
+        Err(Rejected::NotLeader { hint: Some(3) }),
+        "the latest request wins"
+    );
+}
