@@ -140,3 +140,58 @@ fn followers_redirect_reads() {
         Err(Rejected::NotLeader { hint: Some(1) })
     );
 }
+
+// Reference: thesis section 6.4.1. A lease read is safe while no other
+// leader can exist: a lease runs from the moment the confirming heartbeat
+// round was sent, for the minimum election timeout less a margin for clock
+// drift (a tenth, plus one tick): 10 - 2 = 8 ticks here. Not a tick longer
+// (a voter could already have granted a vote), and not needlessly shorter.
+// Heartbeats every 4 ticks, so the fast-refusal window (2 * 4 + 1 = 9)
+// outlasts the lease and cannot hide its end.
+#[test]
+fn a_lease_lasts_the_minimum_election_timeout_less_the_drift_margin() {
+    let mut net = Network::with_config(3, |c| c.heartbeat_interval_ticks = 4);
+    for id in 1..=3 {
+        net.core_mut(id).set_read_mode(ReadMode::Lease);
+    }
+    net.tick_all(10);
+    net.elect(1);
+    net.deliver_all();
+    // Tick until a heartbeat round leaves, then let a quorum confirm it.
+    let mut waited = 0;
+    loop {
+        net.tick(1);
+        let sent = net
+            .queue
+            .iter()
+            .any(|(from, _, m)| *from == 1 && matches!(m, Message::Heartbeat(_)));
+        net.deliver_all();
+        if sent {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 10, "no heartbeat");
+    }
+    net.isolate(1);
+    net.queue.clear();
+    let lease = 10 - (10 / 10 + 1);
+    let mut served = 0;
+    for tick in 0..=lease + 1 {
+        if tick > 0 {
+            net.tick(1);
+        }
+        let Ok(ticket) = net.core_mut(1).read_barrier() else {
+            break;
+        };
+        net.process(1);
+        net.queue.clear();
+        if net.outcome(1, ticket).is_none() {
+            break;
+        }
+        served = tick + 1;
+    }
+    assert_eq!(
+        served, lease,
+        "reads answered from the lease during {lease} ticks after its round was sent"
+    );
+}
