@@ -195,3 +195,55 @@ fn a_lease_lasts_the_minimum_election_timeout_less_the_drift_margin() {
         "reads answered from the lease during {lease} ticks after its round was sent"
     );
 }
+
+// Reference: thesis section 6.4, ReadIndex step 3. A heartbeat round that
+// was already on its way when a read arrived proves nothing about the
+// moment of that read (a newer leader may have committed since it left):
+// the read waits for a round sent after it. And in ReadIndex mode (the
+// default) a recent quorum is never used as a lease.
+#[test]
+fn a_read_waits_for_a_round_sent_after_it_and_never_uses_a_lease() {
+    let mut net = Network::new(3);
+    net.elect(1);
+    net.deliver_all();
+    // A confirmed round: in lease mode this would open a lease.
+    let first = net.core_mut(1).read_barrier().expect("leader serves reads");
+    net.process(1);
+    net.deliver_all();
+    assert!(
+        net.outcome(1, first).is_some(),
+        "the first read is answered"
+    );
+
+    // Read A starts a round; read B arrives while that round is out.
+    let a = net.core_mut(1).read_barrier().expect("leader serves reads");
+    net.process(1);
+    assert_eq!(net.outcome(1, a), None, "no lease in ReadIndex mode");
+    let in_flight: Vec<_> = net.queue.drain(..).collect();
+    let ticket = net.core_mut(1).read_barrier().expect("leader serves reads");
+    net.process(1);
+    assert_eq!(net.outcome(1, ticket), None, "no lease in ReadIndex mode");
+    let after: Vec<_> = net.queue.drain(..).collect();
+    // The round sent before the read is answered first: not enough.
+    for (from, to, message) in in_flight {
+        net.deliver(from, to, message);
+    }
+    net.deliver_all();
+    assert!(
+        matches!(net.outcome(1, a), Some(Ok(_))),
+        "A's round confirms A"
+    );
+    assert_eq!(
+        net.outcome(1, ticket),
+        None,
+        "a round sent before read B does not confirm B"
+    );
+    for (from, to, message) in after {
+        net.deliver(from, to, message);
+    }
+    net.deliver_all();
+    assert!(
+        matches!(net.outcome(1, ticket), Some(Ok(_))),
+        "the round sent after the read confirms it"
+    );
+}
