@@ -750,3 +750,38 @@ fn an_isolated_leader_refuses_requests_from_two_heartbeat_round_trips_on() {
     );
     assert_eq!(net.status(1).role, Role::Leader, "still the leader");
 }
+
+// Reference: thesis section 9.6 (pre-vote); a liveness rule of this core.
+// A pre-candidate asks again, every heartbeat interval, exactly the voters
+// that have not granted its pre-vote: not those that did (their grant
+// stands), and not itself.
+#[test]
+fn a_pre_candidate_asks_again_only_the_voters_that_have_not_granted() {
+    let mut net = Network::new(5);
+    let mut ticks = 0;
+    while net.status(2).role == Role::Follower {
+        net.tick(2);
+        ticks += 1;
+        assert!(ticks <= 40, "node 2 never campaigned");
+    }
+    // Only node 3 hears the pre-vote (and grants it): 2 of 5, no quorum.
+    net.deliver_where(|from, to, _| from == 2 && to == 3);
+    net.deliver_where(|from, to, _| from == 3 && to == 2);
+    net.queue.clear();
+    assert_eq!(net.status(2).role, Role::Candidate, "still a pre-candidate");
+    let interval = config(2, &[1, 2, 3, 4, 5]).heartbeat_interval_ticks;
+    let mut asked = Vec::new();
+    for _ in 0..interval {
+        net.tick(2);
+        asked.extend(net.queue.drain(..).filter_map(|(from, to, m)| match m {
+            Message::RequestVote(r) if from == 2 && r.pre_vote => Some(to),
+            _ => None,
+        }));
+    }
+    asked.sort_unstable();
+    assert_eq!(
+        asked,
+        vec![1, 4, 5],
+        "asked again: the voters without a grant"
+    );
+}
