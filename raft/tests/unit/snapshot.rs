@@ -19,6 +19,20 @@ fn compact(net: &mut Network, id: NodeId, data: &[u8]) -> Snapshot {
     snapshot
 }
 
+/// Node 1 leads, node 3 is cut off while 20 commands commit, then node 1
+/// compacts past them with `data`: node 3 (still cut off) can only catch
+/// up by snapshot.
+fn compacted_past_node_3(net: &mut Network, data: &[u8]) -> Snapshot {
+    net.elect(1);
+    net.isolate(3);
+    for i in 0..20 {
+        net.propose(1, &format!("w{i}")).expect("accepted");
+        net.deliver_all();
+    }
+    net.run(3);
+    compact(net, 1, data)
+}
+
 fn snapshot_answers(net: &Network, from: NodeId) -> Vec<SnapshotOutcome> {
     net.queue
         .iter()
@@ -52,15 +66,8 @@ fn chunk(index: u64, term: u64, data: &[u8], offset: usize, len: usize, checksum
 #[test]
 fn lagging_follower_catches_up_by_chunked_snapshot() {
     let mut net = Network::with_config(3, |c| c.snapshot_chunk_bytes = 16);
-    net.elect(1);
-    net.isolate(3);
-    for i in 0..20 {
-        net.propose(1, &format!("w{i}")).expect("accepted");
-        net.deliver_all();
-    }
-    net.run(3);
     let data = vec![7u8; 100];
-    let snapshot = compact(&mut net, 1, &data);
+    let snapshot = compacted_past_node_3(&mut net, &data);
     assert_eq!(snapshot.index, 21);
     assert_eq!(snapshot.epoch, 1);
     assert_eq!(snapshot.membership, Membership::new([1, 2, 3]));
@@ -290,14 +297,7 @@ fn a_lost_snapshot_chunk_is_sent_again_after_two_heartbeat_intervals() {
         c.snapshot_chunk_bytes = 16;
         c.heartbeat_interval_ticks = heartbeat;
     });
-    net.elect(1);
-    net.isolate(3);
-    for i in 0..20 {
-        net.propose(1, &format!("w{i}")).expect("accepted");
-        net.deliver_all();
-    }
-    net.run(3);
-    compact(&mut net, 1, &[7u8; 100]);
+    compacted_past_node_3(&mut net, &[7u8; 100]);
     net.heal();
     let is_chunk_to_3 = |t: NodeId, m: &Message| t == 3 && matches!(m, Message::InstallSnapshot(_));
     let mut sent_at = Vec::new();
