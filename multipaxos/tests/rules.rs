@@ -850,3 +850,48 @@ fn a_follower_draws_a_new_election_timeout_for_each_new_leader() {
         "only {redrawn} of 20 seeds campaigned after a different timeout"
     );
 }
+
+// Reference: "Paxos Made Simple" §2.2 and §3: an acceptor that refuses a
+// proposal tells the proposer the higher number it promised, so the
+// proposer stops issuing proposals under a ballot that can no longer win
+// and its next ballot exceeds the promise. A leader refused under its own
+// ballot steps down; a refusal of an older ballot, or one that names no
+// higher promise, changes nothing.
+#[test]
+fn a_leader_refused_under_its_ballot_steps_down_and_outbids_the_promise() {
+    let mut h = Harness::new(3);
+    h.elect(1);
+    let ballot = h.core(1).leader_ballot().expect("node 1 leads");
+    let older = Ballot::new(ballot.counter().saturating_sub(1), 1);
+    let higher = Ballot::new(ballot.counter() + 3, 3);
+    for (refused, promised) in [(older, higher), (ballot, ballot), (ballot, older)] {
+        h.core_mut(1).step(
+            2,
+            Message::Nack(multipaxos::Nack {
+                ballot: refused,
+                promised,
+                leader: None,
+            }),
+        );
+        h.process(1);
+        assert_eq!(
+            h.core(1).leader_ballot(),
+            Some(ballot),
+            "a Nack of {refused} naming {promised} changes nothing"
+        );
+    }
+    h.core_mut(1).step(
+        2,
+        Message::Nack(multipaxos::Nack {
+            ballot,
+            promised: higher,
+            leader: None,
+        }),
+    );
+    h.process(1);
+    assert_ne!(h.core(1).status().role, Role::Leader, "node 1 stepped down");
+    assert!(
+        h.core(1).promised() >= higher,
+        "its next ballot exceeds the promise"
+    );
+}
