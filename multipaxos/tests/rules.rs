@@ -895,3 +895,34 @@ fn a_leader_refused_under_its_ballot_steps_down_and_outbids_the_promise() {
         "its next ballot exceeds the promise"
     );
 }
+
+// Reference: "Paxos Made Simple" §2.2, P2c — the highest ballot wins
+// whatever order the values are looked at in: the candidate's own
+// accepted value (ballot 2.2, "high") comes first and outranks the one a
+// promise reports (ballot 1.2, "low"). Node 2 proposed both and is gone.
+#[test]
+fn the_highest_ballot_wins_when_it_is_the_candidates_own() {
+    let mut h = Harness::new(3);
+    let low = Ballot::new(1, 2);
+    let high = Ballot::new(2, 2);
+    for (node, ballot, text) in [(3, low, "low"), (1, high, "high")] {
+        h.core_mut(node)
+            .step(2, Message::Prepare(Prepare { ballot, from: 2 }));
+        h.core_mut(node).step(
+            2,
+            Message::Accept(Accept {
+                ballot,
+                entries: vec![value(1, ballot, text)],
+                commit: 0,
+            }),
+        );
+        h.process(node);
+    }
+    h.drop_all();
+    h.crash(2);
+    h.elect(1);
+    h.run(5);
+    assert_eq!(h.applied_texts(1), ["high"]);
+    assert_eq!(h.applied_texts(3), ["high"]);
+    h.check_agreement();
+}
