@@ -29,6 +29,22 @@ fn vote_answers(net: &Network, from: NodeId) -> Vec<RequestVoteResponse> {
         .collect()
 }
 
+/// Ticks node `id` alone until it leaves the follower role (a
+/// pre-candidate or candidate), at most `max` ticks.
+fn tick_until_it_campaigns(net: &mut Network, id: NodeId, max: u64) {
+    for _ in 0..max {
+        if net.status(id).role != Role::Follower {
+            return;
+        }
+        net.tick(id);
+    }
+    assert_ne!(
+        net.status(id).role,
+        Role::Follower,
+        "node {id} never campaigned"
+    );
+}
+
 // Reference: section 5.2
 // "If a follower receives no communication over a period of time called the
 // election timeout, then it assumes there is no viable leader and begins an
@@ -557,12 +573,7 @@ fn a_pre_candidate_refused_inside_a_lease_asks_again_before_its_timeout() {
     );
 
     // Node 2's timer runs out first; node 3 heard the leader a moment ago.
-    let mut ticks = 0;
-    while net.status(2).role == Role::Follower {
-        net.tick(2);
-        ticks += 1;
-        assert!(ticks <= 20, "node 2 never campaigned");
-    }
+    tick_until_it_campaigns(&mut net, 2, 20);
     net.deliver_all();
     assert_eq!(
         net.status(2).role,
@@ -616,12 +627,7 @@ fn two_pre_candidates_at_once_do_not_split_the_vote() {
         net.crash(1);
         net.queue.clear();
         for node in [2, 3] {
-            let mut ticks = 0;
-            while net.status(node).role == Role::Follower {
-                net.tick(node);
-                ticks += 1;
-                assert!(ticks <= 20, "node {node} never campaigned");
-            }
+            tick_until_it_campaigns(&mut net, node, 20);
         }
         // Both pre-votes cross; nobody ticks again.
         net.deliver_all();
@@ -690,12 +696,7 @@ fn a_pre_vote_for_a_term_whose_vote_is_taken_is_refused() {
 #[test]
 fn a_pre_candidate_ignores_late_answers_to_a_real_vote() {
     let mut net = Network::new(3);
-    let mut ticks = 0;
-    while net.status(1).role == Role::Follower {
-        net.tick(1);
-        ticks += 1;
-        assert!(ticks <= 40, "node 1 never campaigned");
-    }
+    tick_until_it_campaigns(&mut net, 1, 40);
     let term = net.status(1).epoch;
     for from in [2, 3] {
         net.deliver(
@@ -758,12 +759,7 @@ fn an_isolated_leader_refuses_requests_from_two_heartbeat_round_trips_on() {
 #[test]
 fn a_pre_candidate_asks_again_only_the_voters_that_have_not_granted() {
     let mut net = Network::new(5);
-    let mut ticks = 0;
-    while net.status(2).role == Role::Follower {
-        net.tick(2);
-        ticks += 1;
-        assert!(ticks <= 40, "node 2 never campaigned");
-    }
+    tick_until_it_campaigns(&mut net, 2, 40);
     // Only node 3 hears the pre-vote (and grants it): 2 of 5, no quorum.
     net.deliver_where(|from, to, _| from == 2 && to == 3);
     net.deliver_where(|from, to, _| from == 3 && to == 2);
